@@ -1,0 +1,13 @@
+"""Kiln: from labelled images to a trained, evaluated, exported and served Keras 3 model.
+
+    import kiln
+    run = kiln.train(data="path/to/images", epochs=20)
+    run.evaluate()["accuracy"]
+    run.predict(["cat.jpg"])
+"""
+
+__version__ = "0.1.0"
+
+from kiln.api import load_run, train  # noqa: E402
+
+__all__ = ["__version__", "load_run", "train"]

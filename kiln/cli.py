@@ -1,0 +1,183 @@
+"""`kiln MODE [--config FILE] key=value ...` -> the library API. User mistakes: one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from typing import List, Optional
+
+import typer
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
+
+from kiln.errors import ConfigError, KilnError, received  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Kiln: labelled images -> trained, evaluated, exported and served Keras model.")
+
+KEY_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
+ARGS = typer.Argument(None, help="key=value overrides (and paths where the mode takes them)")
+CONFIG = typer.Option(None, "--config", help="YAML config file; key=value arguments override it")
+
+
+def _split(args: list[str] | None) -> tuple[list[str], list[str]]:
+    """Positional words vs key=value overrides."""
+    words, pairs = [], []
+    for a in args or []:
+        (pairs if KEY_VALUE.match(a) else words).append(a)
+    return words, pairs
+
+
+def _options(pairs: list[str], allowed: dict[str, type], component: str) -> dict:
+    """Mode options (out=, split=, ...) that are not training config keys."""
+    import difflib
+
+    from kiln.config import parse_overrides
+
+    values = parse_overrides(pairs, component)
+    for key, value in values.items():
+        if key not in allowed:
+            near = difflib.get_close_matches(key, list(allowed), n=2)
+            hint = f"Did you mean {' or '.join(near)}?" if near else f"Valid keys: {', '.join(allowed)}"
+            raise ConfigError(f"{component} received unknown key {key}; it is not an option of kiln {component}. {hint}")
+        kind = allowed[key]
+        if kind is int and not isinstance(value, int):
+            raise ConfigError(received(component, key, value, "it must be a whole number", f"Example: {key}=5"))
+        if kind is str and value is not None:
+            values[key] = str(value)
+    return values
+
+
+def _no_words(words: list[str], component: str) -> None:
+    if words:
+        raise ConfigError(received(component, "argument", words[0], "arguments are key=value pairs", "Example: data=path/to/images epochs=20"))
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def train(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
+    """Train a model: kiln train data=DIR [key=value ...]."""
+    from kiln.config import load_config
+    from kiln.train.trainer import train as run_training
+
+    words, pairs = _split(args)
+    _no_words(words, "train")
+    run = run_training(load_config(config, pairs))
+    _summary(run)
+
+
+@app.command()
+def demo(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
+    """Train, evaluate and predict on scikit-learn's handwritten digits."""
+    from kiln.config import parse_overrides
+    from kiln.demo import demo as run_demo
+
+    words, pairs = _split(args)
+    _no_words(words, "demo")
+    overrides = parse_overrides(pairs, "demo")
+    if config:
+        from kiln.config.load import _flatten, load_config
+        overrides = {**_flatten(load_config(config).model_dump(exclude_defaults=True)), **overrides}
+    run_demo(overrides)
+
+
+@app.command()
+def evaluate(args: Optional[List[str]] = ARGS):
+    """Metrics for a run: kiln evaluate RUN_DIR [data=DIR] [split=test] [out=FILE]."""
+    from kiln.run import load_run
+
+    words, pairs = _split(args)
+    if len(words) != 1:
+        raise ConfigError(received("evaluate", "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder",
+                                   "Example: kiln evaluate runs/train"))
+    opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int}, "evaluate")
+    if opts.get("split", "test") not in ("train", "val", "test"):
+        raise ConfigError(received("evaluate", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
+    result = load_run(words[0]).evaluate(**opts)
+    print(json.dumps(result, indent=2))
+
+
+@app.command()
+def predict(args: Optional[List[str]] = ARGS):
+    """Classify images: kiln predict RUN_DIR PATH... [top_k=5] [out=FILE.csv]."""
+    from kiln.run import load_run
+
+    words, pairs = _split(args)
+    if len(words) < 2:
+        raise ConfigError(received("predict", "arguments", " ".join(words) or "<none>", "pass a run folder and at least one image or folder",
+                                   "Example: kiln predict runs/train photo.jpg"))
+    opts = _options(pairs, {"top_k": int, "out": str}, "predict")
+    for row in load_run(words[0]).predict(words[1:], **opts):
+        print(json.dumps(row))
+
+
+@app.command()
+def models(pattern: str = typer.Argument("*", help="glob over model names, e.g. 'efficientnet*'")):
+    """List registered models."""
+    from kiln.models import get_entry, list_models
+
+    names = list_models(pattern)
+    for name in names:
+        e = get_entry(name)
+        size = f"{e.default_size}px" if e.default_size else "any size"
+        print(f"{name:<24} {e.family:<14} {size:<9} {e.description}")
+    if not names:
+        raise ConfigError(received("models", "pattern", pattern, "no model name matches", "Run kiln models to list all"))
+
+
+@app.command(name="config")
+def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
+    """Print the resolved config (defaults, then --config FILE, then key=value)."""
+    from kiln.config import dump_config, load_config
+
+    words, pairs = _split(args)
+    _no_words(words, "config")
+    print(dump_config(load_config(config, pairs)), end="")
+
+
+def _summary(run) -> None:
+    m = run.metrics
+    for split in ("val", "test"):
+        if split in m:
+            print(f"kiln: {split} accuracy {m[split]['accuracy']:.4f}  macro F1 {m[split]['macro_f1']:.4f}  (n={m[split]['n']})")
+    print(f"kiln: run folder {run.path}")
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("kiln: %(message)s"))
+    logger = logging.getLogger("kiln")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if os.environ.get("KILN_VERBOSE") else logging.WARNING)
+    logger.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    _setup_logging()
+    try:
+        app(args=argv, standalone_mode=False)
+    except KilnError as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        print("kiln: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as err:
+        return int(err.code or 0)
+    except Exception as err:  # click usage errors
+        import click
+
+        if isinstance(err, click.exceptions.UsageError):
+            print(f"kiln received {' '.join(sys.argv[1:2]) or 'no mode'}; {err.format_message()}. Run kiln --help.", file=sys.stderr)
+            return 2
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            return err.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

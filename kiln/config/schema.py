@@ -1,0 +1,121 @@
+"""The typed config: one section per stage, every key with a default, a range and a meaning.
+
+Each stage receives only its own section. `kiln/config/default.yaml` is rendered from this file
+(`python -m kiln.config.schema > kiln/config/default.yaml`) and a test keeps them equal.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    path: Optional[str] = Field(None, description="folder per class, pre-split folder {train,val,test}/<class>, CSV path,label[,split], or TFRecord shard folder")
+    val_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for validation when the source has no split")
+    test_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for the final test when the source has no split")
+    image_size: Union[Literal["auto"], int, list[int]] = Field("auto", description="side or [height, width] fed to the model; auto picks from the data")
+    channels: Union[Literal["auto"], Literal[1, 3]] = Field("auto", description="1 (grayscale) or 3 (RGB); auto uses 1 when every sampled image is grey")
+    resize: Literal["stretch", "pad", "crop"] = Field("stretch", description="stretch to size, pad to keep aspect, or centre crop to keep aspect")
+    batch_size: int = Field(32, ge=1, le=65536, description="images per step (global, across all replicas)")
+    cache: Literal["auto", "memory", "disk", "none"] = Field("auto", description="cache decoded images; auto caches in memory when they fit in a quarter of RAM")
+    shuffle_buffer: int = Field(10000, ge=1, description="images held for shuffling the training split")
+    check_images: bool = Field(True, description="decode every file before training and leave out the ones that fail")
+    max_pixels: int = Field(89_478_485, ge=1, description="refuse images with more pixels than this (decompression bombs)")
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self):
+        if self.val_split + self.test_split >= 0.9:
+            raise ValueError("val_split|val_split + test_split must stay below 0.9 so training keeps data")
+        if isinstance(self.image_size, list) and (len(self.image_size) != 2 or min(self.image_size) < 8):
+            raise ValueError("image_size|image_size must be one side or [height, width], each at least 8")
+        if isinstance(self.image_size, int) and self.image_size < 8:
+            raise ValueError("image_size|image_size must be at least 8")
+        return self
+
+
+class ModelConfig(Section):
+    name: str = Field("auto", description="a registered model (kiln models); auto picks one for the data")
+    filters: list[int] = Field([32, 64, 128], description="cnn: filters of each conv block")
+    convs_per_block: int = Field(1, ge=1, le=8, description="cnn: conv layers per block")
+    kernel_size: int = Field(3, ge=1, le=15, description="cnn: kernel side")
+    strides: int = Field(1, ge=1, le=4, description="cnn: conv stride")
+    padding: Literal["same", "valid"] = Field("same", description="cnn: conv padding")
+    pooling: Literal["max", "avg", "none"] = Field("max", description="cnn: pooling after each block")
+    head: Literal["gap", "flatten"] = Field("gap", description="cnn: global-average-pooling or flatten before the classifier")
+    units: list[int] = Field([128], description="dnn and cnn: hidden Dense layers before the classifier")
+    batchnorm: bool = Field(True, description="BatchNormalization after each conv / dense layer")
+    activation: str = Field("relu", description="hidden activation (any Keras activation name)")
+    dropout: float = Field(0.25, ge=0.0, lt=1.0, description="dropout rate after each block / dense layer")
+    l1: float = Field(0.0, ge=0.0, description="L1 weight penalty on kernels")
+    l2: float = Field(0.0, ge=0.0, description="L2 weight penalty on kernels")
+    initializer: str = Field("he_normal", description="kernel initializer (any Keras initializer name)")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(40, ge=1, le=100000, description="passes over the training split (early stopping may end sooner)")
+    optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam"] = Field("adam", description="optimizer")
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd / rmsprop momentum")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    weight_decay: float = Field(1e-4, ge=0.0, description="adamw decoupled weight decay")
+    schedule: Literal["constant", "step", "exponential", "cosine"] = Field("cosine", description="learning-rate schedule over the run")
+    warmup_epochs: float = Field(0.0, ge=0.0, description="linear warmup from 0 to lr (cosine only)")
+    step_epochs: int = Field(10, ge=1, description="step: epochs between drops")
+    decay_rate: float = Field(0.1, gt=0.0, le=1.0, description="step: factor per drop; exponential: factor per epoch ^ (1 / step_epochs)")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing of the cross-entropy")
+    class_weight: Literal["none", "balanced"] = Field("none", description="balanced weighs each class by n / (k * count)")
+    top_k: int = Field(5, ge=1, description="k of the top-k accuracy metric (clipped to the number of classes)")
+    monitor: str = Field("val_loss", description="metric watched by checkpoint, early stopping and LR reduction")
+    patience: int = Field(10, ge=0, description="early stopping patience in epochs (0 turns it off); best weights restored")
+    reduce_lr_patience: int = Field(0, ge=0, description="ReduceLROnPlateau patience (needs schedule=constant; 0 turns it off)")
+    tensorboard: bool = Field(True, description="write TensorBoard logs to RUN/tensorboard")
+    verbose: int = Field(1, ge=0, le=2, description="Keras fit progress: 0 silent, 1 bar, 2 a line per epoch")
+
+    @model_validator(mode="after")
+    def _reduce_lr_needs_constant(self):
+        if self.reduce_lr_patience and self.schedule != "constant":
+            raise ValueError("reduce_lr_patience|reduce_lr_patience needs schedule=constant (a schedule already sets the LR)")
+        return self
+
+
+class Config(Section):
+    name: Optional[str] = Field(None, description="run name under runs_root (auto-numbered when empty)")
+    run_dir: Optional[str] = Field(None, description="explicit run folder (overrides runs_root/name)")
+    runs_root: str = Field("runs", description="folder that holds auto-numbered runs")
+    seed: int = Field(42, ge=0, description="seed for splits, shuffling, initialisation")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def render_default_yaml(model: type[BaseModel] = Config, indent: int = 0) -> str:
+    """The commented default config: `key: value  # meaning`, one line a key."""
+    import yaml
+
+    lines = []
+    if indent == 0:
+        lines.append("# Kiln default config. Every key can be overridden: kiln train key=value or section.key=value.")
+    pad = "  " * indent
+    for key, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            lines.append(f"{pad}{key}:")
+            lines.append(render_default_yaml(ann, indent + 1))
+            continue
+        default = field.get_default(call_default_factory=True)
+        value = yaml.safe_dump(default, default_flow_style=True).strip()
+        if value.endswith("\n..."):
+            value = value[:-4].strip()
+        value = value.removesuffix("...").strip()
+        lines.append(f"{pad}{key}: {value}  # {field.description}")
+    return "\n".join(lines) + ("\n" if indent == 0 else "")
+
+
+if __name__ == "__main__":
+    print(render_default_yaml(), end="")

@@ -1,0 +1,62 @@
+"""Decode every file once before training, so a bad file never crashes an epoch.
+
+Returns per-file facts (size, mode, EXIF orientation) that also feed the automatic image size and
+channels. Bombs are refused from the header, before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+from PIL import Image
+
+log = logging.getLogger("kiln.data")
+
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def inspect_file(path: str, max_pixels: int) -> dict:
+    """Open and fully decode one image; never raises."""
+    info = {"path": path, "ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "", "orientation": 1, "frames": 1}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.MAX_IMAGE_PIXELS = None  # our own limit below is the one that counts
+            with Image.open(path) as img:
+                info.update(width=img.width, height=img.height, mode=img.mode, format=img.format or "",
+                            frames=getattr(img, "n_frames", 1))
+                if img.width * img.height > max_pixels:
+                    info["error"] = f"bomb: {img.width}x{img.height} = {img.width * img.height:,} pixels is over max_pixels={max_pixels:,}"
+                    return info
+                try:
+                    info["orientation"] = int(img.getexif().get(0x0112, 1) or 1)
+                except Exception:
+                    info["orientation"] = 1
+                img.load()
+        info["ok"] = True
+    except Exception as err:  # every decoder failure is a data problem, not a Kiln bug
+        info["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+    return info
+
+
+def scan(paths: list[str], max_pixels: int, workers: int | None = None) -> pd.DataFrame:
+    """Inspect files in parallel threads (decoders release the GIL); one row per path, same order."""
+    workers = workers or min(32, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        rows = list(pool.map(lambda p: inspect_file(p, max_pixels), paths, chunksize=64))
+    return pd.DataFrame(rows)
+
+
+def drop_unreadable(frame: pd.DataFrame, facts: pd.DataFrame, report_path: str | None = None) -> pd.DataFrame:
+    """Leave out files that failed to decode, with one warning that counts them."""
+    bad = ~facts["ok"].to_numpy()
+    if bad.any():
+        where = f"; details in {report_path}" if report_path else ""
+        kinds = facts.loc[bad, "error"].str.split(":").str[0].value_counts()
+        summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
+        log.warning("data: left out %d of %d file(s) that cannot be decoded (%s)%s", int(bad.sum()), len(frame), summary, where)
+    return frame.loc[~bad].reset_index(drop=True)

@@ -1,0 +1,107 @@
+"""The tf.data input pipeline: parallel decode + resize, optional cache, shuffle, batch, prefetch.
+
+Images leave the pipeline as uint8 `(B, H, W, C)` raw pixels and one-hot labels; rescaling lives
+inside the model. Augmentation (when configured) runs after the cache, on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _decode(data: tf.Tensor, channels: int) -> tf.Tensor:
+    """Any supported format -> (H, W, channels) uint8; GIF gives its first frame."""
+    is_jpeg = tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff"
+    image = tf.cond(
+        is_jpeg,
+        # INTEGER_FAST is the libjpeg fast path; visually identical at training resolutions.
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
+    )
+    image.set_shape([None, None, 3])
+    if channels == 1:
+        image = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
+    return image
+
+
+def _resize(image: tf.Tensor, size: tuple[int, int], mode: str) -> tf.Tensor:
+    h, w = size
+    if mode == "pad":
+        out = tf.image.resize_with_pad(image, h, w)
+    elif mode == "crop":
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = tf.maximum(h / shape[0], w / shape[1])
+        new = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+        out = tf.image.resize(image, new)
+        out = tf.image.resize_with_crop_or_pad(out, h, w)
+    else:
+        out = tf.image.resize(image, (h, w))
+    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+
+
+def _pil_load(path: bytes, channels: int) -> np.ndarray:
+    """Fallback for files TF cannot orient: EXIF rotation applied by Pillow."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path.decode()) as img:
+        img = ImageOps.exif_transpose(img)
+        img.seek(0)
+        img = img.convert("L" if channels == 1 else "RGB")
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if channels == 1 else arr
+
+
+def load_image(path: tf.Tensor, size: tuple[int, int], channels: int, resize: str, use_pil: tf.Tensor | bool = False) -> tf.Tensor:
+    """Read, decode and resize one file -> (H, W, C) uint8."""
+    def tf_path():
+        return _decode(tf.io.read_file(path), channels)
+
+    def pil_path():
+        img = tf.numpy_function(lambda p: _pil_load(p, channels), [path], tf.uint8)
+        img.set_shape([None, None, channels])
+        return img
+
+    image = tf.cond(tf.convert_to_tensor(use_pil), pil_path, tf_path) if not isinstance(use_pil, bool) else (pil_path() if use_pil else tf_path())
+    return _resize(image, size, resize)
+
+
+def cache_fits_in_memory(n_images: int, size: tuple[int, int], channels: int, fraction: float = 0.25) -> bool:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return n_images * size[0] * size[1] * channels <= fraction * total
+
+
+def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], channels: int, resize: str = "stretch",
+                 batch_size: int = 32, training: bool = False, seed: int = 0, cache: str = "none",
+                 cache_dir: str | None = None, shuffle_buffer: int = 10000, use_pil=None, augment=None,
+                 drop_remainder: bool = False) -> tf.data.Dataset:
+    """Paths and integer labels -> batched `(uint8 images (B,H,W,C), one-hot labels (B,K))`."""
+    paths = np.asarray(paths, dtype=str)
+    labels = np.asarray(labels, dtype=np.int32)
+    use_pil = np.zeros(len(paths), bool) if use_pil is None else np.asarray(use_pil, bool)
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, use_pil))
+    if training and cache == "none":
+        # Shuffle file names before decoding: cheap, and the buffer holds strings, not pixels.
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.deterministic = not training  # evaluation keeps file order; training takes whichever is ready
+    ds = ds.with_options(options)
+    ds = ds.map(lambda p, y, u: (load_image(p, size, channels, resize, u), tf.one_hot(y, num_classes)),
+                num_parallel_calls=AUTOTUNE)
+    if cache == "memory":
+        ds = ds.cache()
+    elif cache == "disk" and cache_dir:
+        ds = ds.cache(cache_dir)
+    if training and cache != "none":
+        ds = ds.shuffle(min(shuffle_buffer, len(paths)), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if augment is not None and training:
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

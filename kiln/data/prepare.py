@@ -1,0 +1,112 @@
+"""Source -> checked files -> splits -> image spec: everything the trainer needs to build datasets."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kiln.config.schema import DataConfig
+from kiln.data import check, sources, split
+from kiln.errors import DataError, received
+
+log = logging.getLogger("kiln.data")
+
+
+@dataclass
+class ImageSpec:
+    """What the model sees; saved in run.json so predict/serve/export feed the same thing."""
+
+    height: int
+    width: int
+    channels: int
+    resize: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def to_dict(self) -> dict:
+        return {"height": self.height, "width": self.width, "channels": self.channels, "resize": self.resize}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImageSpec":
+        return cls(int(d["height"]), int(d["width"]), int(d["channels"]), d.get("resize", "stretch"))
+
+
+def auto_side(facts: pd.DataFrame, default_size: int | None) -> int:
+    """The model's own size if it has one; else the median image side, rounded up to 32, in [32, 128]."""
+    if default_size:
+        return default_size
+    ok = facts[facts["ok"]] if "ok" in facts else facts
+    if ok.empty:
+        return 64
+    side = float(np.median(np.sqrt(ok["width"].to_numpy() * ok["height"].to_numpy())))
+    return int(min(128, max(32, int(np.ceil(side / 32.0)) * 32)))
+
+
+def auto_channels(facts: pd.DataFrame) -> int:
+    ok = facts[facts["ok"]] if "ok" in facts else facts
+    return 1 if len(ok) and ok["mode"].isin(check.GREY_MODES).all() else 3
+
+
+def resolve_spec(cfg: DataConfig, facts: pd.DataFrame, default_size: int | None = None, needs_rgb: bool = False) -> ImageSpec:
+    if cfg.image_size == "auto":
+        h = w = auto_side(facts, default_size)
+    elif isinstance(cfg.image_size, int):
+        h = w = cfg.image_size
+    else:
+        h, w = cfg.image_size
+    channels = cfg.channels
+    if channels == "auto":
+        channels = 3 if needs_rgb else auto_channels(facts)
+    elif needs_rgb and channels != 3:
+        raise DataError(received("data", "channels", channels, "this model takes RGB images", "Use channels=3 or channels=auto"))
+    return ImageSpec(h, w, int(channels), cfg.resize)
+
+
+@dataclass
+class Prepared:
+    table: pd.DataFrame  # path, label, split, y, use_pil
+    classes: list[str]
+    facts: pd.DataFrame
+    skipped: pd.DataFrame  # files left out, with their error
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.table[self.table["split"] == name]
+
+
+def prepare(cfg: DataConfig, seed: int, report_path: str | None = None) -> Prepared:
+    """Discover, decode-check and split a source. Reading only: nothing in the source changes."""
+    frame = sources.discover(cfg.path)
+    if cfg.check_images:
+        facts = check.scan(frame["path"].tolist(), cfg.max_pixels)
+        skipped = facts[~facts["ok"]].merge(frame, on="path")
+        frame = check.drop_unreadable(frame, facts, report_path)
+        facts = facts[facts["ok"]].reset_index(drop=True)
+        if frame.empty:
+            raise DataError(received("data", "data", cfg.path, "no file could be decoded as an image",
+                                     "Check the files with kiln audit"))
+    else:
+        sample = frame["path"].sample(min(len(frame), 200), random_state=seed).tolist()
+        facts = check.scan(sample, cfg.max_pixels)
+        skipped = facts.iloc[0:0]
+    frame = split.assign_splits(frame, cfg.val_split, cfg.test_split, seed)
+    classes = sorted(frame["label"].unique())
+    frame["y"] = frame["label"].map({c: i for i, c in enumerate(classes)}).astype(int)
+    rotated = set(facts.loc[facts["orientation"] != 1, "path"]) if "orientation" in facts else set()
+    frame["use_pil"] = frame["path"].isin(rotated)
+    return Prepared(frame, classes, facts, skipped)
+
+
+def write_splits(prepared: Prepared, dest: Path) -> None:
+    from kiln.io import write_text
+
+    write_text(dest, prepared.table[["path", "label", "split"]].to_csv(index=False))

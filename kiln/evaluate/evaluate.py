@@ -1,0 +1,51 @@
+"""`kiln evaluate RUN_DIR [data=DIR] [split=test] [out=FILE]`: one split's metrics as JSON."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kiln.errors import DataError, received
+from kiln.evaluate.metrics import classification_metrics
+
+log = logging.getLogger("kiln.evaluate")
+
+
+def _labelled_files(run, data: str | None, split: str):
+    """(paths, labels) of the run's own split, or of another labelled source."""
+    if data is None:
+        table = run.splits
+        rows = table[table["split"] == split]
+        if rows.empty and split == "test":
+            log.warning("evaluate: this run has no test split; using val")
+            rows = table[table["split"] == "val"]
+        if rows.empty:
+            raise DataError(received("evaluate", "split", split, "this run has no images in that split", "Use split=val or split=test"))
+        return rows["path"].tolist(), rows["label"].tolist()
+    from kiln.data import check, sources
+
+    frame = sources.discover(data, component="evaluate")
+    if frame["split"].notna().any() and (frame["split"] == split).any():
+        frame = frame[frame["split"] == split]
+    unknown = sorted(set(frame["label"]) - set(run.classes))
+    if unknown:
+        raise DataError(received("evaluate", "data", data, f"it has classes the run never saw ({', '.join(unknown[:5])})",
+                                 f"The run knows: {', '.join(run.classes)}"))
+    facts = check.scan(frame["path"].tolist(), run.config.data.max_pixels)
+    frame = check.drop_unreadable(frame, facts)
+    return frame["path"].tolist(), frame["label"].tolist()
+
+
+def evaluate_run(run, data: str | None = None, split: str = "test", out: str | None = None, top_k: int | None = None) -> dict:
+    paths, labels = _labelled_files(run, data, split)
+    index = {c: i for i, c in enumerate(run.classes)}
+    y = np.array([index[label] for label in labels])
+    probs = run.predict_proba(paths)
+    result = classification_metrics(y, probs, run.classes, top_k or run.config.train.top_k)
+    if out:
+        from kiln.io import write_json
+
+        write_json(Path(out), result)
+    return result

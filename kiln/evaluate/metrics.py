@@ -1,0 +1,49 @@
+"""Classification metrics with scikit-learn as the reference implementation."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def classification_metrics(y_true, probs, classes: list[str], top_k: int = 5) -> dict:
+    """One split's metrics: accuracy, top-k, macro/weighted F1, ROC-AUC, per-class table, confusion matrix."""
+    y_true = np.asarray(y_true, dtype=int)
+    probs = np.asarray(probs, dtype=np.float64)
+    k = len(classes)
+    labels = np.arange(k)
+    y_pred = probs.argmax(axis=1)
+    top_k = int(min(top_k, k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined precision for absent classes -> 0, reported as such
+        p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+        out = {
+            "n": int(len(y_true)),
+            "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+            "top_k": top_k,
+            "top_k_accuracy": float(skm.top_k_accuracy_score(y_true, probs, k=top_k, labels=labels)) if k > 2 else float(skm.accuracy_score(y_true, y_pred)),
+            "macro_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+            "weighted_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+            "roc_auc": roc_auc(y_true, probs),
+        }
+    out["per_class"] = {
+        c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, c in enumerate(classes)
+    }
+    out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    out["classes"] = list(classes)
+    return out
+
+
+def roc_auc(y_true, probs) -> float | None:
+    """One-vs-rest macro ROC-AUC over the classes present in y_true (None when undefined)."""
+    k = probs.shape[1]
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return None
+    if k == 2:
+        return float(skm.roc_auc_score(y_true, probs[:, 1]))
+    aucs = [skm.roc_auc_score(y_true == c, probs[:, c]) for c in present]
+    return float(np.mean(aucs))

@@ -1,0 +1,56 @@
+"""`kiln predict RUN_DIR PATH...`: labels and scores for image files and folders."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kiln.data.sources import IMAGE_SUFFIXES
+from kiln.errors import DataError, received
+
+log = logging.getLogger("kiln.predict")
+
+
+def expand_paths(paths) -> list[str]:
+    """Files as given; folders searched recursively for image files."""
+    files = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files += sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            raise DataError(received("predict", "path", p, "no such file or folder", "Pass image files or folders"))
+    if not files:
+        raise DataError(received("predict", "path", " ".join(map(str, paths)), "no image files were found", "Pass image files or folders"))
+    return files
+
+
+def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
+    from kiln.data import check
+
+    files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
+    facts = check.scan(files, run.config.data.max_pixels)
+    bad = facts[~facts["ok"]]
+    for _, row in bad.iterrows():
+        log.warning("predict: skipped %s (%s)", row["path"], row["error"])
+    good = facts[facts["ok"]]
+    probs = run.predict_proba(good["path"].tolist(), use_pil=(good["orientation"] != 1).to_numpy())
+    k = min(top_k, len(run.classes))
+    results = []
+    for path, p in zip(good["path"], probs):
+        order = np.argsort(-p)[:k]
+        results.append({"path": path, "label": run.classes[order[0]], "score": float(p[order[0]]),
+                        "top_k": [[run.classes[i], float(p[i])] for i in order]})
+    if out:
+        from kiln.io import write_text
+
+        table = pd.DataFrame([{"path": r["path"], "label": r["label"], "score": r["score"],
+                               **{f"p_{c}": float(p[i]) for i, c in enumerate(run.classes)}}
+                              for r, p in zip(results, probs)])
+        write_text(Path(out), table.to_csv(index=False))
+    return results

@@ -1,0 +1,114 @@
+"""`kiln train`: config -> data -> model -> fit -> run folder with model, history, metrics and plots."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kiln.config import Config, dump_config
+from kiln.io import save_model, write_json, write_text
+
+log = logging.getLogger("kiln.train")
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
+    """'balanced': n / (k * count_c), scikit-learn's definition."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    weights = compute_class_weight("balanced", classes=np.arange(num_classes), y=y)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def choose_model(cfg: Config) -> str:
+    """`model=auto`: a small CNN from scratch; it suits small grayscale images and photos alike on a CPU."""
+    return "cnn" if cfg.model.name == "auto" else cfg.model.name
+
+
+def train(cfg: Config):
+    """Run one training job end to end and return its `Run`."""
+    import keras
+    import tensorflow as tf
+
+    from kiln import __version__
+    from kiln.data.pipeline import cache_fits_in_memory, make_dataset
+    from kiln.data.prepare import prepare, resolve_spec, write_splits
+    from kiln.evaluate.metrics import classification_metrics
+    from kiln.evaluate.plots import plot_confusion, plot_history
+    from kiln.models import create_model, get_entry
+    from kiln.run import Run, new_run_dir
+    from kiln.train.callbacks import build_callbacks
+    from kiln.train.optim import build_optimizer
+
+    started = time.time()
+    model_name = choose_model(cfg)
+    entry = get_entry(model_name)  # fail on a bad model name before touching data
+    data = prepare(cfg.data, cfg.seed)
+    run_dir = new_run_dir(cfg.run_dir, cfg.runs_root, cfg.name)
+    log.info("train: run folder %s", run_dir)
+    write_text(run_dir / "config.yaml", dump_config(cfg))
+    write_splits(data, run_dir / "splits.csv")
+    if len(data.skipped):
+        write_text(run_dir / "skipped.csv", data.skipped[["path", "label", "error"]].to_csv(index=False))
+
+    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
+    k = len(data.classes)
+    train_rows, val_rows, test_rows = data.split("train"), data.split("val"), data.split("test")
+    cache = cfg.data.cache
+    if cache == "auto":
+        cache = "memory" if cache_fits_in_memory(len(data.table), spec.size, spec.channels) else "none"
+    keras.utils.set_random_seed(cfg.seed)
+
+    def ds(rows, training):
+        return make_dataset(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
+                            resize=spec.resize, batch_size=cfg.data.batch_size, training=training, seed=cfg.seed,
+                            cache=cache, cache_dir=str(run_dir / "cache" / ("train" if training else "eval")),
+                            shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy())
+
+    if cache == "disk":
+        (run_dir / "cache").mkdir(exist_ok=True)
+    train_ds = ds(train_rows, True)
+    val_ds = ds(val_rows, False) if len(val_rows) else None
+    steps = int(np.ceil(len(train_rows) / cfg.data.batch_size))
+
+    model = create_model(model_name, spec.shape, k, **cfg.model.model_dump(exclude={"name"}))
+    top_k = min(cfg.train.top_k, k)
+    model.compile(
+        optimizer=build_optimizer(cfg.train, steps),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+        metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
+    )
+    monitor = cfg.train.monitor if val_ds is not None else cfg.train.monitor.removeprefix("val_")
+    train_cfg = cfg.train.model_copy(update={"monitor": monitor})
+    weights = class_weights(train_rows["y"].to_numpy(), k) if cfg.train.class_weight == "balanced" else None
+    verbose = cfg.train.verbose if (cfg.train.verbose != 1 or sys.stdout.isatty()) else 2
+    print(f"kiln: training {model_name} ({model.count_params():,} parameters) on {len(train_rows)} images, "
+          f"{k} classes, input {spec.height}x{spec.width}x{spec.channels}, {len(val_rows)} val / {len(test_rows)} test",
+          flush=True)
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=build_callbacks(train_cfg, run_dir),
+              class_weight=weights, verbose=verbose)
+    train_seconds = time.time() - started
+
+    write_json(run_dir / "run.json", {
+        "kiln_version": __version__, "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+        "model": model_name, "classes": data.classes, "image": spec.to_dict(),
+        "counts": {s: int((data.table["split"] == s).sum()) for s in ("train", "val", "test")},
+        "skipped": int(len(data.skipped)), "train_seconds": round(train_seconds, 2),
+    })
+    save_model(model, run_dir / "model.keras")
+
+    run = Run(run_dir)
+    metrics = {}
+    for split_name, rows in (("val", val_rows), ("test", test_rows)):
+        if len(rows):
+            probs = run.predict_proba(rows["path"].tolist(), use_pil=rows["use_pil"].to_numpy())
+            metrics[split_name] = classification_metrics(rows["y"].to_numpy(), probs, data.classes, top_k)
+    write_json(run_dir / "metrics.json", metrics)
+    plots = run_dir / "plots"
+    plot_history(run.history, plots)
+    for split_name, m in metrics.items():
+        plot_confusion(m["confusion_matrix"], data.classes, plots / f"confusion_{split_name}.png", f"{split_name} confusion matrix")
+    return run
