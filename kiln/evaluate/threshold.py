@@ -1,0 +1,150 @@
+"""Binary decision threshold: chosen from the validation ROC / precision-recall curves, stored in run.json.
+
+Two-class runs predict the positive class (class index 1, the second class name in sorted order)
+when its probability is >= the threshold, instead of argmax (which is a fixed 0.5).
+
+Rules (`threshold=...`):
+  max_f1          the threshold with the highest F1 on the validation split
+  youden          the ROC point with the largest TPR - FPR (Youden's J)
+  precision>=X    the lowest threshold whose precision is >= X (so recall is as high as it can be)
+  recall>=X       the highest threshold whose recall is >= X (so precision is as high as it can be)
+  argmax          no threshold: 0.5, the same as argmax
+  0.3             a fixed number in (0, 1)
+
+    from kiln.evaluate.threshold import apply_threshold, choose_threshold
+    value, details = choose_threshold(y_val, probs_val, "precision>=0.9")
+    y_pred = apply_threshold(probs_test, value)
+
+run.json keeps `"threshold": value` (a float, or absent for multi-class runs) and
+`"threshold_rule": details` (rule, split, positive class, precision/recall/F1 on that split).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+
+from kiln.errors import ConfigError, received
+
+log = logging.getLogger("kiln.evaluate")
+
+RULE = re.compile(r"^\s*(precision|recall)\s*>=\s*([0-9]*\.?[0-9]+)\s*$")
+NAMED = ("max_f1", "youden", "argmax")
+EXAMPLE = "Use threshold=max_f1, youden, precision>=0.9, recall>=0.95, argmax or a number such as 0.3"
+
+
+def parse_rule(rule) -> tuple[str, float | None]:
+    """'precision>=0.9' -> ('precision', 0.9); 'max_f1' -> ('max_f1', None); 0.3 -> ('fixed', 0.3)."""
+    if isinstance(rule, bool):
+        raise ConfigError(received("threshold", "threshold", rule, "it is not a threshold rule", EXAMPLE))
+    if isinstance(rule, (int, float)):
+        if not 0.0 < float(rule) < 1.0:
+            raise ConfigError(received("threshold", "threshold", rule, "a fixed threshold must lie strictly between 0 and 1", EXAMPLE))
+        return "fixed", float(rule)
+    text = str(rule).strip()
+    if text in NAMED:
+        return text, None
+    try:
+        return parse_rule(float(text))
+    except ValueError:
+        pass
+    m = RULE.match(text)
+    if m:
+        target = float(m.group(2))
+        if not 0.0 < target <= 1.0:
+            raise ConfigError(received("threshold", "threshold", rule, f"the {m.group(1)} target must lie in (0, 1]", EXAMPLE))
+        return m.group(1), target
+    raise ConfigError(received("threshold", "threshold", rule, "it is not a threshold rule", EXAMPLE))
+
+
+def positive_scores(probs) -> np.ndarray:
+    """(N, 2) class probabilities or (N,) positive-class probabilities -> (N,) positive-class probabilities."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 2:
+        if probs.shape[1] != 2:
+            raise ValueError(f"a decision threshold needs two classes, got probabilities of shape {probs.shape}")
+        return probs[:, 1]
+    return probs
+
+
+def apply_threshold(probs, threshold: float | None) -> np.ndarray:
+    """Predicted class indices: argmax when threshold is None (or the run is not binary), else p1 >= threshold."""
+    probs = np.asarray(probs)
+    if threshold is None or (probs.ndim == 2 and probs.shape[1] != 2):
+        return probs.argmax(axis=1).astype(int) if probs.ndim == 2 else (probs >= 0.5).astype(int)
+    return (positive_scores(probs) >= float(threshold)).astype(int)
+
+
+def _between(scores: np.ndarray, t: float) -> float:
+    """Midway between t and the next lower score: the same decisions on this split, a margin for new data."""
+    lower = scores[scores < t]
+    return float((t + lower.max()) / 2) if len(lower) else float(t)
+
+
+def _stats(y: np.ndarray, s: np.ndarray, t: float) -> dict:
+    pred = s >= t
+    tp = int(np.sum(pred & (y == 1)))
+    fp = int(np.sum(pred & (y == 0)))
+    fn = int(np.sum(~pred & (y == 1)))
+    tn = int(np.sum(~pred & (y == 0)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    fpr = fp / (fp + tn) if fp + tn else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "fpr": fpr, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def choose_threshold(y_true, probs, rule="max_f1") -> tuple[float, dict]:
+    """(threshold, details) for a binary problem; y_true holds 0/1 (1 = positive class)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    kind, target = parse_rule(rule)
+    y = np.asarray(y_true, dtype=int)
+    s = positive_scores(probs)
+    details: dict = {"rule": str(rule), "n": int(len(y))}
+    if kind == "fixed":
+        value = float(target)
+    elif kind == "argmax":
+        value = 0.5
+    elif len(np.unique(y)) < 2:
+        log.warning("threshold: the split holds one class only, so %s cannot be chosen; using 0.5", rule)
+        value, details["fallback"] = 0.5, "one class only"
+    elif kind == "youden":
+        fpr, tpr, thr = roc_curve(y, s)
+        finite = np.isfinite(thr)
+        j = (tpr - fpr)[finite]
+        value = _between(s, float(thr[finite][int(np.argmax(j))]))
+    else:
+        precision, recall, thr = precision_recall_curve(y, s)
+        precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+        if kind == "max_f1":
+            f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+            i = int(np.argmax(f1))
+        else:
+            have = precision if kind == "precision" else recall
+            ok = np.flatnonzero(have >= target - 1e-12)
+            if len(ok) == 0:
+                log.warning("threshold: no threshold reaches %s>=%s on this split; using the one with the highest %s",
+                            kind, target, kind)
+                details["met"] = False
+                i = int(np.argmax(have))
+            else:
+                details["met"] = True
+                # thresholds ascend: precision>=X wants the lowest (most recall), recall>=X the highest (most precision)
+                i = int(ok[0]) if kind == "precision" else int(ok[-1])
+        value = _between(s, float(thr[i]))
+    value = float(min(max(value, 1e-7), 1.0))
+    details.update({"value": value, **_stats(y, s, value)})
+    return value, details
+
+
+def run_threshold(run_or_meta) -> float | None:
+    """The stored threshold of a run (a `Run` or its run.json dict); None when the run decides by argmax."""
+    meta = run_or_meta if isinstance(run_or_meta, dict) else run_or_meta.meta
+    value = meta.get("threshold")
+    return None if value is None else float(value)
+
+
+__all__ = ["apply_threshold", "choose_threshold", "parse_rule", "positive_scores", "run_threshold"]
