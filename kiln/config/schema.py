@@ -84,6 +84,22 @@ class TrainConfig(Section):
         return self
 
 
+class EvaluateConfig(Section):
+    threshold: Union[float, str] = Field("max_f1", description="two-class runs: decision threshold chosen on val: max_f1, youden, precision>=X, recall>=X, argmax or a number")
+    report: bool = Field(True, description="write RUN/report.html (plots, errors, Grad-CAM) at the end of training")
+
+    @model_validator(mode="after")
+    def _threshold_rule(self):
+        from kiln.errors import KilnError
+        from kiln.evaluate.threshold import parse_rule
+
+        try:
+            parse_rule(self.threshold)
+        except KilnError as err:
+            raise ValueError("threshold|" + str(err).split("; ", 1)[1].split(". ", 1)[0]) from None
+        return self
+
+
 class Config(Section):
     name: Optional[str] = Field(None, description="run name under runs_root (auto-numbered when empty)")
     run_dir: Optional[str] = Field(None, description="explicit run folder (overrides runs_root/name)")
@@ -92,6 +108,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
 
 def render_default_yaml(model: type[BaseModel] = Config, indent: int = 0) -> str:
