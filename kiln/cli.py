@@ -92,7 +92,7 @@ def evaluate(args: Optional[List[str]] = ARGS):
     if len(words) != 1:
         raise ConfigError(received("evaluate", "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder",
                                    "Example: kiln evaluate runs/train"))
-    opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int}, "evaluate")
+    opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int, "threshold": float}, "evaluate")
     if opts.get("split", "test") not in ("train", "val", "test"):
         raise ConfigError(received("evaluate", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
     result = load_run(words[0]).evaluate(**opts)

@@ -86,11 +86,15 @@ class Run:
         ds = self.dataset(list(paths), batch_size=batch_size, use_pil=use_pil).map(lambda x, y: x)
         return np.asarray(self.model.predict(ds, verbose=0))
 
-    def evaluate(self, data: str | None = None, split: str = "test", out: str | None = None, top_k: int | None = None) -> dict:
-        """Metrics for one split of this run's data, or for every image of another labelled source."""
+    def evaluate(self, data: str | None = None, split: str = "test", out: str | None = None, top_k: int | None = None,
+                 threshold: float | None = None) -> dict:
+        """Metrics for one split of this run's data, or for every image of another labelled source.
+
+        Two-class runs decide with the threshold stored in run.json; `threshold=` overrides it here.
+        """
         from kiln.evaluate.evaluate import evaluate_run
 
-        return evaluate_run(self, data=data, split=split, out=out, top_k=top_k)
+        return evaluate_run(self, data=data, split=split, out=out, top_k=top_k, threshold=threshold)
 
     def predict(self, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
         """One dict per readable image: path, label, score, top_k [[label, score], ...]."""

@@ -38,12 +38,23 @@ def _labelled_files(run, data: str | None, split: str):
     return frame["path"].tolist(), frame["label"].tolist()
 
 
-def evaluate_run(run, data: str | None = None, split: str = "test", out: str | None = None, top_k: int | None = None) -> dict:
+def evaluate_run(run, data: str | None = None, split: str = "test", out: str | None = None, top_k: int | None = None,
+                 threshold: float | None = None) -> dict:
+    """`threshold` (two-class runs) overrides the one stored in run.json for this evaluation only."""
+    from kiln.evaluate.threshold import parse_rule, run_threshold
+
+    if threshold is not None:
+        kind, threshold = parse_rule(threshold)
+        if kind != "fixed":
+            raise DataError(received("evaluate", "threshold", threshold, "evaluate takes a fixed number here",
+                                     "Example: threshold=0.3 (rules are chosen at training time: kiln train threshold=max_f1)"))
+    else:
+        threshold = run_threshold(run)
     paths, labels = _labelled_files(run, data, split)
     index = {c: i for i, c in enumerate(run.classes)}
     y = np.array([index[label] for label in labels])
     probs = run.predict_proba(paths)
-    result = classification_metrics(y, probs, run.classes, top_k or run.config.train.top_k)
+    result = classification_metrics(y, probs, run.classes, top_k or run.config.train.top_k, threshold=threshold)
     if out:
         from kiln.io import write_json
 

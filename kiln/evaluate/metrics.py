@@ -8,13 +8,18 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def classification_metrics(y_true, probs, classes: list[str], top_k: int = 5) -> dict:
-    """One split's metrics: accuracy, top-k, macro/weighted F1, ROC-AUC, per-class table, confusion matrix."""
+def classification_metrics(y_true, probs, classes: list[str], top_k: int = 5, threshold: float | None = None) -> dict:
+    """One split's metrics: accuracy, top-k, macro/weighted F1, ROC-AUC, per-class table, confusion matrix.
+
+    `threshold` (two-class runs): predict class 1 when its probability is >= threshold instead of argmax.
+    """
+    from kiln.evaluate.threshold import apply_threshold
+
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probs, dtype=np.float64)
     k = len(classes)
     labels = np.arange(k)
-    y_pred = probs.argmax(axis=1)
+    y_pred = apply_threshold(probs, threshold if k == 2 else None)
     top_k = int(min(top_k, k))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined precision for absent classes -> 0, reported as such
@@ -34,6 +39,8 @@ def classification_metrics(y_true, probs, classes: list[str], top_k: int = 5) ->
     }
     out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
     out["classes"] = list(classes)
+    if k == 2 and threshold is not None:
+        out["threshold"] = float(threshold)
     return out
 
 

@@ -39,12 +39,15 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[di
     for _, row in bad.iterrows():
         log.warning("predict: skipped %s (%s)", row["path"], row["error"])
     good = facts[facts["ok"]]
+    from kiln.evaluate.threshold import apply_threshold, run_threshold
+
     probs = run.predict_proba(good["path"].tolist(), use_pil=(good["orientation"] != 1).to_numpy())
     k = min(top_k, len(run.classes))
+    chosen = apply_threshold(probs, run_threshold(run)) if len(probs) else []  # argmax unless a two-class threshold is stored
     results = []
-    for path, p in zip(good["path"], probs):
+    for path, p, c in zip(good["path"], probs, chosen):
         order = np.argsort(-p)[:k]
-        results.append({"path": path, "label": run.classes[order[0]], "score": float(p[order[0]]),
+        results.append({"path": path, "label": run.classes[c], "score": float(p[c]),
                         "top_k": [[run.classes[i], float(p[i])] for i in order]})
     if out:
         from kiln.io import write_text

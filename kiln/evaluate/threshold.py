@@ -147,4 +147,21 @@ def run_threshold(run_or_meta) -> float | None:
     return None if value is None else float(value)
 
 
-__all__ = ["apply_threshold", "choose_threshold", "parse_rule", "positive_scores", "run_threshold"]
+def store_threshold(run, y_val, probs_val, rule, split: str = "val") -> float | None:
+    """Choose the threshold on a two-class run's val split and write it into run.json; None for rule=argmax."""
+    import json
+
+    from kiln.io import write_json
+
+    value, details = choose_threshold(y_val, probs_val, rule)
+    details.update({"split": split, "positive_class": run.classes[1], "negative_class": run.classes[0]})
+    meta = json.loads((run.path / "run.json").read_text())
+    meta["threshold"] = None if parse_rule(rule)[0] == "argmax" else value
+    meta["threshold_rule"] = details
+    write_json(run.path / "run.json", meta)
+    run.__dict__.pop("meta", None)  # Run.meta is cached
+    log.info("threshold: %s on %s -> %.4f (precision %.3f, recall %.3f)", rule, split, value, details["precision"], details["recall"])
+    return meta["threshold"]
+
+
+__all__ = ["apply_threshold", "choose_threshold", "parse_rule", "positive_scores", "run_threshold", "store_threshold"]

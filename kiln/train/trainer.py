@@ -102,13 +102,23 @@ def train(cfg: Config):
 
     run = Run(run_dir)
     metrics = {}
+    threshold = None  # two-class runs: chosen on val (cfg.evaluate.threshold), stored in run.json, used on test
     for split_name, rows in (("val", val_rows), ("test", test_rows)):
         if len(rows):
             probs = run.predict_proba(rows["path"].tolist(), use_pil=rows["use_pil"].to_numpy())
-            metrics[split_name] = classification_metrics(rows["y"].to_numpy(), probs, data.classes, top_k)
+            if split_name == "val" and k == 2:
+                from kiln.evaluate.threshold import store_threshold
+                threshold = store_threshold(run, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
+            metrics[split_name] = classification_metrics(rows["y"].to_numpy(), probs, data.classes, top_k, threshold=threshold)
     write_json(run_dir / "metrics.json", metrics)
     plots = run_dir / "plots"
     plot_history(run.history, plots)
     for split_name, m in metrics.items():
         plot_confusion(m["confusion_matrix"], data.classes, plots / f"confusion_{split_name}.png", f"{split_name} confusion matrix")
+    if cfg.evaluate.report:
+        try:
+            from kiln.evaluate.report import write_report
+            write_report(run)
+        except Exception as err:  # the run is saved already; a report problem must not lose it
+            log.warning("train: report.html was not written (%s: %s); retry with kiln report %s", type(err).__name__, err, run_dir)
     return run
