@@ -19,8 +19,8 @@ log = logging.getLogger("kiln.data")
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
-def inspect_file(path: str, max_pixels: int) -> dict:
-    """Open and fully decode one image; never raises."""
+def inspect_file(path: str, max_pixels: int, visit=None) -> dict:
+    """Open and fully decode one image; never raises. `visit(img) -> dict` adds facts from the decoded image."""
     info = {"path": path, "ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "", "orientation": 1, "frames": 1}
     try:
         with warnings.catch_warnings():
@@ -32,11 +32,13 @@ def inspect_file(path: str, max_pixels: int) -> dict:
                 if img.width * img.height > max_pixels:
                     info["error"] = f"bomb: {img.width}x{img.height} = {img.width * img.height:,} pixels is over max_pixels={max_pixels:,}"
                     return info
+                img.load()  # before getexif: PNG's getexif loads pixels and would swallow a decode error
                 try:
                     info["orientation"] = int(img.getexif().get(0x0112, 1) or 1)
                 except Exception:
                     info["orientation"] = 1
-                img.load()
+                if visit is not None:
+                    info.update(visit(img))
         info["ok"] = True
     except Exception as err:  # every decoder failure is a data problem, not a Kiln bug
         info["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
