@@ -8,12 +8,14 @@ from typing import Any
 from kiln.run import Run, load_run
 
 
-def _flatten_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _flatten_kwargs(kwargs: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """`train={"lr": 0.01}` -> `{"train.lr": 0.01}`; `data="dir"` stays a shortcut for data.path."""
+    from kiln.config.load import mapping_keys
+
     flat = {}
     for key, value in kwargs.items():
-        if isinstance(value, dict):
-            for sub, v in _flatten_kwargs(value).items():
+        if isinstance(value, dict) and f"{prefix}{key}" not in mapping_keys():
+            for sub, v in _flatten_kwargs(value, f"{prefix}{key}.").items():
                 flat[f"{key}.{sub}"] = v
         else:
             flat[key] = value

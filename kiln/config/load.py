@@ -89,10 +89,17 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def mapping_keys(model: type[BaseModel] = Config) -> set[str]:
+    """Keys whose value is itself a mapping (`tune.space`), by dotted name and by unique shortcut."""
+    keys = {k for k, f in leaf_keys(model).items() if getattr(f.annotation, "__origin__", None) is dict}
+    return keys | {short for short, dotted in _shortcuts(model).items() if dotted in keys}
+
+
 def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     flat = {}
+    keep = mapping_keys()
     for key, value in tree.items():
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and f"{prefix}{key}" not in keep:
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value

@@ -6,7 +6,7 @@ Each stage receives only its own section. `kiln/config/default.yaml` is rendered
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,7 +22,7 @@ class DataConfig(Section):
     image_size: Union[Literal["auto"], int, list[int]] = Field("auto", description="side or [height, width] fed to the model; auto picks from the data")
     channels: Union[Literal["auto"], Literal[1, 3]] = Field("auto", description="1 (grayscale) or 3 (RGB); auto uses 1 when every sampled image is grey")
     resize: Literal["stretch", "pad", "crop"] = Field("stretch", description="stretch to size, pad to keep aspect, or centre crop to keep aspect")
-    batch_size: int = Field(32, ge=1, le=65536, description="images per step (global, across all replicas)")
+    batch_size: int = Field(32, ge=1, le=65536, description="images per step on each replica; the global batch is batch_size x replicas (1 replica on a CPU)")
     cache: Literal["auto", "memory", "disk", "none"] = Field("auto", description="cache decoded images; auto caches in memory when they fit in a quarter of RAM")
     shuffle_buffer: int = Field(10000, ge=1, description="images held for shuffling the training split")
     check_images: bool = Field(True, description="decode every file before training and leave out the ones that fail")
@@ -76,11 +76,65 @@ class TrainConfig(Section):
     reduce_lr_patience: int = Field(0, ge=0, description="ReduceLROnPlateau patience (needs schedule=constant; 0 turns it off)")
     tensorboard: bool = Field(True, description="write TensorBoard logs to RUN/tensorboard")
     verbose: int = Field(1, ge=0, le=2, description="Keras fit progress: 0 silent, 1 bar, 2 a line per epoch")
+    phases: Literal["auto", 1, 2] = Field("auto", description="2: train the head on a frozen backbone, then fine-tune; 1: everything at once; auto: 2 when the model has a pretrained backbone")
+    finetune_epochs: int = Field(10, ge=0, description="phase 2: epochs of fine-tuning after the head (0 skips phase 2)")
+    finetune_lr: float = Field(1e-5, gt=0.0, le=10.0, description="phase 2: peak learning rate, usually 10-100x below lr")
+    finetune_patience: int = Field(5, ge=0, description="phase 2: early stopping patience in epochs (0 turns it off)")
+    unfreeze: Union[Literal["all"], int, float] = Field("all", description="phase 2: backbone layers (with weights) trained, from the top: all, a count N or a fraction in (0, 1]; BatchNorm stays frozen")
+    resume: Union[Literal["auto"], bool] = Field("auto", description="auto: continue an unfinished run_dir; true: continue the latest unfinished run (or fail); false: never")
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field("float32", description="compute dtype policy; mixed_* keeps weights and the softmax in float32")
+    jit_compile: bool = Field(False, description="compile train and predict steps with XLA")
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = Field("auto", description="tf.distribute strategy; multi_worker reads TF_CONFIG; auto: multi_worker with TF_CONFIG, mirrored with 2+ GPUs, else none")
 
     @model_validator(mode="after")
     def _reduce_lr_needs_constant(self):
         if self.reduce_lr_patience and self.schedule != "constant":
             raise ValueError("reduce_lr_patience|reduce_lr_patience needs schedule=constant (a schedule already sets the LR)")
+        if isinstance(self.unfreeze, bool) or (isinstance(self.unfreeze, int) and self.unfreeze < 1):
+            raise ValueError("unfreeze|unfreeze must be all, a layer count >= 1 or a fraction in (0, 1]")
+        if isinstance(self.unfreeze, float) and not 0.0 < self.unfreeze <= 1.0:
+            raise ValueError("unfreeze|unfreeze must be all, a layer count >= 1 or a fraction in (0, 1]")
+        return self
+
+
+class TuneRange(Section):
+    min: float = Field(description="lowest value")
+    max: float = Field(description="highest value")
+    step: Optional[float] = Field(None, gt=0.0, description="grid step (empty: continuous for floats, 1 for ints)")
+    sampling: Literal["linear", "log"] = Field("linear", description="log samples evenly in log space (min must be > 0)")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max <= self.min:
+            raise ValueError("space|a range needs min < max")
+        if self.sampling == "log" and self.min <= 0:
+            raise ValueError("space|sampling=log needs min > 0")
+        return self
+
+
+class TuneConfig(Section):
+    space: dict[str, Any] = Field(default_factory=dict, description="config key -> list of choices or {min, max, step, sampling}; e.g. {train.lr: {min: 1e-4, max: 1e-2, sampling: log}, model.dropout: [0.1, 0.3]}")
+    algorithm: Literal["random", "hyperband", "bayesian"] = Field("random", description="KerasTuner search: random, hyperband or bayesian")
+    trials: int = Field(10, ge=1, le=100000, description="trials to run (hyperband derives its own count from trial_epochs)")
+    trial_epochs: Optional[int] = Field(None, ge=1, description="epochs per trial (hyperband: the most any trial gets); empty: train.epochs")
+    objective: str = Field("val_accuracy", description="history column to optimise: *loss is minimised, anything else maximised")
+    hyperband_factor: int = Field(3, ge=2, description="hyperband: reduction factor between rounds")
+
+    @model_validator(mode="after")
+    def _space(self):
+        from pydantic import ValidationError
+
+        for key, value in self.space.items():
+            if isinstance(value, list) and value:
+                continue
+            if not isinstance(value, dict):
+                raise ValueError(f"space|{key} needs a non-empty list of choices or a range {{min, max, step, sampling}}")
+            try:
+                TuneRange.model_validate(value)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"space|{key}{'.' + where if where else ''}: {first['msg'].removeprefix('Value error, ').split('|')[-1]}") from None
         return self
 
 
@@ -109,6 +163,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
 
 def render_default_yaml(model: type[BaseModel] = Config, indent: int = 0) -> str:
