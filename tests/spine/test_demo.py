@@ -1,0 +1,25 @@
+"""`kiln demo`: the embedded default, end to end, on scikit-learn's real digits."""
+
+import json
+import subprocess
+import time
+
+from conftest import KILN
+
+
+def test_demo_end_to_end(tmp_path):
+    run_dir = tmp_path / "demo"
+    started = time.time()
+    out = subprocess.run([KILN, "demo", f"run_dir={run_dir}", "verbose=0"], capture_output=True, text=True, timeout=900)
+    elapsed = time.time() - started
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list((run_dir / "data").rglob("*.png"))) == 1797
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.97
+    assert metrics["test"]["n"] == 180
+    assert "kiln demo: test accuracy" in out.stdout
+    for name in ("config.yaml", "splits.csv", "model.keras", "history.csv", "tensorboard", "plots", "predictions.csv"):
+        assert (run_dir / name).exists(), name
+    predictions = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [p["label"] for p in predictions] == ["0", "3", "7"]
+    print(f"demo took {elapsed:.0f}s")
