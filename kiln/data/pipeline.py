@@ -48,7 +48,7 @@ def _pil_load(path: bytes, channels: int) -> np.ndarray:
     """Fallback for files TF cannot orient: EXIF rotation applied by Pillow."""
     from PIL import Image, ImageOps
 
-    with Image.open(path.decode()) as img:
+    with Image.open(path.decode() if isinstance(path, bytes) else path) as img:  # a path, or a file object (serve)
         img = ImageOps.exif_transpose(img)
         img.seek(0)
         img = img.convert("L" if channels == 1 else "RGB")
@@ -68,6 +68,17 @@ def load_image(path: tf.Tensor, size: tuple[int, int], channels: int, resize: st
 
     image = tf.cond(tf.convert_to_tensor(use_pil), pil_path, tf_path) if not isinstance(use_pil, bool) else (pil_path() if use_pil else tf_path())
     return _resize(image, size, resize)
+
+
+def decode_bytes(data: bytes, size: tuple[int, int], channels: int, resize: str, use_pil: bool = False) -> np.ndarray:
+    """Encoded image bytes -> (H, W, C) uint8: the decode + resize `load_image` gives the same file (serve uses it)."""
+    if use_pil:
+        import io
+
+        image = tf.constant(_pil_load(io.BytesIO(data), channels))
+    else:
+        image = _decode(tf.constant(data), channels)
+    return _resize(image, size, resize).numpy()
 
 
 def cache_fits_in_memory(n_images: int, size: tuple[int, int], channels: int, fraction: float = 0.25) -> bool:

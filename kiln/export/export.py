@@ -1,0 +1,267 @@
+"""`kiln export RUN_DIR format=keras|savedmodel|tflite|onnx [quantize=...] [out=DIR]`: write, then prove.
+
+The export is written to a hidden staging folder beside `out`, loaded back in its own runtime and
+compared with the Keras model on the run's test split (else val, else a train sample). Only an export
+whose top-1 agreement reaches `min_agreement` (or one forced through) is renamed into place, with:
+
+    out/<model file>   model.keras | saved_model/ | model.tflite | model.onnx
+    out/labels.txt     one class name a line, in output order
+    out/export.json    format, quantize, input/output signature, classes, image spec, parity figures
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+from pydantic import Field
+
+from kiln.config.schema import Section
+from kiln.errors import ConfigError, DataError, KilnError, received
+from kiln.export import FORMATS
+
+log = logging.getLogger("kiln.export")
+
+LABELS = "labels.txt"
+MANIFEST = "export.json"
+
+
+class ExportOptions(Section):
+    format: Optional[Literal["keras", "savedmodel", "tflite", "onnx"]] = Field(None, description="export format")
+    quantize: Literal["none", "float16", "dynamic", "int8"] = Field("none", description="tflite: none|float16|dynamic|int8; onnx: none|dynamic|int8")
+    out: Optional[str] = Field(None, description="export folder (default RUN_DIR/exports/FORMAT[-QUANTIZE], auto-numbered)")
+    force: bool = Field(False, description="keep an export whose agreement is below min_agreement (exit 0)")
+    min_agreement: float = Field(0.99, ge=0.0, le=1.0, description="lowest top-1 agreement with the Keras model that passes")
+    calibration_images: int = Field(200, ge=1, le=100_000, description="int8: training images used for calibration")
+    parity_images: int = Field(2000, ge=1, le=1_000_000, description="most test (or val) images used for the parity check")
+
+
+class AgreementError(KilnError):
+    """The export disagrees with the Keras model more than allowed: exit code 1, figures attached."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, figures: dict):
+        super().__init__(message)
+        self.figures = figures
+
+
+def format_module(name: str):
+    return importlib.import_module(f"kiln.export.{name}")
+
+
+def _check_options(opts: ExportOptions) -> None:
+    if opts.format is None:
+        raise ConfigError(received("export", "format", "<unset>", "an export format is required",
+                                   f"Use format={', format='.join(FORMATS)}"))
+    allowed = format_module(opts.format).QUANTIZE
+    if opts.quantize not in allowed:
+        raise ConfigError(received("export", "quantize", opts.quantize, f"{opts.format} exports support quantize={'|'.join(allowed)}",
+                                   "Example: format=tflite quantize=int8"))
+
+
+def default_out(run_path: Path, fmt: str, quantize: str) -> Path:
+    base = run_path / "exports" / (fmt if quantize == "none" else f"{fmt}-{quantize}")
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def _existing_paths(rows) -> tuple[list[str], list[str]]:
+    paths, labels = [], []
+    for p, label in zip(rows["path"], rows["label"]):
+        if os.path.isfile(p):
+            paths.append(p)
+            labels.append(label)
+    missing = len(rows) - len(paths)
+    if missing:
+        log.warning("export: %d image(s) of the run's splits no longer exist; left out", missing)
+    return paths, labels
+
+
+def parity_images(run, limit: int, seed: int = 0) -> tuple[str, np.ndarray, np.ndarray]:
+    """(split name, uint8 images (N, H, W, C), labels (N,)) for the parity check."""
+    table = run.splits
+    for split in ("test", "val", "train"):
+        rows = table[table["split"] == split]
+        if len(rows):
+            break
+    if len(rows) > limit:
+        rows = rows.sample(limit, random_state=seed)
+    paths, labels = _existing_paths(rows)
+    if not paths:
+        raise DataError(received("export", "run", run.path, "none of the run's images can be read for the parity check",
+                                 "Keep the training data where it was when the run trained"))
+    index = {c: i for i, c in enumerate(run.classes)}
+    return split, decode(run, paths), np.array([index[label] for label in labels])
+
+
+def calibration_images(run, n: int, seed: int = 0) -> np.ndarray:
+    """A random sample of `n` training images, decoded as in training: (n, H, W, C) uint8."""
+    rows = run.splits
+    rows = rows[rows["split"] == "train"]
+    if len(rows) > n:
+        rows = rows.sample(n, random_state=seed)
+    paths, _ = _existing_paths(rows)
+    if not paths:
+        raise DataError(received("export", "quantize", "int8", "int8 calibrates on the run's training images and none can be read",
+                                 "Keep the training data where it was, or use quantize=dynamic"))
+    return decode(run, paths)
+
+
+def decode(run, paths: list[str]) -> np.ndarray:
+    ds = run.dataset(paths, batch_size=64).map(lambda x, y: x)
+    return np.concatenate([b.numpy() for b in ds])
+
+
+def size_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def export_run(run_dir: str | Path, format: str | None = None, quantize: str = "none", out: str | None = None,
+               force: bool = False, min_agreement: float = 0.99, calibration_images: int = 200,
+               parity_images: int = 2000, timing: dict | None = None) -> dict:
+    """Export a run, verify it in its own runtime, and return the figures written to export.json.
+
+    Raises `AgreementError` (exit 1) when agreement < `min_agreement` and not `force`; nothing is kept then.
+    """
+    from kiln.config import build
+    from kiln.run import load_run
+
+    opts = build(ExportOptions, {k: v for k, v in dict(format=format, quantize=quantize, out=out, force=force,
+                                                        min_agreement=min_agreement, calibration_images=calibration_images,
+                                                        parity_images=parity_images).items() if v is not None}, "export")
+    _check_options(opts)
+    run = load_run(run_dir)
+    out_path = Path(opts.out) if opts.out else default_out(run.path, opts.format, opts.quantize)
+    if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
+        raise ConfigError(received("export", "out", out_path, "it already exists and is not empty; Kiln never overwrites an export",
+                                   "Pick a new out=DIR or leave out= unset to auto-number"))
+    return _export(run, opts, out_path, timing)
+
+
+def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> dict:
+    import keras
+    import tensorflow as tf
+
+    import kiln
+    from kiln.export.keras import KerasPredictor
+    from kiln.export.parity import compare
+    from kiln.io import write_json, write_text
+
+    module = format_module(opts.format)
+    spec = run.spec
+    shape = spec.shape
+    model = run.model
+    calib = calibration_images(run, opts.calibration_images) if opts.quantize == "int8" else None
+    split, images, y = parity_images(run, opts.parity_images)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}-", dir=out_path.parent))
+    try:
+        artifact = module.write(model, shape, stage, opts.quantize, calib)
+        write_text(stage / LABELS, "".join(f"{c}\n" for c in run.classes))
+        candidate = module.load(stage, shape)
+        figures = compare(KerasPredictor(model, shape), candidate, images, y, timing)
+        k = len(run.classes)
+        notes = module.NOTES[opts.quantize].format(n=0 if calib is None else len(calib))
+        manifest = {
+            "format": opts.format,
+            "quantize": opts.quantize,
+            "agreement": figures["agreement"],
+            "accuracy": figures["accuracy"],
+            "keras_accuracy": figures["keras_accuracy"],
+            "size_bytes": size_bytes(artifact),
+            "keras_size_bytes": size_bytes(run.path / "model.keras"),
+            "max_abs_diff": figures["max_abs_diff"],
+            "mean_abs_diff": figures["mean_abs_diff"],
+            "latency_ms": figures["latency_ms"],
+            "keras_latency_ms": figures["keras_latency_ms"],
+            "throughput": figures["throughput"],
+            "keras_throughput": figures["keras_throughput"],
+            "batch_size": figures["batch_size"],
+            "parity_split": split,
+            "parity_n": figures["n"],
+            "min_agreement": opts.min_agreement,
+            "passed": figures["agreement"] >= opts.min_agreement,
+            "forced": bool(opts.force and figures["agreement"] < opts.min_agreement),
+            "runtime": candidate.runtime,
+            "file": artifact.name,
+            "labels": LABELS,
+            "classes": list(run.classes),
+            "image": spec.to_dict(),
+            "input": {"name": "image", "dtype": "uint8", "shape": [None, *shape]},
+            "output": {"name": "probabilities", "dtype": "float32", "shape": [None, k]},
+            "notes": notes,
+            "calibration_images": 0 if calib is None else int(len(calib)),
+            "threshold": run.meta.get("threshold"),
+            "run": str(run.path.resolve()),
+            "run_name": run.name,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "kiln_version": kiln.__version__,
+            "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__,
+        }
+        if opts.format == "tflite":
+            manifest["tensor_types"] = candidate.tensor_types()
+        if not manifest["passed"] and not opts.force:
+            manifest["out"] = str(out_path)
+            raise AgreementError(
+                received("export", "min_agreement", opts.min_agreement,
+                         f"the {opts.format} {opts.quantize} export agrees with the Keras model on only "
+                         f"{figures['agreement']:.2%} of {figures['n']} {split} images, so it was not kept",
+                         "Try a milder quantize= (dynamic or float16), more calibration_images=, or pass force=true to keep it"),
+                manifest)
+        write_json(stage / MANIFEST, manifest)
+        if out_path.exists():
+            out_path.rmdir()  # empty, checked before
+        os.replace(stage, out_path)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)  # Kiln's own staging folder
+    manifest["out"] = str(out_path)
+    if manifest["forced"]:
+        log.warning("export: kept below min_agreement because force=true (agreement %.4f < %.4f)",
+                    manifest["agreement"], opts.min_agreement)
+    return manifest
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def table(m: dict) -> str:
+    """The figures of one export as a plain-text table (Keras float32 vs the export)."""
+    name = m["format"] if m["quantize"] == "none" else f"{m['format']} {m['quantize']}"
+    rows = [
+        ("", "keras float32", name),
+        ("accuracy", f"{m['keras_accuracy']:.4f}", f"{m['accuracy']:.4f}"),
+        ("top-1 agreement", "", f"{m['agreement']:.2%}"),
+        ("max |p diff|", "", f"{m['max_abs_diff']:.2e}"),
+        ("size", _size(m["keras_size_bytes"]), _size(m["size_bytes"])),
+        ("latency, 1 image", f"{m['keras_latency_ms']:.3f} ms", f"{m['latency_ms']:.3f} ms"),
+        (f"throughput, batch {m['batch_size']}", f"{m['keras_throughput']:.0f} img/s", f"{m['throughput']:.0f} img/s"),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
+    verdict = "passed" if m["passed"] else ("FORCED (below min_agreement)" if m["forced"] else "FAILED")
+    lines.append(f"verified in {m['runtime']} on {m['parity_n']} {m['parity_split']} images; "
+                 f"min_agreement {m['min_agreement']:.2%}: {verdict}")
+    if m.get("out"):
+        lines.append(f"{'export' if m['passed'] or m['forced'] else 'not kept'}: {m['out']}")
+    return "\n".join(lines)
