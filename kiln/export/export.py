@@ -34,7 +34,7 @@ MANIFEST = "export.json"
 
 
 class ExportOptions(Section):
-    format: Optional[Literal["keras", "savedmodel", "tflite", "onnx"]] = Field(None, description="export format")
+    format: Optional[Literal["keras", "savedmodel", "tflite", "onnx"]] = Field(None, description="export format: keras, savedmodel, tflite or onnx")
     quantize: Literal["none", "float16", "dynamic", "int8"] = Field("none", description="tflite: none|float16|dynamic|int8; onnx: none|dynamic|int8")
     out: Optional[str] = Field(None, description="export folder (default RUN_DIR/exports/FORMAT[-QUANTIZE], auto-numbered)")
     force: bool = Field(False, description="keep an export whose agreement is below min_agreement (exit 0)")
@@ -57,10 +57,24 @@ def format_module(name: str):
     return importlib.import_module(f"kiln.export.{name}")
 
 
+def options(values: dict) -> ExportOptions:
+    """Validated export options from key=value pairs (the CLI) or keyword arguments (the API)."""
+    import difflib
+
+    from kiln.config import build
+
+    fmt = values.get("format")
+    if fmt not in FORMATS:
+        near = difflib.get_close_matches(str(fmt), FORMATS, n=1)
+        why = "an export format is required" if fmt is None else "no such export format"
+        hint = f"Did you mean format={near[0]}" if near else f"Use format={', format='.join(FORMATS)}"
+        raise ConfigError(received("export", "format", "<unset>" if fmt is None else fmt, why, hint))
+    opts = build(ExportOptions, values, "export")
+    _check_options(opts)
+    return opts
+
+
 def _check_options(opts: ExportOptions) -> None:
-    if opts.format is None:
-        raise ConfigError(received("export", "format", "<unset>", "an export format is required",
-                                   f"Use format={', format='.join(FORMATS)}"))
     allowed = format_module(opts.format).QUANTIZE
     if opts.quantize not in allowed:
         raise ConfigError(received("export", "quantize", opts.quantize, f"{opts.format} exports support quantize={'|'.join(allowed)}",
@@ -136,13 +150,11 @@ def export_run(run_dir: str | Path, format: str | None = None, quantize: str = "
 
     Raises `AgreementError` (exit 1) when agreement < `min_agreement` and not `force`; nothing is kept then.
     """
-    from kiln.config import build
     from kiln.run import load_run
 
-    opts = build(ExportOptions, {k: v for k, v in dict(format=format, quantize=quantize, out=out, force=force,
-                                                        min_agreement=min_agreement, calibration_images=calibration_images,
-                                                        parity_images=parity_images).items() if v is not None}, "export")
-    _check_options(opts)
+    opts = options({k: v for k, v in dict(format=format, quantize=quantize, out=out, force=force, min_agreement=min_agreement,
+                                          calibration_images=calibration_images, parity_images=parity_images).items()
+                    if v is not None})
     run = load_run(run_dir)
     out_path = Path(opts.out) if opts.out else default_out(run.path, opts.format, opts.quantize)
     if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
@@ -183,7 +195,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "accuracy": figures["accuracy"],
             "keras_accuracy": figures["keras_accuracy"],
             "size_bytes": size_bytes(artifact),
-            "keras_size_bytes": size_bytes(run.path / "model.keras"),
+            "keras_size_bytes": _keras_size(model, stage),
             "max_abs_diff": figures["max_abs_diff"],
             "mean_abs_diff": figures["mean_abs_diff"],
             "latency_ms": figures["latency_ms"],
@@ -235,6 +247,18 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
         log.warning("export: kept below min_agreement because force=true (agreement %.4f < %.4f)",
                     manifest["agreement"], opts.min_agreement)
     return manifest
+
+
+def _keras_size(model, stage: Path) -> int:
+    """Bytes of the trained model as a .keras file without optimizer state: the float32 reference size."""
+    from kiln.io import save_model
+
+    tmp = stage / ".reference.keras"
+    try:
+        save_model(model, tmp)
+        return tmp.stat().st_size
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _size(n: int) -> str:

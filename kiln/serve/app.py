@@ -1,0 +1,238 @@
+"""`kiln serve RUN_DIR|EXPORT_DIR`: a FastAPI app over one model, run by uvicorn.
+
+    app = create_app("runs/train", api_key="secret")   # an ASGI app; uvicorn or a test client runs it
+    serve("runs/train", host="127.0.0.1", port=8000)   # blocks; SIGINT/SIGTERM drain in-flight requests
+
+Every bad request gets `{"error": "..."}` with 400 (malformed JSON, wrong shape, undecodable image),
+401 (missing or wrong API key), 404 (unknown model or route) or 413 (body or image too large).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field
+
+from kiln.config.schema import Section
+from kiln.serve.inputs import ApiError
+
+log = logging.getLogger("kiln.serve")
+
+STATIC = Path(__file__).parent / "static"
+OPEN_PATHS = {"/", "/favicon.ico", "/v2/health/live", "/v2/health/ready"}  # no API key needed
+
+
+class ServeOptions(Section):
+    host: str = Field("127.0.0.1", description="interface to listen on (0.0.0.0 for every interface)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one)")
+    name: Optional[str] = Field(None, description="model name in URLs (default: the run folder's name)")
+    api_key: Optional[str] = Field(None, description="require this key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="most images per model call (1 turns micro-batching off)")
+    max_delay_ms: float = Field(2.0, ge=0.0, le=1000.0, description="longest wait for more requests to fill a micro-batch")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body; bigger ones get 413")
+    max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) accepted; bigger ones get 413")
+    top_k: int = Field(5, ge=1, description="labels returned by /predict unless the request sets top_k")
+    graceful_timeout: float = Field(30.0, ge=0.0, description="seconds in-flight requests get to finish on shutdown")
+
+
+class State:
+    """What every handler reads: the model, the batcher, the metrics and the limits."""
+
+    def __init__(self, model, opts: ServeOptions):
+        from kiln.serve.batching import MicroBatcher
+        from kiln.serve.metrics import Metrics
+
+        self.model = model
+        self.opts = opts
+        self.api_key = opts.api_key
+        self.max_pixels = opts.max_pixels
+        self.max_body_bytes = opts.max_body_bytes
+        self.top_k = opts.top_k
+        self.metrics = Metrics(model.name)
+        self.batcher = MicroBatcher(model.predictor, opts.max_batch_size, opts.max_delay_ms, self.metrics)
+        self.ready = False
+
+
+def _authorized(headers: dict[bytes, bytes], key: str) -> bool:
+    given = headers.get(b"x-api-key")
+    if given is None:
+        auth = headers.get(b"authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            given = auth[7:].strip()
+    if given is None:
+        return False
+    return hmac.compare_digest(given, key.encode())  # constant time
+
+
+class Guard:
+    """ASGI middleware: API key, body-size limit, in-flight count and per-route metrics for every request."""
+
+    def __init__(self, app, state: State, routes):
+        self.app, self.state, self.routes = app, state, routes
+
+    def _route(self, scope) -> str:
+        from starlette.routing import Match
+
+        route = scope.get("route")
+        if route is not None and hasattr(route, "path"):
+            return route.path
+        for r in self.routes:  # answered before routing (401, 413): find the route it was meant for
+            if r.matches(scope)[0] == Match.FULL:
+                return r.path
+        return "other"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.responses import JSONResponse
+
+        state, metrics = self.state, self.state.metrics
+        started = time.perf_counter()
+        code = {"status": 500}
+
+        async def send_tracked(message):
+            if message["type"] == "http.response.start":
+                code["status"] = message["status"]
+            await send(message)
+
+        metrics.request_started()
+        try:
+            headers = dict(scope.get("headers") or [])
+            if state.api_key and scope["path"] not in OPEN_PATHS and not _authorized(headers, state.api_key):
+                await JSONResponse({"error": "missing or wrong API key; send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"},
+                                   401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_tracked)
+                return
+            length = headers.get(b"content-length")
+            if length is not None:
+                try:
+                    too_big = int(length) > state.max_body_bytes
+                except ValueError:
+                    await JSONResponse({"error": "invalid Content-Length header"}, 400)(scope, receive, send_tracked)
+                    return
+                if too_big:
+                    await JSONResponse({"error": f"the body has {int(length):,} bytes, over the server's limit of "
+                                                 f"{state.max_body_bytes:,}"}, 413, headers={"Connection": "close"})(scope, receive, send_tracked)
+                    return
+            seen = 0
+
+            async def receive_limited():
+                nonlocal seen
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > state.max_body_bytes:
+                        raise ApiError(413, f"the body is over the server's limit of {state.max_body_bytes:,} bytes")
+                return message
+
+            await self.app(scope, receive_limited, send_tracked)
+        finally:
+            metrics.request_done(self._route(scope), code["status"], time.perf_counter() - started)
+
+
+def _warm_decoder(spec) -> None:
+    """Decode one small PNG and JPEG so the first request does not pay TensorFlow's op setup."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from kiln.serve.inputs import decode_image
+
+    for fmt in ("PNG", "JPEG"):
+        buf = io.BytesIO()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, fmt)
+        decode_image(buf.getvalue(), spec, 64)
+
+
+def create_app(source, name: str | None = None, api_key: str | None = None, **options):
+    """The FastAPI app for a run folder or an export folder; the model is loaded (safe mode) and warmed now."""
+    import numpy as np
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from starlette.exceptions import HTTPException
+
+    import kiln
+    from kiln.config import build
+    from kiln.serve.metrics import CONTENT_TYPE
+    from kiln.serve.model import load_served
+    from kiln.serve.protocols import router
+
+    values = {k: v for k, v in dict(name=name, api_key=api_key, **options).items() if v is not None}
+    opts = build(ServeOptions, values, "serve")
+    served = load_served(source, opts.name)
+    served.predictor(np.zeros((1, *served.shape), np.uint8))  # trace / allocate before the first request
+    _warm_decoder(served.spec)
+    state = State(served, opts)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await state.batcher.start()
+        state.ready = True
+        log.info("serve: %s (%s) ready", served.name, served.platform)
+        yield
+        state.ready = False
+        await state.batcher.stop()  # uvicorn has let in-flight requests finish by now
+
+    app = FastAPI(title=f"Kiln: {served.name}", version=kiln.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.kiln = state
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError):
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):
+        detail = err.detail if isinstance(err.detail, str) else json.dumps(err.detail)
+        if err.status_code == 404:
+            detail = f"not found: {request.method} {request.url.path}"
+        return JSONResponse({"error": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {"msg": "invalid request"}
+        return JSONResponse({"error": f"{'.'.join(map(str, first.get('loc', [])))}: {first['msg']}"}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, err: Exception):  # a Kiln bug or a model failure, never a bad request
+        log.exception("serve: %s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(err).__name__})"}, status_code=500)
+
+    page = (STATIC / "index.html").read_text()
+    page_config = json.dumps({"model": served.name, "auth": bool(opts.api_key), "classes": len(served.classes),
+                              "input": list(served.shape), "platform": served.platform}).replace("<", "\\u003c")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        return HTMLResponse(page.replace("__KILN_CONFIG__", page_config))
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(router)
+    routes = [r for r in app.router.routes if hasattr(r, "path")] + list(router.routes)
+    app.add_middleware(Guard, state=state, routes=routes)
+    return app
+
+
+def serve(source, host: str = "127.0.0.1", port: int = 8000, name: str | None = None, api_key: str | None = None,
+          **options) -> None:
+    """Run the server until SIGINT/SIGTERM; in-flight requests finish (up to graceful_timeout seconds)."""
+    import uvicorn
+
+    app = create_app(source, name=name, api_key=api_key, host=host, port=port, **options)
+    opts = app.state.kiln.opts
+    served = app.state.kiln.model
+    print(f"kiln: serving {served.name} ({served.platform}, {len(served.classes)} classes, input "
+          f"{'x'.join(map(str, served.shape))} uint8) on http://{opts.host}:{opts.port}/  (Ctrl+C stops)", flush=True)
+    config = uvicorn.Config(app, host=opts.host, port=opts.port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=opts.graceful_timeout, lifespan="on")
+    uvicorn.Server(config).run()

@@ -1,0 +1,115 @@
+"""Dynamic micro-batching shared by every endpoint.
+
+Requests put their images on one queue. A single worker takes the first waiting request, then keeps
+taking more until the batch holds `max_batch_size` images or `max_delay_ms` has passed since it
+started collecting, and runs the model once on the concatenated batch in its inference thread.
+While the model runs, new requests queue up, so under load batches fill without waiting.
+`max_batch_size=1` turns batching off: one model call per request, in arrival order.
+
+    batcher = MicroBatcher(predict, max_batch_size=32, max_delay_ms=2)
+    await batcher.start()
+    probs = await batcher.predict(images)   # (n, H, W, C) uint8 -> (n, K) float32
+    await batcher.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+
+class MicroBatcher:
+    def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None):
+        self.predict_fn = predict
+        self.max_batch_size = max(1, int(max_batch_size))
+        self.max_delay = max(0.0, float(max_delay_ms)) / 1000.0
+        self.metrics = metrics
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._carry = None  # a request that did not fit the previous batch
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        # One inference thread: models use all cores inside a call, and TFLite interpreters are not thread-safe.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-infer")
+        self._task = asyncio.get_running_loop().create_task(self._worker(), name="kiln-batcher")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the worker."""
+        if self._task is None:
+            return
+        while self._carry is not None or not self._queue.empty():
+            await asyncio.sleep(0.005)
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._executor.shutdown(wait=True)
+        self._task = None
+
+    async def predict(self, images: np.ndarray) -> np.ndarray:
+        """(n, H, W, C) uint8 -> (n, K) float32 probabilities, batched with other callers."""
+        if self._task is None:
+            raise RuntimeError("the batcher is not running")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((images, future, time.perf_counter()))
+        return await future
+
+    async def _next(self, timeout: float | None):
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        if timeout is None:
+            return await self._queue.get()
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        if timeout <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._next(None)
+            items, n = [first], len(first[0])
+            deadline = loop.time() + self.max_delay
+            while n < self.max_batch_size:
+                item = await self._next(deadline - loop.time())
+                if item is None:
+                    break
+                if n + len(item[0]) > self.max_batch_size:
+                    self._carry = item
+                    break
+                items.append(item)
+                n += len(item[0])
+            items = [it for it in items if not it[1].done()]  # callers that went away
+            if not items:
+                continue
+            await self._run(loop, items)
+
+    async def _run(self, loop, items) -> None:
+        batch = items[0][0] if len(items) == 1 else np.concatenate([it[0] for it in items])
+        started = time.perf_counter()
+        try:
+            probs = await loop.run_in_executor(self._executor, self.predict_fn, batch)
+        except Exception as err:  # the model failed: every caller of this batch gets the error
+            for _, future, _ in items:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        seconds = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.batch_done(len(batch), seconds, [started - t for _, _, t in items])
+        i = 0
+        for images, future, _ in items:
+            if not future.done():
+                future.set_result(probs[i:i + len(images)])
+            i += len(images)
