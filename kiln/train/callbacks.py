@@ -1,42 +1,83 @@
-"""Callbacks for a run folder; Keras's own except `LearningRateLogger`, which Keras lacks."""
+"""Callbacks for a run folder; Keras's own except the few Keras lacks: `EpochInfo` (lr and phase in
+each epoch's logs) and `BestCheckpoint` (an atomic best-model file)."""
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import keras
 
 from kiln.config.schema import TrainConfig
+from kiln.io import save_model
 from kiln.train.optim import current_lr
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current `lr` to each epoch's logs, so history.csv and plots show it."""
+class EpochInfo(keras.callbacks.Callback):
+    """Adds the optimizer's current `lr`, the training `phase` and `epoch_seconds` (wall time since the
+    previous epoch ended, every callback included) to each epoch's logs (history.csv, plots)."""
+
+    def __init__(self, phase: int = 1):
+        super().__init__()
+        self.phase = phase
+        self._last = None
+
+    def on_train_begin(self, logs=None):
+        self._last = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
         if logs is not None:
             logs["lr"] = current_lr(self.model.optimizer)
+            logs["phase"] = self.phase
+            if self._last is not None:
+                logs["epoch_seconds"] = round(now - self._last, 4)
+        self._last = now
+
+
+LearningRateLogger = EpochInfo  # the spine's name
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model whenever `monitor` improves, through a temp file and a rename (never a half file).
+
+    `best` carries over phases and restarts (the resume checkpoint restores it).
+    """
+
+    def __init__(self, path: Path, monitor: str, mode: str):
+        super().__init__()
+        self.path, self.monitor, self.mode = Path(path), monitor, mode
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None or math.isnan(float(current)):
+            return
+        if (current < self.best) if self.mode == "min" else (current > self.best):
+            self.best = float(current)
+            save_model(self.model, self.path)
 
 
 def monitor_mode(monitor: str) -> str:
     return "min" if "loss" in monitor else "max"
 
 
-def build_callbacks(cfg: TrainConfig, run_dir: Path, history_file: str = "history.csv") -> list:
+def build_callbacks(cfg: TrainConfig, run_dir: Path, history_file: str = "history.csv", *, phase: int = 1,
+                    append: bool = False, writer: bool = True) -> list:
+    """The callbacks of one phase. `append` continues history.csv; `writer=False` (non-chief workers) writes no file."""
     mode = monitor_mode(cfg.monitor)
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        LearningRateLogger(),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "best.keras"), monitor=cfg.monitor, mode=mode,
-                                        save_best_only=True),
-    ]
+    callbacks = [keras.callbacks.TerminateOnNaN(), EpochInfo(phase)]
+    if writer:
+        callbacks.append(BestCheckpoint(run_dir / "checkpoints" / "best.keras", cfg.monitor, mode))
     if cfg.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience,
                                                        restore_best_weights=True, verbose=1))
     if cfg.reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=cfg.monitor, mode=mode, patience=cfg.reduce_lr_patience,
                                                            factor=0.2, verbose=1))
-    if cfg.tensorboard:
+    if writer and cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), profile_batch=0))
-    callbacks.append(keras.callbacks.CSVLogger(str(run_dir / history_file)))
+    if writer:
+        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / history_file), append=append))
     return callbacks
