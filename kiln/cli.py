@@ -183,6 +183,85 @@ def _raw_strings(pairs: list[str], values: dict, keys: tuple[str, ...]) -> dict:
     return values
 
 
+@app.command()
+def audit(args: Optional[List[str]] = ARGS):
+    """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [fix=quarantine] [ignore=KIND,..] [min_side=16 ...]; kiln audit restore MANIFEST."""
+    from kiln.config.load import build
+    from kiln.data import audit as auditing
+
+    words, pairs = _split(args)
+    if words[:1] == ["restore"] and len(words) == 2:
+        from kiln.data.quarantine import restore
+
+        _options(pairs, {}, "audit restore")
+        print(f"kiln: restored {restore(words[1])} file(s) to where they were")
+        return
+    if len(words) != 1:
+        raise ConfigError(received("audit", "DATA", " ".join(words) or "<none>", "pass exactly one dataset (folder or CSV)",
+                                   "Example: kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json"))
+    limits = set(auditing.AuditOptions.model_fields)
+    own = {"out": str, "strict": bool, "fix": str, "ignore": list}
+    opts = _options([p for p in pairs if p.split("=", 1)[0] not in limits], own, "audit")
+    options = build(auditing.AuditOptions, _options([p for p in pairs if p.split("=", 1)[0] in limits], dict.fromkeys(limits, object), "audit"), "audit")
+    strict = opts.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(received("audit", "strict", strict, "it must be true or false", "Example: strict=true"))
+    if opts.get("fix") not in (None, "quarantine"):
+        raise ConfigError(received("audit", "fix", opts["fix"], "the only fix is quarantine (move problem files aside)", "Example: fix=quarantine"))
+    ignore = opts.get("ignore") or []
+    ignore = [ignore] if isinstance(ignore, str) else [str(k) for k in ignore]
+    unknown = [k for k in ignore if k not in auditing.KINDS]
+    if unknown:
+        raise ConfigError(received("audit", "ignore", unknown[0], "no such problem kind", f"Kinds: {', '.join(auditing.KINDS)}"))
+    report = auditing.audit(words[0], out=opts.get("out"), options=options)
+    for line in auditing.summary_lines(report):
+        print(line)
+    if opts.get("fix") == "quarantine" and report["quarantine"]:
+        from kiln.data.quarantine import quarantine
+
+        manifest = quarantine(report)
+        print(f"kiln: moved {len(report['quarantine'])} file(s) to {manifest.parent}; undo with kiln audit restore {manifest}")
+    failures = auditing.strict_failures(report, ignore)
+    if strict and failures:
+        print(f"kiln: strict: {len(failures)} problem(s) found; exit 1", file=sys.stderr)
+        raise SystemExit(1)
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def convert(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
+    """Pack images into TFRecord shards: kiln convert DATA out=DIR [shard_mb=100] [shard_images=5000] [val_split=.. seed=..]; kiln convert verify DIR."""
+    from kiln.config import load_config
+    from kiln.data import records
+
+    words, pairs = _split(args)
+    if words[:1] == ["verify"] and len(words) == 2:
+        _options(pairs, {}, "convert verify")
+        problems = records.verify(words[1])
+        for line in problems:
+            print(f"kiln: {line}", file=sys.stderr)
+        if problems:
+            print(f"kiln: {len(problems)} shard(s) failed verification; convert again", file=sys.stderr)
+            raise SystemExit(1)
+        manifest = records.read_manifest(words[1], "convert verify")
+        print(f"kiln: all {len(manifest['shards'])} shard(s) match their sha256 ({manifest['images']:,} images)")
+        return
+    if len(words) != 1:
+        raise ConfigError(received("convert", "DATA", " ".join(words) or "<none>", "pass exactly one dataset (folder or CSV)",
+                                   "Example: kiln convert data/images out=data/shards, or kiln convert verify data/shards"))
+    own = {"out": str, "shard_mb": int, "shard_images": int, "workers": int}
+    opts = _options([p for p in pairs if p.split("=", 1)[0] in own], own, "convert")
+    if not opts.get("out"):
+        raise ConfigError(received("convert", "out", "<unset>", "the shard folder is required", "Example: kiln convert data/images out=data/shards"))
+    cfg = load_config(config, [p for p in pairs if p.split("=", 1)[0] not in own])
+    manifest = records.convert(words[0], opts.pop("out"), cfg, **opts)
+    if manifest["up_to_date"]:
+        print(f"kiln: {manifest['images']:,} images already converted and unchanged; nothing to do")
+    else:
+        counts = ", ".join(f"{s} {sum(c.values()):,}" for s, c in manifest["counts"].items())
+        print(f"kiln: wrote {len(manifest['shards'])} shard(s), {manifest['bytes'] / 2**20:,.1f} MiB ({counts}); "
+              f"{manifest['skipped']} file(s) left out")
+
+
 def _summary(run) -> None:
     m = run.metrics
     for split in ("val", "test"):

@@ -11,6 +11,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -23,6 +24,9 @@ def inspect_file(path: str, max_pixels: int, visit=None) -> dict:
     """Open and fully decode one image; never raises. `visit(img) -> dict` adds facts from the decoded image."""
     info = {"path": path, "ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "", "orientation": 1, "frames": 1}
     try:
+        if os.path.getsize(path) == 0:
+            info["error"] = "empty: zero bytes"
+            return info
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             Image.MAX_IMAGE_PIXELS = None  # our own limit below is the one that counts
@@ -53,12 +57,44 @@ def scan(paths: list[str], max_pixels: int, workers: int | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def drop_unreadable(frame: pd.DataFrame, facts: pd.DataFrame, report_path: str | None = None) -> pd.DataFrame:
-    """Leave out files that failed to decode, with one warning that counts them."""
+TF_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}  # formats the tf.data pipeline decodes with tf.io
+
+
+def needs_pil(facts: pd.DataFrame) -> np.ndarray:
+    """Files the pipeline must decode with Pillow: EXIF-rotated ones, and what tf.io may not read
+    (BMP variants, a TIFF named .jpg, animated WebP)."""
+    use = np.zeros(len(facts), bool)
+    if "orientation" in facts:
+        use |= (facts["orientation"] != 1).to_numpy()
+    if "format" in facts:
+        use |= (~facts["format"].isin(TF_FORMATS) | ((facts["frames"] > 1) & (facts["format"] != "GIF"))).to_numpy()
+    return use
+
+
+def error_kind(error: str) -> str:
+    """The stable name of a decode failure (the `kind` kiln audit reports): empty, bomb, not_image, truncated, corrupt."""
+    if error.startswith("empty"):
+        return "empty"
+    if error.startswith("bomb"):
+        return "bomb"
+    if error.startswith("UnidentifiedImageError"):
+        return "not_image"
+    return "truncated" if "truncated" in error.lower() else "corrupt"
+
+
+def warn_skipped(errors, total: int, report_path: str | None = None) -> None:
+    """One warning that counts left-out files by kind and names where the details are."""
+    kinds = pd.Series([error_kind(e) for e in errors], dtype=object).value_counts()
+    if kinds.empty:
+        return
+    summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    where = f"; details in {report_path}" if report_path else "; kiln audit DATA explains each file"
+    log.warning("data: left out %d of %d file(s) that cannot be decoded (%s)%s", int(kinds.sum()), total, summary, where)
+
+
+def drop_unreadable(frame: pd.DataFrame, facts: pd.DataFrame, report_path: str | None = None, warn: bool = True) -> pd.DataFrame:
+    """Leave out files that failed to decode, with one warning that counts them (unless `warn=False`)."""
     bad = ~facts["ok"].to_numpy()
-    if bad.any():
-        where = f"; details in {report_path}" if report_path else ""
-        kinds = facts.loc[bad, "error"].str.split(":").str[0].value_counts()
-        summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
-        log.warning("data: left out %d of %d file(s) that cannot be decoded (%s)%s", int(bad.sum()), len(frame), summary, where)
+    if bad.any() and warn:
+        warn_skipped(facts.loc[bad, "error"], len(frame), report_path)
     return frame.loc[~bad].reset_index(drop=True)

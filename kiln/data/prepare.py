@@ -78,18 +78,27 @@ class Prepared:
     classes: list[str]
     facts: pd.DataFrame
     skipped: pd.DataFrame  # files left out, with their error
+    shards: object = None  # a records.ShardSource when the source is a TFRecord shard folder (pixels stay in the shards)
 
     def split(self, name: str) -> pd.DataFrame:
         return self.table[self.table["split"] == name]
 
 
 def prepare(cfg: DataConfig, seed: int, report_path: str | None = None) -> Prepared:
-    """Discover, decode-check and split a source. Reading only: nothing in the source changes."""
+    """Discover, decode-check and split a source. Reading only: nothing in the source changes.
+
+    Undecodable files are left out (`skipped`); the one warning about them is logged here when
+    `report_path` names where the caller writes the details, else the caller logs it (check.warn_skipped).
+    """
+    from kiln.data import records
+
+    if records.is_shard_folder(cfg.path):  # splits fixed at conversion; see kiln/data/records.py
+        return records.prepare_shards(cfg, seed)
     frame = sources.discover(cfg.path)
     if cfg.check_images:
         facts = check.scan(frame["path"].tolist(), cfg.max_pixels)
         skipped = facts[~facts["ok"]].merge(frame, on="path")
-        frame = check.drop_unreadable(frame, facts, report_path)
+        frame = check.drop_unreadable(frame, facts, report_path, warn=report_path is not None)
         facts = facts[facts["ok"]].reset_index(drop=True)
         if frame.empty:
             raise DataError(received("data", "data", cfg.path, "no file could be decoded as an image",
@@ -101,12 +110,13 @@ def prepare(cfg: DataConfig, seed: int, report_path: str | None = None) -> Prepa
     frame = split.assign_splits(frame, cfg.val_split, cfg.test_split, seed)
     classes = sorted(frame["label"].unique())
     frame["y"] = frame["label"].map({c: i for i, c in enumerate(classes)}).astype(int)
-    rotated = set(facts.loc[facts["orientation"] != 1, "path"]) if "orientation" in facts else set()
-    frame["use_pil"] = frame["path"].isin(rotated)
+    frame["use_pil"] = frame["path"].isin(set(facts.loc[check.needs_pil(facts), "path"]))
     return Prepared(frame, classes, facts, skipped)
 
 
 def write_splits(prepared: Prepared, dest: Path) -> None:
     from kiln.io import write_text
 
-    write_text(dest, prepared.table[["path", "label", "split"]].to_csv(index=False))
+    # shard runs add the shard file and record number of each image (its path is the original file's)
+    columns = [c for c in ("path", "label", "split", "shard", "record") if c in prepared.table]
+    write_text(dest, prepared.table[columns].to_csv(index=False))

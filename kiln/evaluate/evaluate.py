@@ -50,10 +50,16 @@ def evaluate_run(run, data: str | None = None, split: str = "test", out: str | N
                                      "Example: threshold=0.3 (rules are chosen at training time: kiln train threshold=max_f1)"))
     else:
         threshold = run_threshold(run)
-    paths, labels = _labelled_files(run, data, split)
-    index = {c: i for i, c in enumerate(run.classes)}
-    y = np.array([index[label] for label in labels])
-    probs = run.predict_proba(paths)
+    from kiln.data.records import shard_predictions
+
+    found = shard_predictions(run, data, split)  # a shard-trained run, or data=SHARD_DIR: read the shards
+    if found is not None:
+        y, probs = found
+    else:
+        paths, labels = _labelled_files(run, data, split)
+        index = {c: i for i, c in enumerate(run.classes)}
+        y = np.array([index[label] for label in labels])
+        probs = run.predict_proba(paths)
     result = classification_metrics(y, probs, run.classes, top_k or run.config.train.top_k, threshold=threshold)
     if out:
         from kiln.io import write_json

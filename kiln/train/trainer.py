@@ -35,6 +35,7 @@ def train(cfg: Config):
 
     from kiln import __version__
     from kiln.data.pipeline import cache_fits_in_memory, make_dataset
+    from kiln.data import check
     from kiln.data.prepare import prepare, resolve_spec, write_splits
     from kiln.evaluate.metrics import classification_metrics
     from kiln.evaluate.plots import plot_confusion, plot_history
@@ -53,6 +54,7 @@ def train(cfg: Config):
     write_splits(data, run_dir / "splits.csv")
     if len(data.skipped):
         write_text(run_dir / "skipped.csv", data.skipped[["path", "label", "error"]].to_csv(index=False))
+        check.warn_skipped(data.skipped["error"], len(data.skipped) + len(data.table), str(run_dir / "skipped.csv"))
 
     spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
     k = len(data.classes)
@@ -63,7 +65,9 @@ def train(cfg: Config):
     keras.utils.set_random_seed(cfg.seed)
 
     def ds(rows, training):
-        return make_dataset(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
+        # a TFRecord shard folder reads its split's shards instead of the files (kiln/data/records.py)
+        make = make_dataset if data.shards is None else data.shards.dataset_for(rows)
+        return make(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
                             resize=spec.resize, batch_size=cfg.data.batch_size, training=training, seed=cfg.seed,
                             cache=cache, cache_dir=str(run_dir / "cache" / ("train" if training else "eval")),
                             shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy())
@@ -97,6 +101,7 @@ def train(cfg: Config):
         "model": model_name, "classes": data.classes, "image": spec.to_dict(),
         "counts": {s: int((data.table["split"] == s).sum()) for s in ("train", "val", "test")},
         "skipped": int(len(data.skipped)), "train_seconds": round(train_seconds, 2),
+        **({"shards": data.shards.describe()} if data.shards is not None else {}),
     })
     save_model(model, run_dir / "model.keras")
 
@@ -105,7 +110,10 @@ def train(cfg: Config):
     threshold = None  # two-class runs: chosen on val (cfg.evaluate.threshold), stored in run.json, used on test
     for split_name, rows in (("val", val_rows), ("test", test_rows)):
         if len(rows):
-            probs = run.predict_proba(rows["path"].tolist(), use_pil=rows["use_pil"].to_numpy())
+            if data.shards is not None:
+                probs = data.shards.predict_proba(run, split_name)[1]  # same order as rows (index.csv)
+            else:
+                probs = run.predict_proba(rows["path"].tolist(), use_pil=rows["use_pil"].to_numpy())
             if split_name == "val" and k == 2:
                 from kiln.evaluate.threshold import store_threshold
                 threshold = store_threshold(run, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
