@@ -14,13 +14,28 @@ import tensorflow as tf
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _decode(data: tf.Tensor, channels: int) -> tf.Tensor:
-    """Any supported format -> (H, W, channels) uint8; GIF gives its first frame."""
+def _decode_jpeg(data: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
+    """JPEG -> (H, W, 3), decoded at 1/2, 1/4 or 1/8 scale in the DCT domain when the image is still at
+    least `size` afterwards: a large photo bound for 224 px costs a fraction of a full decode."""
+    def at(ratio):
+        # INTEGER_FAST is the libjpeg fast path; visually identical at training resolutions.
+        return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+
+    if size is None:
+        return at(1)()
+    shape = tf.image.extract_jpeg_shape(data)  # header only
+    fits = [tf.cast((shape[0] // r >= size[0]) & (shape[1] // r >= size[1]), tf.int32) for r in (2, 4, 8)]
+    return tf.switch_case(tf.add_n(fits), [at(1), at(2), at(4), at(8)])
+
+
+def _decode(data: tf.Tensor, channels: int, size: tuple[int, int] | None = None) -> tf.Tensor:
+    """Any supported format -> (H, W, channels) uint8; GIF gives its first frame.
+
+    With `size`, JPEGs may be decoded at a reduced scale that still covers `size` (see `_decode_jpeg`)."""
     is_jpeg = tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff"
     image = tf.cond(
         is_jpeg,
-        # INTEGER_FAST is the libjpeg fast path; visually identical at training resolutions.
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"),
+        lambda: _decode_jpeg(data, size),
         lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
     )
     image.set_shape([None, None, 3])
@@ -59,7 +74,7 @@ def _pil_load(path: bytes, channels: int) -> np.ndarray:
 def load_image(path: tf.Tensor, size: tuple[int, int], channels: int, resize: str, use_pil: tf.Tensor | bool = False) -> tf.Tensor:
     """Read, decode and resize one file -> (H, W, C) uint8."""
     def tf_path():
-        return _decode(tf.io.read_file(path), channels)
+        return _decode(tf.io.read_file(path), channels, size)
 
     def pil_path():
         img = tf.numpy_function(lambda p: _pil_load(p, channels), [path], tf.uint8)
@@ -77,7 +92,7 @@ def decode_bytes(data: bytes, size: tuple[int, int], channels: int, resize: str,
 
         image = tf.constant(_pil_load(io.BytesIO(data), channels))
     else:
-        image = _decode(tf.constant(data), channels)
+        image = _decode(tf.constant(data), channels, size)
     return _resize(image, size, resize).numpy()
 
 
