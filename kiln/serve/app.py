@@ -12,6 +12,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import signal
+import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -235,4 +237,16 @@ def serve(source, host: str = "127.0.0.1", port: int = 8000, name: str | None = 
           f"{'x'.join(map(str, served.shape))} uint8) on http://{opts.host}:{opts.port}/  (Ctrl+C stops)", flush=True)
     config = uvicorn.Config(app, host=opts.host, port=opts.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=opts.graceful_timeout, lifespan="on")
-    uvicorn.Server(config).run()
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: make that a clean exit (0).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly) if main_thread else None
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_cleanly(signum, frame):
+    print("kiln: stopped; in-flight requests finished", flush=True)
+    raise SystemExit(0)

@@ -1,0 +1,181 @@
+"""kiln export: every format written, loaded back in its own runtime, and compared with the Keras model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+COMBOS = [("keras", "none"), ("savedmodel", "none"), ("tflite", "none"), ("tflite", "float16"), ("tflite", "dynamic"),
+          ("tflite", "int8"), ("onnx", "none"), ("onnx", "dynamic"), ("onnx", "int8")]
+FILES = {"keras": "model.keras", "savedmodel": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+FAST = {"latency_runs": 5, "batch_runs": 2, "batch_size": 8}  # timing figures are not what these tests check
+
+
+@pytest.fixture(scope="module")
+def test_images(tiny_run):
+    """(paths, uint8 images decoded as in training, labels, Keras probabilities from Run.predict_proba)."""
+    from kiln.export.export import decode
+
+    rows = tiny_run.splits[tiny_run.splits["split"] == "test"]
+    paths = rows["path"].tolist()
+    y = np.array([tiny_run.classes.index(c) for c in rows["label"]])
+    return paths, decode(tiny_run, paths), y, tiny_run.predict_proba(paths)
+
+
+@pytest.fixture(scope="module")
+def exports(tiny_run, tmp_path_factory):
+    """Exports made on first use and shared by the tests of this module."""
+    from kiln.export.export import export_run
+
+    root = tmp_path_factory.mktemp("exports")
+    made = {}
+
+    def get(fmt, quantize):
+        if (fmt, quantize) not in made:
+            made[fmt, quantize] = export_run(tiny_run.path, fmt, quantize, out=str(root / f"{fmt}-{quantize}"),
+                                             calibration_images=48, timing=FAST)
+        return made[fmt, quantize]
+
+    return get
+
+
+def run_in_own_runtime(fmt: str, path: Path, images: np.ndarray) -> tuple[np.ndarray, str]:
+    """Probabilities and input dtype, loading the artifact directly with its runtime (not through Kiln)."""
+    if fmt == "keras":
+        import keras
+
+        model = keras.saving.load_model(path / "model.keras", safe_mode=True, compile=False)
+        return np.asarray(model.predict(images, verbose=0)), str(model.inputs[0].dtype)
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        fn = tf.saved_model.load(str(path / "saved_model")).signatures["serving_default"]
+        dtype = fn.structured_input_signature[1]["image"].dtype.name
+        return fn(image=tf.constant(images))["probabilities"].numpy(), dtype
+    if fmt == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interp = Interpreter(model_path=str(path / "model.tflite"))
+        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+        interp.resize_tensor_input(inp["index"], images.shape)
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], images)
+        interp.invoke()
+        return interp.get_tensor(out["index"]).copy(), np.dtype(inp["dtype"]).name
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": images})[0], session.get_inputs()[0].type
+
+
+@pytest.mark.parametrize("fmt,quantize", COMBOS)
+def test_export_agrees_in_its_own_runtime(exports, tiny_run, test_images, fmt, quantize):
+    m = exports(fmt, quantize)
+    out = Path(m["out"])
+    manifest = json.loads((out / "export.json").read_text())
+    for key in ("format", "quantize", "agreement", "accuracy", "keras_accuracy", "size_bytes", "max_abs_diff",
+                "latency_ms", "throughput", "keras_latency_ms", "keras_throughput"):
+        assert key in manifest, key
+    assert (manifest["format"], manifest["quantize"]) == (fmt, quantize)
+    assert (out / "labels.txt").read_text().splitlines() == tiny_run.classes
+    assert (out / FILES[fmt]).exists()
+    assert manifest["parity_split"] == "test" and manifest["parity_n"] == 12
+    assert manifest["input"] == {"name": "image", "dtype": "uint8", "shape": [None, 32, 32, 3]}
+    assert manifest["passed"] is True and manifest["agreement"] >= 0.99
+    assert manifest["size_bytes"] > 0 and manifest["latency_ms"] > 0 and manifest["throughput"] > 0
+
+    paths, images, y, keras_probs = test_images
+    probs, dtype = run_in_own_runtime(fmt, out, images)
+    assert "uint8" in dtype  # the export takes raw pixels
+    assert probs.shape == keras_probs.shape
+    assert np.mean(probs.argmax(1) == keras_probs.argmax(1)) >= 0.99
+    tolerance = 1e-5 if quantize == "none" else 0.05
+    assert np.abs(probs - keras_probs).max() < tolerance
+    assert manifest["max_abs_diff"] < tolerance
+    assert manifest["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))
+    assert manifest["keras_accuracy"] == pytest.approx(np.mean(keras_probs.argmax(1) == y))
+
+
+def test_int8_tflite_is_integer_and_smaller(exports):
+    float_m, int8_m = exports("tflite", "none"), exports("tflite", "int8")
+    types = int8_m["tensor_types"]
+    assert types.get("int8", 0) > types.get("float32", 0)  # weights and activations are int8
+    assert float_m["tensor_types"].get("int8", 0) == 0
+    assert int8_m["size_bytes"] < 0.6 * float_m["size_bytes"]
+    assert int8_m["calibration_images"] == 48
+    assert "CAST -> QUANTIZE" in int8_m["notes"]
+
+
+def test_unsupported_combinations_and_existing_out(tiny_run, exports):
+    from kiln.errors import ConfigError
+    from kiln.export.export import export_run
+
+    with pytest.raises(ConfigError, match="onnx exports support quantize=none|dynamic|int8"):
+        export_run(tiny_run.path, "onnx", "float16")
+    with pytest.raises(ConfigError, match="keras exports support quantize=none"):
+        export_run(tiny_run.path, "keras", "int8")
+    with pytest.raises(ConfigError, match="Did you mean format=tflite"):
+        export_run(tiny_run.path, "tflit")
+    existing = exports("onnx", "none")["out"]
+    with pytest.raises(ConfigError, match="never overwrites"):
+        export_run(tiny_run.path, "onnx", out=existing)
+
+
+@pytest.fixture(scope="module")
+def flat_run(tiny_run, cli_dir):
+    """A copy of tiny_run whose softmax inputs are shrunk 1000x: probabilities all ~1/3, in the same order.
+
+    Keras still ranks the classes correctly; int8's output step (1/256) flattens them to ties.
+    """
+    import keras
+
+    run_dir = cli_dir / "flat"
+    shutil.copytree(tiny_run.path, run_dir, ignore=shutil.ignore_patterns("checkpoints", "plots", "exports"))
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    layer = model.get_layer("predictions")
+    layer.set_weights([w * 1e-3 for w in layer.get_weights()])
+    (run_dir / "model.keras").unlink()
+    model.save(run_dir / "model.keras")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def cli_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("export-cli")
+
+
+def test_low_agreement_exits_1_unless_forced(flat_run, cli_dir, capsys):
+    from kiln.cli import main
+    from kiln.export.export import export_run
+
+    out = cli_dir / "flat-int8"
+    code = main(["export", str(flat_run), "format=tflite", "quantize=int8", f"out={out}", "calibration_images=48"])
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "FAILED" in printed.out and "top-1 agreement" in printed.out  # the figures are printed
+    assert "min_agreement=0.99" in printed.err and "force=true" in printed.err
+    assert not out.exists()  # nothing is kept
+    assert not [p for p in cli_dir.iterdir() if p.name.startswith(".flat-int8")]  # no staging folder left behind
+
+    m = export_run(flat_run, "tflite", "int8", out=str(out), force=True, calibration_images=48, timing=FAST)
+    assert m["agreement"] < 0.99 and m["passed"] is False and m["forced"] is True
+    assert m["keras_accuracy"] == 1.0 and m["accuracy"] < 0.9  # the collapse is what the check caught
+    assert json.loads((out / "export.json").read_text())["forced"] is True
+
+
+def test_cli_export_prints_table(tiny_run, cli_dir, capsys):
+    from kiln.cli import main
+
+    out = cli_dir / "cli-onnx"
+    assert main(["export", str(tiny_run.path), "format=onnx", f"out={out}"]) == 0
+    printed = capsys.readouterr().out
+    for word in ("accuracy", "top-1 agreement", "size", "latency, 1 image", "throughput", "passed", str(out)):
+        assert word in printed
+    assert json.loads((out / "export.json").read_text())["agreement"] == 1.0
+    assert main(["export", str(tiny_run.path), "format=onnx", f"out={out}"]) == 2  # never overwrites
+    assert "never overwrites" in capsys.readouterr().err
+
