@@ -65,7 +65,8 @@ def train(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
     words, pairs = _split(args)
     _no_words(words, "train")
     run = run_training(load_config(config, pairs))
-    _summary(run)
+    if run is not None:  # None: a multi-worker process that is not the chief
+        _summary(run)
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """Callbacks for a run folder; Keras's own except the few Keras lacks: `EpochInfo` (lr and phase in
-each epoch's logs) and `BestCheckpoint` (an atomic best-model file)."""
+each epoch's logs), `BestCheckpoint` (an atomic best-model file) and `ResumeState` (the per-epoch
+resume checkpoint, see kiln/train/resume.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import keras
 from kiln.config.schema import TrainConfig
 from kiln.io import save_model
 from kiln.train.optim import current_lr
+from kiln.train.resume import STATEFUL, State, write_state
 
 
 class EpochInfo(keras.callbacks.Callback):
@@ -57,6 +59,64 @@ class BestCheckpoint(keras.callbacks.Callback):
         if (current < self.best) if self.mode == "min" else (current > self.best):
             self.best = float(current)
             save_model(self.model, self.path)
+
+
+def _plain(value):
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _callback_state(callbacks: list) -> dict:
+    out = {}
+    for cb in callbacks:
+        attrs = STATEFUL.get(type(cb).__name__)
+        if attrs:
+            out[type(cb).__name__] = {a: _plain(getattr(cb, a, None)) for a in attrs}
+    return out
+
+
+def _early_stopping(callbacks: list):
+    for cb in callbacks:
+        if type(cb).__name__ == "EarlyStopping":
+            return cb
+    return None
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Last in the callback list: restores the others' counters at train begin, commits a checkpoint at
+    each epoch end (after the history row is written)."""
+
+    def __init__(self, run_dir: Path, phase: int, phase_start: int, callbacks: list, state: State | None, writer: bool = True,
+                 initial_epoch: int = 0):
+        super().__init__()
+        self.run_dir, self.phase, self.phase_start = run_dir, phase, phase_start
+        self.others, self.state, self.writer = callbacks, state, writer
+        self.completed = initial_epoch
+
+    def on_train_begin(self, logs=None):
+        if self.state is None:
+            return
+        for cb in self.others:
+            saved = self.state.callbacks.get(type(cb).__name__)
+            for attr, value in (saved or {}).items():
+                if value is not None:
+                    setattr(cb, attr, int(value) if attr in ("wait", "best_epoch", "stopped_epoch", "cooldown_counter") else value)
+        es = _early_stopping(self.others)
+        if es is not None and self.state.best_weights is not None:
+            es.best_weights = self.state.best_weights
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.completed = epoch + 1
+        if not self.writer:
+            return
+        es = _early_stopping(self.others)
+        write_state(self.run_dir, self.model, phase=self.phase, epoch=epoch + 1, phase_start=self.phase_start,
+                    optimizer=True, stopped=bool(self.model.stop_training), callbacks=_callback_state(self.others),
+                    best_weights=es.best_weights if es is not None else None)
 
 
 def monitor_mode(monitor: str) -> str:

@@ -28,27 +28,75 @@ def choose_model(cfg: Config) -> str:
     return "cnn" if cfg.model.name == "auto" else cfg.model.name
 
 
+def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
+    """Train and val datasets batched by the global batch (`data.batch_size` per replica x replicas), and
+    steps per epoch."""
+    from kiln.data.pipeline import cache_fits_in_memory, make_dataset
+
+    k = len(data.classes)
+    cache = cfg.data.cache
+    if cache == "auto":
+        cache = "memory" if cache_fits_in_memory(len(data.table), spec.size, spec.channels) else "none"
+    batch_size = cfg.data.batch_size * replicas
+
+    def ds(rows, training):
+        # a TFRecord shard folder reads its split's shards instead of the files (kiln/data/records.py)
+        make = make_dataset if data.shards is None else data.shards.dataset_for(rows)
+        return make(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
+                            resize=spec.resize, batch_size=batch_size, training=training, seed=cfg.seed,
+                            cache=cache, cache_dir=str(run_dir / "cache" / ("train" if training else "eval")),
+                            shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy())
+
+    if cache == "disk":
+        (run_dir / "cache").mkdir(exist_ok=True)
+    train_rows, val_rows = data.split("train"), data.split("val")
+    train_ds = ds(train_rows, True)
+    val_ds = ds(val_rows, False) if len(val_rows) else None
+    steps = int(np.ceil(len(train_rows) / batch_size))
+    return train_ds, val_ds, steps
+
+
 def train(cfg: Config):
-    """Run one training job end to end and return its `Run`."""
+    """Run one training job end to end and return its `Run` (None on a multi-worker process that is not the chief).
+
+    Resumes an unfinished run folder (see kiln/train/resume.py); trains in phases (kiln/train/phases.py)
+    under the `train.distribute` strategy and `train.precision` policy (kiln/train/distribute.py).
+    """
+    from kiln.train.distribute import is_chief, make_strategy, precision_policy
+    from kiln.train.resume import RunFolder
+
+    chief = is_chief() if cfg.train.distribute in ("auto", "multi_worker") else True
+    folder = RunFolder(cfg, chief=chief)  # refuses a finished run_dir before TensorFlow starts
+    strategy = make_strategy(cfg.train.distribute)  # before other TF ops: multi-worker collectives need that
+    try:
+        with precision_policy(cfg.train.precision):
+            return _train(cfg, strategy, folder)
+    finally:
+        folder.close()
+
+
+def _train(cfg: Config, strategy, folder):
     import keras
     import tensorflow as tf
 
     from kiln import __version__
-    from kiln.data.pipeline import cache_fits_in_memory, make_dataset
     from kiln.data import check
     from kiln.data.prepare import prepare, resolve_spec, write_splits
     from kiln.evaluate.metrics import classification_metrics
     from kiln.evaluate.plots import plot_confusion, plot_history
     from kiln.models import create_model, get_entry
-    from kiln.run import Run, new_run_dir
-    from kiln.train.callbacks import build_callbacks
-    from kiln.train.optim import build_optimizer
+    from kiln.run import Run
+    from kiln.train.distribute import agree, shard_options
+    from kiln.train.phases import fit_phases
+    from kiln.train.resume import check_splits
 
     started = time.time()
     model_name = choose_model(cfg)
     entry = get_entry(model_name)  # fail on a bad model name before touching data
     data = prepare(cfg.data, cfg.seed)
-    run_dir = new_run_dir(cfg.run_dir, cfg.runs_root, cfg.name)
+    run_dir = folder.create()
+    if folder.resuming:
+        check_splits(run_dir, data.table)
     log.info("train: run folder %s", run_dir)
     write_text(run_dir / "config.yaml", dump_config(cfg))
     write_splits(data, run_dir / "splits.csv")
@@ -59,41 +107,26 @@ def train(cfg: Config):
     spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
     k = len(data.classes)
     train_rows, val_rows, test_rows = data.split("train"), data.split("val"), data.split("test")
-    cache = cfg.data.cache
-    if cache == "auto":
-        cache = "memory" if cache_fits_in_memory(len(data.table), spec.size, spec.channels) else "none"
     keras.utils.set_random_seed(cfg.seed)
+    train_ds, val_ds, steps = make_inputs(cfg, data, spec, run_dir, strategy.num_replicas_in_sync)
+    train_ds, val_ds = shard_options(train_ds, strategy), shard_options(val_ds, strategy)
 
-    def ds(rows, training):
-        # a TFRecord shard folder reads its split's shards instead of the files (kiln/data/records.py)
-        make = make_dataset if data.shards is None else data.shards.dataset_for(rows)
-        return make(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
-                            resize=spec.resize, batch_size=cfg.data.batch_size, training=training, seed=cfg.seed,
-                            cache=cache, cache_dir=str(run_dir / "cache" / ("train" if training else "eval")),
-                            shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy())
-
-    if cache == "disk":
-        (run_dir / "cache").mkdir(exist_ok=True)
-    train_ds = ds(train_rows, True)
-    val_ds = ds(val_rows, False) if len(val_rows) else None
-    steps = int(np.ceil(len(train_rows) / cfg.data.batch_size))
-
-    model = create_model(model_name, spec.shape, k, **cfg.model.model_dump(exclude={"name"}))
+    with strategy.scope():
+        model = create_model(model_name, spec.shape, k, **cfg.model.model_dump(exclude={"name"}))
     top_k = min(cfg.train.top_k, k)
-    model.compile(
-        optimizer=build_optimizer(cfg.train, steps),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-        metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
-    )
     monitor = cfg.train.monitor if val_ds is not None else cfg.train.monitor.removeprefix("val_")
-    train_cfg = cfg.train.model_copy(update={"monitor": monitor})
     weights = class_weights(train_rows["y"].to_numpy(), k) if cfg.train.class_weight == "balanced" else None
     verbose = cfg.train.verbose if (cfg.train.verbose != 1 or sys.stdout.isatty()) else 2
     print(f"kiln: training {model_name} ({model.count_params():,} parameters) on {len(train_rows)} images, "
           f"{k} classes, input {spec.height}x{spec.width}x{spec.channels}, {len(val_rows)} val / {len(test_rows)} test",
           flush=True)
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=build_callbacks(train_cfg, run_dir),
-              class_weight=weights, verbose=verbose)
+    agree(strategy, folder.state.epoch if folder.state else 0, "resume epoch")
+    model = fit_phases(model, cfg, run_dir=run_dir, state=folder.state, strategy=strategy, train_ds=train_ds, val_ds=val_ds,
+                       steps=steps, monitor=monitor, top_k=top_k, class_weight=weights, verbose=verbose, chief=folder.chief,
+                       model_name=model_name)
+    if not folder.chief:
+        print("kiln: worker finished; the chief writes the run folder", flush=True)
+        return None
     train_seconds = time.time() - started
 
     write_json(run_dir / "run.json", {
@@ -101,9 +134,12 @@ def train(cfg: Config):
         "model": model_name, "classes": data.classes, "image": spec.to_dict(),
         "counts": {s: int((data.table["split"] == s).sum()) for s in ("train", "val", "test")},
         "skipped": int(len(data.skipped)), "train_seconds": round(train_seconds, 2),
+        "replicas": int(strategy.num_replicas_in_sync), "global_batch": cfg.data.batch_size * int(strategy.num_replicas_in_sync),
+        "precision": cfg.train.precision,
         **({"shards": data.shards.describe()} if data.shards is not None else {}),
     })
     save_model(model, run_dir / "model.keras")
+    folder.finish()
 
     run = Run(run_dir)
     metrics = {}

@@ -1,0 +1,194 @@
+"""Training phases: the plan, freezing and unfreezing the backbone, and fitting phase after phase.
+
+A model whose feature extractor is reusable holds it as ONE nested `keras.Model` layer named
+"backbone"; everything else is the head. With two phases:
+
+1. the head trains on a frozen backbone (`train.epochs`, `train.lr`, `train.patience`);
+2. the top `train.unfreeze` backbone layers train too, BatchNormalization kept frozen (so it runs in
+   inference mode with its pretrained statistics), at `train.finetune_lr` for `train.finetune_epochs`
+   with `train.finetune_patience`.
+
+Each phase compiles a fresh optimizer whose per-step schedule spans that phase. Epoch numbers run
+on across phases (phase 2 starts where phase 1 stopped) and history.csv has a `phase` column.
+Models without a backbone (linear / dnn / cnn from scratch) have one phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln.config.schema import Config, TrainConfig
+from kiln.errors import ConfigError, received
+
+log = logging.getLogger("kiln.train")
+
+BACKBONE = "backbone"
+
+
+@dataclass(frozen=True)
+class Phase:
+    index: int  # 1 or 2
+    epochs: int  # epochs in this phase
+    lr: float
+    patience: int
+    trainable: str | int | float  # "model" (everything), "head" (backbone frozen), or phase 2's unfreeze spec
+
+    def train_config(self, cfg: TrainConfig) -> TrainConfig:
+        """The `train` section as this phase sees it (its own LR, epochs and patience)."""
+        update = {"lr": self.lr, "epochs": self.epochs, "patience": self.patience}
+        if self.index > 1:
+            update["warmup_epochs"] = 0.0
+        return cfg.model_copy(update=update)
+
+
+def find_backbone(model):
+    """The nested "backbone" `keras.Model`, or None."""
+    import keras
+
+    for layer in model.layers:
+        if layer.name == BACKBONE and isinstance(layer, keras.Model):
+            return layer
+    return None
+
+
+def has_pretrained_weights(cfg: Config, model_name: str | None = None) -> bool:
+    """Whether `model.weights` gives the backbone learned features (auto: the family's own default)."""
+    weights = getattr(cfg.model, "weights", "auto")
+    text = "none" if weights is None else str(weights).strip().lower()
+    if text in ("none", "null", "", "scratch"):
+        return False
+    if text == "auto":
+        if model_name is None:
+            return True
+        from kiln.models import get_entry
+
+        return bool(get_entry(model_name).meta.get("pretrained", False))
+    return True  # imagenet, a run folder, a .keras / .weights.h5 / .h5 file
+
+
+def plan_phases(cfg: Config, model, model_name: str | None = None) -> list[Phase]:
+    t = cfg.train
+    backbone = find_backbone(model)
+    if t.phases == 2 and backbone is None:
+        raise ConfigError(received("train", "phases", 2, f"model {model_name or model.name} has no '{BACKBONE}' layer to freeze",
+                                   "Use phases=auto, or a model with a backbone (kiln models)"))
+    two = backbone is not None and (t.phases == 2 or (t.phases == "auto" and has_pretrained_weights(cfg, model_name)))
+    if not two:
+        return [Phase(1, t.epochs, t.lr, t.patience, "model")]
+    plan = [Phase(1, t.epochs, t.lr, t.patience, "head")]
+    if t.finetune_epochs:
+        plan.append(Phase(2, t.finetune_epochs, t.finetune_lr, t.finetune_patience, t.unfreeze))
+    return plan
+
+
+def weighted_layers(model) -> list:
+    """Leaf layers that own weights, in graph order (nested models flattened)."""
+    out = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            out.extend(weighted_layers(layer))
+        elif layer.weights:
+            out.append(layer)
+    return out
+
+
+def set_trainable(layer, value: bool) -> None:
+    """`layer.trainable = value` for the layer and every nested layer (Keras does not always recurse
+    into a Functional model's layers)."""
+    layer.trainable = value
+    for sub in getattr(layer, "layers", None) or []:
+        set_trainable(sub, value)
+
+
+def unfreeze_count(spec: str | int | float, n: int) -> int:
+    if spec == "all":
+        return n
+    if isinstance(spec, float):
+        return min(n, max(1, math.ceil(spec * n)))
+    return min(n, int(spec))
+
+
+def apply_phase(model, phase: Phase) -> str:
+    """Set `trainable` flags for `phase`; returns a one-line description."""
+    import keras
+
+    set_trainable(model, True)
+    backbone = find_backbone(model)
+    if phase.trainable == "model" or backbone is None:
+        return "all layers trainable"
+    if phase.trainable == "head":
+        set_trainable(backbone, False)
+        return "backbone frozen, head trainable"
+    layers = weighted_layers(backbone)
+    n = unfreeze_count(phase.trainable, len(layers))
+    for layer in layers[: len(layers) - n]:
+        layer.trainable = False
+    frozen_bn = 0
+    for layer in layers[len(layers) - n:]:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # inference mode: keeps the pretrained statistics
+            frozen_bn += 1
+    return f"top {n} of {len(layers)} backbone layers trainable ({frozen_bn} BatchNorm kept frozen)"
+
+
+def count_trainable(model) -> int:
+    import numpy as np
+
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, val_ds, steps: int, monitor: str,
+               top_k: int, class_weight, verbose: int, chief: bool, model_name: str):
+    """Fit every phase of the plan, resuming from `state` (a `resume.State`) when given; returns the model."""
+    import keras
+
+    from kiln.train.callbacks import ResumeState, build_callbacks
+    from kiln.train.optim import build_optimizer
+    from kiln.train.resume import State, restore, truncate_history, write_state
+
+    plan = plan_phases(cfg, model, model_name)
+    epoch = state.epoch if state else 0
+    if state is not None and state.phase > len(plan):  # e.g. finetune_epochs=0 on resume after phase 1
+        restore(model, State(**{**state.__dict__, "optimizer": None}))
+        return model
+    for phase in plan:
+        if state is not None and phase.index < state.phase:
+            continue
+        resuming = state is not None and phase.index == state.phase
+        phase_cfg = phase.train_config(cfg.train.model_copy(update={"monitor": monitor}))
+        note = apply_phase(model, phase)
+        with strategy.scope():
+            model.compile(
+                optimizer=build_optimizer(phase_cfg, steps, phase.epochs),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+                metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
+                jit_compile=cfg.train.jit_compile,
+            )
+            if resuming:
+                restore(model, state)  # weights, and optimizer state (with the schedule's position) mid-phase
+        start = state.phase_start if resuming else epoch
+        end = start + phase.epochs
+        if len(plan) > 1:
+            print(f"kiln: phase {phase.index}/{len(plan)}: {note}; {count_trainable(model):,} trainable parameters, "
+                  f"lr {phase.lr:g}, epochs {start + 1}-{end}", flush=True)
+        finished = resuming and (state.stopped or epoch >= end)
+        if resuming and finished:
+            if state.best_weights is not None:  # early stopping would have restored them at the end of the phase
+                model.set_weights(state.best_weights)
+        elif epoch < end:
+            if chief:
+                truncate_history(run_dir / "history.csv", epoch)
+            callbacks = build_callbacks(phase_cfg, run_dir, phase=phase.index, append=epoch > 0, writer=chief)
+            tracker = ResumeState(run_dir, phase.index, start, callbacks, state if resuming else None, writer=chief,
+                                  initial_epoch=epoch)
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker],
+                      class_weight=class_weight, verbose=verbose)
+            epoch = tracker.completed
+        state = None
+        if chief and phase is not plan[-1]:
+            # Phase boundary: the next phase starts from these (best) weights with a fresh optimizer.
+            write_state(run_dir, model, phase=phase.index + 1, epoch=epoch, phase_start=epoch, optimizer=False)
+    return model
