@@ -31,7 +31,7 @@ def train(config: str | Path | None = None, **overrides) -> Run:
     return run_training(cfg)
 
 
-def audit(data: str | Path, out: str | Path | None = None, fix: str | None = None, **options) -> dict:
+def audit(data: str | Path, out: str | Path | None = None, fix: str | None = None, progress: bool = True, **options) -> dict:
     """Audit a dataset (kiln/data/audit.py): the report dict, also written as out/audit.json and audit.html.
 
     `options` are `AuditOptions` fields (min_side, max_aspect, near_distance, max_pixels, workers,
@@ -42,7 +42,7 @@ def audit(data: str | Path, out: str | Path | None = None, fix: str | None = Non
 
     if fix not in (None, "quarantine"):
         raise ConfigError(received("audit", "fix", fix, "the only fix is quarantine (move problem files aside)", "Use fix='quarantine'"))
-    report = run_audit(data, out=out, options=options)
+    report = run_audit(data, out=out, options=options, progress=progress)
     if fix == "quarantine" and report["quarantine"]:
         from kiln.data.quarantine import quarantine
 
@@ -51,13 +51,13 @@ def audit(data: str | Path, out: str | Path | None = None, fix: str | None = Non
 
 
 def convert(data: str | Path, out: str | Path, config: str | Path | None = None, shard_mb: int = 100, shard_images: int = 5000,
-            workers: int = 0, **overrides) -> dict:
+            workers: int = 0, progress: bool = True, **overrides) -> dict:
     """Write TFRecord shards of a dataset (kiln/data/records.py); overrides are config keys (val_split, seed, ...)."""
     from kiln.config import load_config
     from kiln.data.records import convert as run_convert
 
     cfg = load_config(config, overrides=_flatten_kwargs(overrides))
-    return run_convert(data, out, cfg, shard_mb=shard_mb, shard_images=shard_images, workers=workers)
+    return run_convert(data, out, cfg, shard_mb=shard_mb, shard_images=shard_images, workers=workers, progress=progress)
 
 
 __all__ = ["Run", "audit", "convert", "load_run", "train"]

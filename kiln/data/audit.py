@@ -456,7 +456,9 @@ def summary_lines(report: dict) -> list[str]:
     if report["duplicates"]:
         lines.append(f"kiln: {len(report['duplicates'])} group(s) of duplicate images")
     imb = report["imbalance"]
-    if imb["ratio"] is not None:
+    if imb["ratio"] == 1:
+        lines.append(f"kiln: classes balanced ({report['usable_classes'][imb['largest']]} usable images each)")
+    elif imb["ratio"] is not None:
         counts = report["usable_classes"]
         note = "; consider class_weight=balanced" if imb["ratio"] >= 3 else ""
         lines.append(f"kiln: class imbalance {imb['ratio']:.2f} (largest {imb['largest']} {counts[imb['largest']]}, "

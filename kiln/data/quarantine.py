@@ -87,14 +87,14 @@ def quarantine(report: dict, paths: list[str] | None = None) -> Path:
 
 
 def _write_kept_csv(csv: Path, moved: set[str], dest: Path) -> None:
-    """A CSV source still lists the moved files; write a copy without them (the original is not touched)."""
-    from kiln.data import sources
+    """A CSV source still lists the moved files; write a copy without them, with absolute paths (the original is not touched)."""
+    import pandas as pd
 
-    frame = sources.discover(csv, component="audit")
-    kept = frame[~frame["path"].isin(moved)]
-    if kept["split"].isna().all():
-        kept = kept.drop(columns="split")
-    write_text(dest, kept.to_csv(index=False))
+    frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    column = next(c for c in frame.columns if c.strip().lower() == "path")
+    paths = [str((csv.parent / p.strip()).resolve()) if not Path(p.strip()).is_absolute() else p.strip() for p in frame[column]]
+    frame[column] = paths
+    write_text(dest, frame[[p not in moved for p in paths]].to_csv(index=False))
     log.warning("audit: %s still lists the moved files; train on %s instead (Kiln never edits your CSV)", csv, dest)
 
 

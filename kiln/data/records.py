@@ -353,7 +353,7 @@ class ShardSource:
 
         def decode(record):
             ex = tf.io.parse_single_example(record, features)
-            image = _resize(_decode(ex["image"], channels), size, resize)
+            image = _resize(_decode(ex["image"], channels, size), size, resize)
             return image, tf.one_hot(tf.cast(ex["label"], tf.int32), num_classes)
 
         if training:

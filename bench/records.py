@@ -1,0 +1,72 @@
+"""TFRecord shards vs the image folder, and the audit's scaling over cores.
+
+    .venv/bin/python bench/records.py [--n 2000] [--size 224]
+
+Same generated 320x240 JPEGs (bench/_data, shared with bench/pipeline.py). Prints, from one run:
+- images/s of one training epoch (shuffled, parallel decode + resize, batch 32, no cache) read from
+  the folder (`make_dataset`) and from shards (`ShardSource.dataset`: interleaved parallel reads), and
+  their ratio; each read twice after a warm-up pass, best time kept;
+- `kiln convert` images/s;
+- `kiln audit` files/s with a worker process per core vs one process, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+
+from common import DATA, jpeg_folder, table, timed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=224)
+    args = ap.parse_args()
+    root = jpeg_folder(args.n)
+    size = (args.size, args.size)
+
+    import kiln
+    from kiln.data.audit import AuditOptions, audit
+    from kiln.data.pipeline import make_dataset
+    from kiln.data.prepare import prepare
+    from kiln.config import Config
+    from kiln.data.records import ShardSource
+
+    out = DATA / f"shards_{root.name}"
+    if out.exists():
+        shutil.rmtree(out)
+    convert_s = timed(lambda: kiln.convert(root, out, shard_images=250, val_split=0, test_split=0))
+    src = ShardSource(out)
+    rows = prepare(Config().data.model_copy(update={"path": str(root), "val_split": 0.0, "test_split": 0.0}), 42).split("train")
+    n = len(rows)
+    kw = dict(size=size, channels=3, resize="stretch", batch_size=32, training=True, seed=0, cache="none")
+
+    def epoch(ds):
+        for _ in ds:
+            pass
+
+    folder_ds = make_dataset(rows["path"].tolist(), rows["y"].to_numpy(), 4, use_pil=rows["use_pil"].to_numpy(), **kw)
+    shard_ds = src.dataset("train", 4, **kw)
+    epoch(folder_ds), epoch(shard_ds)  # warm the page cache and tf.data's autotuner
+    folder_s = timed(lambda: epoch(folder_ds), repeat=2)
+    shard_s = timed(lambda: epoch(shard_ds), repeat=2)
+
+    cores = os.cpu_count() or 1
+    audit(root, options=AuditOptions(workers=1), progress=False, write=False)  # warm the page cache
+    one_s = timed(lambda: audit(root, options=AuditOptions(workers=1), progress=False, write=False))
+    all_s = timed(lambda: audit(root, options=AuditOptions(workers=cores), progress=False, write=False))
+
+    print(f"{n} JPEGs 320x240 -> {size[0]}x{size[1]}, batch 32, {cores} cores, {len(src.files('train'))} shards\n")
+    print(table([
+        ("read: image folder (make_dataset)", f"{n / folder_s:,.0f} img/s", "1.00x"),
+        ("read: TFRecord shards (interleaved)", f"{n / shard_s:,.0f} img/s", f"{folder_s / shard_s:.2f}x"),
+        ("kiln convert", f"{n / convert_s:,.0f} img/s", ""),
+        ("kiln audit, 1 process", f"{n / one_s:,.0f} files/s", "1.00x"),
+        (f"kiln audit, {cores} processes", f"{n / all_s:,.0f} files/s", f"{one_s / all_s:.2f}x"),
+    ], ("what", "throughput", "ratio")))
+
+
+if __name__ == "__main__":
+    main()
