@@ -263,6 +263,90 @@ def convert(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
               f"{manifest['skipped']} file(s) left out")
 
 
+def _one_run(words: list[str], component: str, example: str) -> str:
+    if len(words) != 1:
+        raise ConfigError(received(component, "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder", f"Example: {example}"))
+    return words[0]
+
+
+def _format(opts: dict, component: str) -> str:
+    fmt = opts.pop("format", "table")
+    if fmt not in ("table", "json"):
+        raise ConfigError(received(component, "format", fmt, "no such format", "Use format=table or format=json"))
+    return fmt
+
+
+@app.command()
+def report(args: Optional[List[str]] = ARGS):
+    """Write RUN_DIR/report.html: kiln report RUN_DIR [split=test] [out=FILE] [gallery=24] [gradcam=8]."""
+    from kiln.evaluate.report import write_report
+    from kiln.run import load_run
+
+    words, pairs = _split(args)
+    run_dir = _one_run(words, "report", "kiln report runs/train")
+    opts = _options(pairs, {"split": str, "out": str, "gallery": int, "gradcam": int}, "report")
+    if opts.get("split", "test") not in ("train", "val", "test"):
+        raise ConfigError(received("report", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
+    dest = write_report(load_run(run_dir), out=opts.get("out"), split=opts.get("split"), gallery=opts.get("gallery", 24),
+                        gradcam_samples=opts.get("gradcam", 8))
+    print(f"kiln: report {dest}")
+
+
+@app.command(name="label-issues")
+def label_issues(args: Optional[List[str]] = ARGS):
+    """Likely label errors in the training split: kiln label-issues RUN_DIR [method=cv|fast] [folds=5] [epochs=N]."""
+    from kiln.evaluate.label_issues import find_label_issues
+    from kiln.run import load_run
+
+    words, pairs = _split(args)
+    run_dir = _one_run(words, "label-issues", "kiln label-issues runs/train method=fast")
+    opts = _options(pairs, {"method": str, "folds": int, "epochs": int, "batch_size": int, "top": int}, "label-issues")
+    top = opts.pop("top", 20)
+    table = find_label_issues(load_run(run_dir), **opts)
+    issues = table[table["is_issue"]].head(top)
+    if len(issues):
+        print(issues[["rank", "path", "label", "suggested", "label_quality"]].to_string(index=False))
+
+
+@app.command(name="inspect")
+def inspect_cmd(args: Optional[List[str]] = ARGS):
+    """Per-layer shapes, parameters, MACs, receptive field: kiln inspect MODEL|RUN_DIR|FILE.keras [input_shape=H,W,C] [format=table|json]."""
+    from kiln.inspect import format_table, inspect_model
+
+    words, pairs = _split(args)
+    if len(words) != 1:
+        raise ConfigError(received("inspect", "MODEL", " ".join(words) or "<none>", "pass one model name, run folder or .keras file",
+                                   "Example: kiln inspect resnet50 input_shape=224,224,3"))
+    opts = _options(pairs, {"input_shape": object, "format": str, "classes": int}, "inspect")
+    fmt = _format(opts, "inspect")
+    info = inspect_model(words[0], input_shape=opts.get("input_shape"), classes=opts.get("classes", 10))
+    print(json.dumps(info, indent=2) if fmt == "json" else format_table(info))
+
+
+@app.command()
+def runs(args: Optional[List[str]] = ARGS):
+    """List runs with their settings and metrics: kiln runs [DIR] [format=table|json]."""
+    from kiln.runs import list_runs
+
+    words, pairs = _split(args)
+    if len(words) > 1:
+        raise ConfigError(received("runs", "DIR", " ".join(words), "pass at most one folder", "Example: kiln runs runs"))
+    fmt = _format(_options(pairs, {"format": str}, "runs"), "runs")
+    print(list_runs(words[0] if words else "runs", format=fmt))
+
+
+@app.command()
+def compare(args: Optional[List[str]] = ARGS):
+    """Runs side by side + overlaid learning curves: kiln compare RUN RUN ... [out=FILE.png] [format=table|json]."""
+    from kiln.runs import compare_runs
+
+    words, pairs = _split(args)
+    opts = _options(pairs, {"out": str, "format": str}, "compare")
+    fmt = _format(opts, "compare")
+    text, _ = compare_runs(words, out=opts.get("out"), format=fmt)
+    print(text)
+
+
 def _summary(run) -> None:
     m = run.metrics
     for split in ("val", "test"):

@@ -70,13 +70,18 @@ def calibration_summary(y_true, probs, n_bins: int = 15, predicted=None) -> dict
 
 
 def plot_reliability(summary: dict, dest: Path, title: str = "reliability diagram") -> Path:
+    """The reliability diagram as a PNG file."""
+    from kiln.evaluate.plots import _save
+
+    return _save(reliability_figure(summary, title), dest)
+
+
+def reliability_figure(summary: dict, title: str = "reliability diagram"):
     """Bars of accuracy per confidence bin against the diagonal, with a histogram of confidences below."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from kiln.evaluate.plots import _save
 
     bins = summary["bins"]
     width = bins[0]["upper"] - bins[0]["lower"]
@@ -96,7 +101,8 @@ def plot_reliability(summary: dict, dest: Path, title: str = "reliability diagra
     hist.bar(centres, [b["count"] for b in bins], width=width, color="grey", edgecolor="black")
     hist.set_xlabel("confidence (top-class probability)")
     hist.set_ylabel("count")
-    return _save(fig, dest)
+    fig.tight_layout()
+    return fig
 
 
-__all__ = ["calibration_summary", "expected_calibration_error", "plot_reliability", "reliability_bins"]
+__all__ = ["calibration_summary", "expected_calibration_error", "plot_reliability", "reliability_bins", "reliability_figure"]

@@ -1,0 +1,440 @@
+"""`kiln inspect MODEL|RUN_DIR|FILE.keras [input_shape=H,W,C] [format=table|json]`: what each layer costs.
+
+Per layer: output shape, parameters (trainable and not), multiply-accumulates (MACs), and along
+convolution / pooling paths the receptive field and cumulative stride. Nested models (a "backbone")
+are walked layer by layer; their rows are named `backbone/<layer>`.
+
+Textbook formulas (per spatial axis; k_eff = d*(k-1)+1 for dilation d):
+  output size      valid: floor((n - k_eff) / s) + 1      same: ceil(n / s)
+  Conv             params (kh*kw*cin/groups + 1)*cout     MACs H'*W'*cout*kh*kw*cin/groups
+  DepthwiseConv    params (kh*kw + 1)*cin*m               MACs H'*W'*cin*m*kh*kw
+  SeparableConv    depthwise + pointwise (cin*m*cout)     MACs depthwise + H'*W'*cin*m*cout
+  Dense            params (in + 1)*out                    MACs positions*in*out
+  BatchNorm        4*C params (gamma, beta trainable; moving mean/var not)
+  MultiHeadAttn    q/k/v/out projections + QK^T + attention*V
+  pooling, activations, add, reshape: 0 params, 0 MACs
+  receptive field  r_out = r_in + (k_eff - 1)*j_in,   cumulative stride j_out = j_in*s
+Conventions: a MAC is one multiply plus one add; bias additions, BatchNorm (folded into the conv at
+inference), activations, pooling, element-wise products (squeeze-excitation gates, layer scale)
+and softmax count 0. Receptive fields follow the convolution / pooling path: global branches
+(global pooling, squeeze-excitation gates, attention, dense on flattened maps) end it.
+
+Each layer's parameter formula is checked against the variables Keras created; totals are the
+sum of the model's distinct variables, so they equal `model.count_params()`.
+
+    from kiln.inspect import inspect_model
+    info = inspect_model("resnet50", input_shape=(224, 224, 3))
+    info["macs"], info["total_params"], info["layers"][0]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from kiln.errors import ConfigError, KilnError, received
+
+log = logging.getLogger("kiln.inspect")
+
+CONVENTIONS = ("1 MAC = 1 multiply + 1 add; bias, BatchNorm, activations, pooling, element-wise products and softmax "
+               "count 0 MACs; receptive field and stride follow the conv/pool path")
+
+POOL_TYPES = {"MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D"}
+CONV_TYPES = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"}
+TRANSPOSE_TYPES = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
+ELEMENTWISE_TYPES = {"Normalization", "LayerScale", "PReLU", "Rescaling"}  # weights, but 0 MACs by convention
+GLOBAL_TYPES = {"GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D",
+                "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Flatten"}
+
+
+# ---------------------------------------------------------------- shapes and formulas
+
+def _dims(shape) -> list:
+    """A tensor shape without its batch axis."""
+    return list(shape)[1:]
+
+
+def _prod(values) -> int:
+    return int(math.prod(int(v) for v in values))
+
+
+def _tuple(value, n: int) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,) * n
+
+
+def out_size(n: int, k: int, s: int, padding: str, d: int = 1) -> int:
+    """Textbook output length of a convolution / pooling along one axis."""
+    k_eff = d * (k - 1) + 1
+    if padding in ("same", "causal"):
+        return -(-n // s)
+    return (n - k_eff) // s + 1
+
+
+def _channels_last(layer) -> bool:
+    return getattr(layer, "data_format", "channels_last") != "channels_first"
+
+
+def _split(dims: list, channels_last: bool) -> tuple[list, int]:
+    """(spatial dims, channels) of a shape without batch."""
+    return (dims[:-1], dims[-1]) if channels_last else (dims[1:], dims[0])
+
+
+def _weights_count(layer) -> tuple[int, int]:
+    t = sum(_prod(w.shape) for w in getattr(layer, "trainable_weights", []))  # keras.ops nodes hold none
+    nt = sum(_prod(w.shape) for w in getattr(layer, "non_trainable_weights", []))
+    return t, nt
+
+
+def _kernel_stride(layer, n: int) -> tuple[tuple, tuple, tuple, str]:
+    """(kernel, strides, dilation, padding) of a conv or pooling layer, one entry per spatial axis."""
+    kind = type(layer).__name__
+    if kind in POOL_TYPES:
+        k = _tuple(layer.pool_size, n)
+        s = _tuple(layer.strides if layer.strides is not None else layer.pool_size, n)
+        return k, s, (1,) * n, layer.padding
+    return _tuple(layer.kernel_size, n), _tuple(layer.strides, n), _tuple(getattr(layer, "dilation_rate", 1), n), layer.padding
+
+
+def layer_cost(layer, in_shapes: list, out_shapes: list) -> dict:
+    """{params (formula or None), macs, macs_known, shape_ok} for one call of a leaf layer."""
+    kind = type(layer).__name__
+    ins = [_dims(s) for s in in_shapes]
+    outs = [_dims(s) for s in out_shapes]
+    x = ins[0] if ins else []
+    y = outs[0] if outs else []
+    res = {"params": None, "macs": 0, "macs_known": True, "shape_ok": None}
+    cl = _channels_last(layer)
+    if kind in CONV_TYPES or kind in TRANSPOSE_TYPES:
+        (xs, cin), (ys, cout) = _split(x, cl), _split(y, cl)
+        n = len(xs)
+        k, s, d, pad = _kernel_stride(layer, n)
+        bias = bool(getattr(layer, "use_bias", True))
+        if kind.startswith("Depthwise"):
+            m = int(layer.depth_multiplier)
+            res["params"] = _prod(k) * cin * m + (cin * m if bias else 0)
+            res["macs"] = _prod(ys) * cin * m * _prod(k)
+        elif kind.startswith("Separable"):
+            m = int(layer.depth_multiplier)
+            res["params"] = _prod(k) * cin * m + cin * m * cout + (cout if bias else 0)
+            res["macs"] = _prod(ys) * cin * m * _prod(k) + _prod(ys) * cin * m * cout
+        elif kind in TRANSPOSE_TYPES:
+            res["params"] = _prod(k) * cin * cout + (cout if bias else 0)
+            res["macs"] = _prod(xs) * cin * _prod(k) * cout
+        else:
+            groups = int(getattr(layer, "groups", 1) or 1)
+            res["params"] = _prod(k) * (cin // groups) * cout + (cout if bias else 0)
+            res["macs"] = _prod(ys) * cout * _prod(k) * (cin // groups)
+        if kind not in TRANSPOSE_TYPES and None not in xs:
+            res["shape_ok"] = [out_size(xs[i], k[i], s[i], pad, d[i]) for i in range(n)] == list(ys)
+    elif kind in POOL_TYPES:
+        xs, _ = _split(x, cl)
+        ys, _ = _split(y, cl)
+        k, s, d, pad = _kernel_stride(layer, len(xs))
+        res["params"] = 0
+        if None not in xs:
+            res["shape_ok"] = [out_size(xs[i], k[i], s[i], pad) for i in range(len(xs))] == list(ys)
+    elif kind == "Dense":
+        units, fan_in = int(layer.units), int(x[-1])
+        res["params"] = fan_in * units + (units if layer.use_bias else 0)
+        res["macs"] = _prod(x[:-1]) * fan_in * units
+    elif kind == "EinsumDense":
+        res["macs"] = _einsum_macs(layer.equation, in_shapes[0], tuple(layer.kernel.shape))
+    elif kind in ("BatchNormalization", "LayerNormalization") and _norm_axes_last(layer):
+        axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) else layer.axis
+        c = int(in_shapes[0][axis])
+        scale, center = bool(layer.scale), bool(layer.center)
+        res["params"] = c * (int(scale) + int(center)) + (2 * c if kind == "BatchNormalization" else 0)
+    elif kind == "Embedding":
+        res["params"] = int(layer.input_dim) * int(layer.output_dim)
+    elif kind == "MultiHeadAttention":
+        res.update(_attention_cost(layer, in_shapes, out_shapes))
+    elif kind == "Matmul" and len(ins) == 2 and ins[0] and None not in y:
+        res["macs"] = _prod(y) * int(ins[0][-1])  # (..., n, k) @ (..., k, m)
+        res["params"] = 0
+    elif kind in ELEMENTWISE_TYPES:
+        pass  # element-wise scale / shift: params from Keras, 0 MACs
+    elif not layer_weights(layer):
+        res["params"] = 0
+    else:
+        res["macs_known"] = False
+    return res
+
+
+def layer_weights(op) -> list:
+    return list(getattr(op, "weights", []) or [])
+
+
+def _norm_axes_last(layer) -> bool:
+    axis = layer.axis
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    return len(axes) == 1
+
+
+def _einsum_macs(equation: str, input_shape, kernel_shape) -> int:
+    """MACs of an einsum: the product of every index's size (batch-like unknown sizes left out)."""
+    lhs, _ = equation.split("->")
+    a, b = lhs.split(",")
+    sizes = {}
+    dims = list(input_shape)
+    if "..." in a:
+        a = a.replace("...", "")
+        dims = dims[len(dims) - len(a):]
+    for letter, size in zip(a, dims):
+        if size is not None:
+            sizes[letter] = int(size)
+    for letter, size in zip(b, kernel_shape):
+        sizes[letter] = int(size)
+    return _prod(sizes.values())
+
+
+def _attention_cost(layer, in_shapes, out_shapes) -> dict:
+    q = _dims(in_shapes[0])
+    v = _dims(in_shapes[1]) if len(in_shapes) > 1 else q
+    k = _dims(in_shapes[2]) if len(in_shapes) > 2 else v
+    out = _dims(out_shapes[0])
+    h, dk = int(layer.num_heads), int(layer.key_dim)
+    dv = int(layer.value_dim or layer.key_dim)
+    tq, tk, tv = _prod(q[:-1]), _prod(k[:-1]), _prod(v[:-1])
+    bias = bool(layer.use_bias)
+    dq, dkk, dvv, do = int(q[-1]), int(k[-1]), int(v[-1]), int(out[-1])
+    params = (dq * h * dk + dkk * h * dk + dvv * h * dv + h * dv * do
+              + ((2 * h * dk + h * dv + do) if bias else 0))
+    macs = tq * dq * h * dk + tk * dkk * h * dk + tv * dvv * h * dv + h * tq * tk * dk + h * tq * tv * dv + tq * h * dv * do
+    return {"params": None if getattr(layer, "use_gate", False) else params, "macs": macs}
+
+
+# ---------------------------------------------------------------- receptive field
+
+def _rf_step(op, states: list, in_shapes: list, out_shape) -> tuple | None:
+    """(rf per axis, jump per axis) of the output, or None once the conv/pool path has ended."""
+    kind = type(op).__name__
+    spatial_in = [s for s in states if s is not None]
+    y = _dims(out_shape)
+    if kind in GLOBAL_TYPES or len(y) < 2:
+        return None
+    if not spatial_in:
+        return None
+    # merges (add, concatenate, multiply by an SE gate): the widest incoming path
+    rf = tuple(max(s[0][i] for s in spatial_in) for i in range(len(spatial_in[0][0])))
+    jump = tuple(max(s[1][i] for s in spatial_in) for i in range(len(spatial_in[0][1])))
+    if kind in CONV_TYPES or kind in POOL_TYPES or kind in TRANSPOSE_TYPES:
+        n = len(rf)
+        k, s, d, _ = _kernel_stride(op, n)
+        if kind in TRANSPOSE_TYPES:
+            jump = tuple(j / s[i] for i, j in enumerate(jump))
+            rf = tuple(r + (k[i] - 1) * jump[i] for i, r in enumerate(rf))
+            return rf, jump
+        rf = tuple(r + (d[i] * (k[i] - 1)) * jump[i] for i, r in enumerate(rf))
+        jump = tuple(j * s[i] for i, j in enumerate(jump))
+        return rf, jump
+    if kind.startswith("UpSampling"):
+        size = _tuple(op.size, len(rf))
+        return rf, tuple(j / size[i] for i, j in enumerate(jump))
+    if len(y) != len(rf) + 1:  # reshaped into tokens or vectors: no longer an image
+        return None
+    return rf, jump
+
+
+def _show_pair(values) -> int | float | list | None:
+    if values is None:
+        return None
+    vals = [int(v) if float(v).is_integer() else round(float(v), 3) for v in values]
+    return vals[0] if len(set(vals)) == 1 else vals
+
+
+# ---------------------------------------------------------------- walking the graph
+
+def _graph_of(layer):
+    """A functional graph to walk: the layer itself, a built Sequential's inner functional, or None (a leaf)."""
+    import keras
+
+    if not isinstance(layer, keras.Model):
+        return None
+    if hasattr(layer, "_nodes_by_depth"):
+        return layer
+    inner = getattr(layer, "_functional", None)
+    return inner if inner is not None and hasattr(inner, "_nodes_by_depth") else None
+
+
+def _walk(model, states: dict, prefix: str, rows: list, seen_layers: set, variables: dict, mismatches: list) -> None:
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            op = node.operation
+            if node.is_input or op is None:
+                continue
+            inputs = list(node.input_tensors)
+            outputs = list(node.outputs)
+            graph = _graph_of(op)
+            if graph is not None:
+                inner_states = {id(t): states.get(id(x)) for t, x in zip(graph.inputs, inputs)}
+                _walk(graph, inner_states, f"{prefix}{op.name}/", rows, seen_layers, variables, mismatches)
+                for t, x in zip(outputs, graph.outputs):
+                    states[id(t)] = inner_states.get(id(x))
+                continue
+            in_shapes = [tuple(t.shape) for t in inputs]
+            out_shapes = [tuple(t.shape) for t in outputs]
+            cost = layer_cost(op, in_shapes, out_shapes)
+            first_call = id(op) not in seen_layers
+            seen_layers.add(id(op))
+            t, nt = _weights_count(op) if first_call else (0, 0)
+            actual = t + nt
+            name = f"{prefix}{op.name}"
+            note = []
+            if first_call:
+                for w in layer_weights(op):
+                    variables.setdefault(id(w), (_prod(w.shape), bool(w.trainable) and _effectively_trainable(op)))
+                if cost["params"] is not None and cost["params"] != actual:
+                    mismatches.append(f"{name}: parameter formula {cost['params']} != Keras {actual}")
+                    note.append("params from Keras (formula differs)")
+            else:
+                note.append("shared layer: params counted once")
+            if cost["shape_ok"] is False:
+                mismatches.append(f"{name}: output-size formula disagrees with Keras {out_shapes[0][1:]}")
+            if not cost["macs_known"]:
+                note.append("no MAC formula for this layer type")
+            rf = _rf_step(op, [states.get(id(x)) for x in inputs], in_shapes, out_shapes[0]) if outputs else None
+            for out in outputs:
+                states[id(out)] = rf
+            rows.append({
+                "name": name, "type": type(op).__name__,
+                "output_shape": [list(_dims(s)) for s in out_shapes] if len(out_shapes) > 1 else list(_dims(out_shapes[0])),
+                "params": actual, "trainable_params": t, "non_trainable_params": nt, "macs": int(cost["macs"]),
+                "receptive_field": _show_pair(rf[0]) if rf else None, "stride": _show_pair(rf[1]) if rf else None,
+                "note": "; ".join(note),
+            })
+
+
+def _effectively_trainable(op) -> bool:
+    return bool(getattr(op, "trainable", True))
+
+
+def inspect_keras_model(model) -> dict:
+    """The per-layer table and totals of a built functional Keras model."""
+    graph = _graph_of(model)
+    if graph is None:
+        raise KilnError(received("inspect", "model", getattr(model, "name", "model"), "it is not a functional Keras model",
+                                 "Build it with keras.Input / keras.Model or keras.Sequential"))
+    rows: list = []
+    variables: dict = {}
+    mismatches: list = []
+    states = {id(t): (tuple(1 for _ in _dims(t.shape)[:-1]), tuple(1 for _ in _dims(t.shape)[:-1])) for t in graph.inputs}
+    _walk(graph, states, "", rows, set(), variables, mismatches)
+    # variables no leaf layer owns directly (a custom layer's extra state) still count, as Keras counts them
+    for w in model.weights:
+        variables.setdefault(id(w), (_prod(w.shape), bool(w.trainable)))
+    total = sum(n for n, _ in variables.values())
+    trainable = sum(n for n, tr in variables.values() if tr)
+    unknown = sorted({r["type"] for r in rows if "no MAC formula" in r["note"]})
+    return {
+        "model": model.name,
+        "input_shape": [list(_dims(t.shape)) for t in graph.inputs][0] if len(graph.inputs) == 1 else [list(_dims(t.shape)) for t in graph.inputs],
+        "total_params": int(total), "trainable_params": int(trainable), "non_trainable_params": int(total - trainable),
+        "macs": int(sum(r["macs"] for r in rows)), "layers": rows, "mismatches": mismatches,
+        "macs_not_counted_for": unknown, "conventions": CONVENTIONS,
+    }
+
+
+# ---------------------------------------------------------------- sources: name, run folder, file
+
+def parse_input_shape(value) -> tuple[int, int, int] | None:
+    """224 -> (224, 224, 3); [96, 128] -> (96, 128, 3); [32, 32, 1] stays."""
+    if value is None:
+        return None
+    vals = value if isinstance(value, (list, tuple)) else str(value).replace("x", ",").split(",")
+    try:
+        vals = [int(v) for v in vals if str(v).strip() != ""]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = [vals[0], vals[0], 3]
+    elif len(vals) == 2:
+        vals = vals + [3]
+    if len(vals) != 3 or min(vals) < 1:
+        shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        raise ConfigError(received("inspect", "input_shape", shown, "it must be H,W,C (or one side)", "Example: input_shape=224,224,3"))
+    return tuple(vals)
+
+
+def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
+    """A registered model name (built without downloading weights), a run folder or a .keras file -> (model, label)."""
+    import keras
+
+    path = Path(source)
+    if path.is_dir() and (path / "model.keras").is_file():
+        path = path / "model.keras"
+    if path.is_file():
+        if path.suffix not in (".keras",):
+            raise ConfigError(received("inspect", "MODEL", source, "only .keras model files can be read",
+                                       "Pass a registered model name, a run folder or a .keras file"))
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        if input_shape is not None and tuple(_dims(model.inputs[0].shape)) != tuple(input_shape):
+            log.warning("inspect: %s has input %s; input_shape=%s ignored", source, tuple(_dims(model.inputs[0].shape)),
+                        ",".join(map(str, input_shape)))
+        return model, str(path)
+    if path.exists() or "/" in source or source.endswith(".keras"):
+        raise ConfigError(received("inspect", "MODEL", source, "it is neither a run folder with model.keras nor a .keras file",
+                                   "Pass a registered model name (kiln models), a run folder or a .keras file"))
+    from kiln.models import create_model, get_entry
+
+    entry = get_entry(source)
+    if input_shape is None:
+        side = entry.default_size or 224
+        input_shape = (side, side, 3)
+    return create_model(source, input_shape, classes, weights="none"), source
+
+
+def inspect_model(source, input_shape=None, classes: int = 10) -> dict:
+    """Per-layer costs and totals of a registered model name, run folder, .keras file or Keras model."""
+    import keras
+
+    if isinstance(source, keras.Model):
+        return inspect_keras_model(source)
+    model, label = load_model_for_inspection(str(source), parse_input_shape(input_shape), classes)
+    info = inspect_keras_model(model)
+    info["source"] = label
+    return info
+
+
+# ---------------------------------------------------------------- output
+
+def human(n: float, unit: str = "") -> str:
+    for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {suffix}{unit}"
+    return f"{int(n)} {unit}".strip()
+
+
+def format_table(info: dict) -> str:
+    def show(v):
+        if v is None:
+            return ""
+        return "x".join(map(str, v)) if isinstance(v, list) and v and not isinstance(v[0], list) else str(v)
+
+    header = ["layer", "type", "output", "params", "non-train", "MACs", "RF", "stride"]
+    rows = [[r["name"], r["type"], show(r["output_shape"]).replace("None", "?"), f"{r['params']:,}",
+             f"{r['non_trainable_params']:,}" if r["non_trainable_params"] else "", human(r["macs"]) if r["macs"] else "",
+             show(r["receptive_field"]), show(r["stride"])] for r in info["layers"]]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    right = {3, 4, 5, 6, 7}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    out.append(line(["-" * w for w in widths]))
+    out.append(f"{info['model']}: input {'x'.join(map(str, info['input_shape']))}, {len(info['layers'])} layers")
+    out.append(f"total params {info['total_params']:,}  (trainable {info['trainable_params']:,}, "
+               f"non-trainable {info['non_trainable_params']:,})")
+    out.append(f"MACs {info['macs']:,}  ({human(info['macs'])}; about {human(2 * info['macs'], 'FLOPs')})")
+    if info["macs_not_counted_for"]:
+        out.append(f"no MAC formula (counted 0): {', '.join(info['macs_not_counted_for'])}")
+    for m in info["mismatches"]:
+        out.append(f"check: {m}")
+    out.append(f"conventions: {info['conventions']}")
+    return "\n".join(out)
+
+
+__all__ = ["format_table", "inspect_keras_model", "inspect_model", "layer_cost", "out_size", "parse_input_shape"]
