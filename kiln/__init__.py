@@ -8,6 +8,6 @@
 
 __version__ = "0.1.0"
 
-from kiln.api import audit, convert, load_run, train  # noqa: E402
+from kiln.api import audit, convert, export_run, load_run, serve_model, train  # noqa: E402
 
-__all__ = ["__version__", "audit", "convert", "load_run", "train"]
+__all__ = ["__version__", "audit", "convert", "export_run", "load_run", "serve_model", "train"]

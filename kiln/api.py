@@ -60,4 +60,24 @@ def convert(data: str | Path, out: str | Path, config: str | Path | None = None,
     return run_convert(data, out, cfg, shard_mb=shard_mb, shard_images=shard_images, workers=workers, progress=progress)
 
 
-__all__ = ["Run", "audit", "convert", "load_run", "train"]
+def export_run(run_dir: str | Path, format: str, quantize: str = "none", out: str | Path | None = None, force: bool = False,
+               min_agreement: float = 0.99, **options) -> dict:
+    """Export a run and verify it in its own runtime (kiln/export/export.py): the figures of export.json.
+
+    Raises `AgreementError` (exit code 1) when top-1 agreement with the Keras model is below `min_agreement`.
+    """
+    from kiln.export.export import export_run as run_export
+
+    return run_export(run_dir, format, quantize, out=None if out is None else str(out), force=force,
+                      min_agreement=min_agreement, **options)
+
+
+def serve_model(path: str | Path, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
+                api_key: str | None = None, **options) -> None:
+    """Serve a run or export folder over HTTP until stopped (kiln/serve/app.py; `create_app` for the ASGI app)."""
+    from kiln.serve.app import serve
+
+    serve(path, host=host, port=port, name=name, api_key=api_key, **options)
+
+
+__all__ = ["Run", "audit", "convert", "export_run", "load_run", "serve_model", "train"]
