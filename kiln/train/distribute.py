@@ -80,12 +80,66 @@ def make_strategy(name: str):
             raise ConfigError(received("train", "distribute", "multi_worker", "TF_CONFIG is not set, so there is no cluster to join",
                                        "Set TF_CONFIG on every worker (see README: several machines) or use distribute=auto"))
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        patch_keras_for_multi_worker()
         log.info("train: multi_worker, %d workers, this is %s %s", cluster_size(config), config["task"].get("type"),
                  config["task"].get("index"))
         return strategy
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()  # the default strategy: one replica, no wrapping
+
+
+_PATCHED = False
+
+
+def patch_keras_for_multi_worker() -> None:
+    """Work around Keras 3's `fit` under MultiWorkerMirroredStrategy (keras-team/keras#20585, still in 3.15).
+
+    Two places all-reduce what they should not: the first-batch symbolic build reduces the *data* batch
+    across workers (a PerReplica that cannot become a tensor), and the step outputs (scalar metric
+    results) are reduced with `axis=0`. Here the symbolic build uses this worker's own batch (only its
+    shapes matter) and scalar outputs are averaged across workers with `axis=None`. Both changes apply
+    only under MultiWorkerMirroredStrategy; every other strategy keeps Keras's code.
+    """
+    global _PATCHED
+    if _PATCHED:
+        return
+    import tensorflow as tf
+    from keras import tree
+
+    try:
+        from keras.src.backend.tensorflow import trainer as tf_trainer
+
+        original_reduce = tf_trainer.reduce_per_replica
+        original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
+    except (ImportError, AttributeError) as err:  # pragma: no cover - another Keras layout
+        raise ConfigError(received("train", "distribute", "multi_worker", f"this Keras has no {err} to adapt",
+                                   "Use keras==3.15.1 (pinned in pyproject.toml) or distribute=none")) from None
+
+    def multi_worker(strategy) -> bool:
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and multi_worker(strategy):
+            return tree.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None) if isinstance(v, tf.distribute.DistributedValues) else v, values)
+        return original_reduce(values, strategy, reduction)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if strategy is None or not multi_worker(strategy) or iterator is None:
+            return original_build(self, iterator=iterator, data_batch=data_batch)
+        for _, _, it in iterator:
+            batch = next(it)
+            data_batch = tree.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, batch)
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
+    _PATCHED = True
 
 
 def is_multi_worker(strategy) -> bool:
