@@ -52,9 +52,13 @@ def inspect_file(path: str, max_pixels: int, visit=None) -> dict:
 def scan(paths: list[str], max_pixels: int, workers: int | None = None) -> pd.DataFrame:
     """Inspect files in parallel threads (decoders release the GIL); one row per path, same order."""
     workers = workers or min(32, (os.cpu_count() or 1) * 2)
+    columns = list(inspect_file("", 1))
+    # Chunks, each turned into a small frame: one future per 512 files (not per file) and no list of
+    # 100k dicts, so memory stays near the size of the final table.
+    chunks = [paths[i:i + 512] for i in range(0, len(paths), 512)]
     with ThreadPoolExecutor(workers) as pool:
-        rows = list(pool.map(lambda p: inspect_file(p, max_pixels), paths, chunksize=64))
-    return pd.DataFrame(rows)
+        parts = list(pool.map(lambda chunk: pd.DataFrame([inspect_file(p, max_pixels) for p in chunk], columns=columns), chunks))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 TF_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}  # formats the tf.data pipeline decodes with tf.io

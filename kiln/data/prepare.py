@@ -84,11 +84,11 @@ class Prepared:
         return self.table[self.table["split"] == name]
 
 
-def prepare(cfg: DataConfig, seed: int, report_path: str | None = None) -> Prepared:
+def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bool = True) -> Prepared:
     """Discover, decode-check and split a source. Reading only: nothing in the source changes.
 
-    Undecodable files are left out (`skipped`); the one warning about them is logged here when
-    `report_path` names where the caller writes the details, else the caller logs it (check.warn_skipped).
+    Undecodable files are left out (`skipped`) with one warning naming `report_path`; `warn=False` leaves
+    the warning to a caller that writes the details first (check.warn_skipped).
     """
     from kiln.data import records
 
@@ -98,7 +98,7 @@ def prepare(cfg: DataConfig, seed: int, report_path: str | None = None) -> Prepa
     if cfg.check_images:
         facts = check.scan(frame["path"].tolist(), cfg.max_pixels)
         skipped = facts[~facts["ok"]].merge(frame, on="path")
-        frame = check.drop_unreadable(frame, facts, report_path, warn=report_path is not None)
+        frame = check.drop_unreadable(frame, facts, report_path, warn=warn)
         facts = facts[facts["ok"]].reset_index(drop=True)
         if frame.empty:
             raise DataError(received("data", "data", cfg.path, "no file could be decoded as an image",

@@ -184,6 +184,7 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
                 "seed": cfg.seed, "check_images": data_cfg.check_images, "max_pixels": data_cfg.max_pixels,
                 "channels": data_cfg.channels, "shard_mb": shard_mb, "shard_images": shard_images}
     fingerprint = _fingerprint(frame, settings)
+    del frame  # prepare() discovers again; keep one per-image table alive at a time
     if out.exists() and not out.is_dir():
         raise KilnError(received("convert", "out", out, "it is a file", "Pass a folder for the shards"))
     done = _up_to_date(out, fingerprint)
@@ -196,7 +197,7 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
             raise KilnError(received("convert", "out", out, "the folder holds other files", "Pass an empty or new folder"))
         old = read_manifest(out, "convert")
 
-    prepared = prepare(data_cfg, cfg.seed)
+    prepared = prepare(data_cfg, cfg.seed, warn=False)  # warned below, naming out/skipped.csv
     base = Path(data).expanduser().resolve()
     base = base.parent if base.is_file() else base
     spec = resolve_spec(data_cfg, prepared.facts)

@@ -28,14 +28,14 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _scan_class_folders(root: Path, split: str | None) -> tuple[list[dict], int]:
+def _scan_class_folders(root: Path, split: str | None) -> tuple[list[tuple], int]:
     rows, skipped = [], 0
     for folder in _class_folders(root):
         for path in sorted(folder.rglob("*")):
             if not path.is_file():
                 continue
             if _is_image(path):
-                rows.append({"path": str(path.resolve()), "label": folder.name, "split": split})
+                rows.append((str(path.resolve()), folder.name, split))  # tuples: a third of a dict's memory at 100k files
             else:
                 skipped += 1
     return rows, skipped

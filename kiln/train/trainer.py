@@ -93,7 +93,7 @@ def _train(cfg: Config, strategy, folder):
     started = time.time()
     model_name = choose_model(cfg)
     entry = get_entry(model_name)  # fail on a bad model name before touching data
-    data = prepare(cfg.data, cfg.seed)
+    data = prepare(cfg.data, cfg.seed, warn=False)  # warned once skipped.csv is written, naming it
     run_dir = folder.create()
     if folder.resuming:
         check_splits(run_dir, data.table)
