@@ -80,4 +80,62 @@ def serve_model(path: str | Path, host: str = "127.0.0.1", port: int = 8000, nam
     serve(path, host=host, port=port, name=name, api_key=api_key, **options)
 
 
+def report(run: str | Path | Run, out: str | Path | None = None, split: str | None = None, **options) -> Path:
+    """Write the run's self-contained report.html (kiln/evaluate/report.py); returns its path."""
+    from kiln.evaluate.report import write_report
+
+    return write_report(run if isinstance(run, Run) else load_run(run), out=out, split=split, **options)
+
+
+def label_issues(run: str | Path | Run, method: str = "cv", folds: int = 5, epochs: int | None = None, **options):
+    """Training images whose label is probably wrong (cleanlab on out-of-sample probabilities), as a DataFrame."""
+    from kiln.evaluate.label_issues import find_label_issues
+
+    return find_label_issues(run if isinstance(run, Run) else load_run(run), method=method, folds=folds, epochs=epochs,
+                             **options)
+
+
+def inspect_model(model, input_shape=None, classes: int = 10) -> dict:
+    """Per-layer output shapes, parameters, MACs and receptive fields of a model name, run folder, .keras file
+    or keras.Model (kiln/inspect.py)."""
+    from kiln.inspect import inspect_model as inspect
+
+    return inspect(model, input_shape=input_shape, classes=classes)
+
+
+def list_runs(root: str | Path = "runs") -> list[dict]:
+    """Key settings and metrics of every run folder under `root` (kiln/runs.py)."""
+    from kiln.runs import find_runs, run_summary
+
+    return [run_summary(f) for f in find_runs(root)]
+
+
+def compare_runs(*runs: str | Path, out: str | Path | None = None) -> dict:
+    """Runs side by side (summaries and the config keys that differ); writes their overlaid learning curves."""
+    import json
+
+    from kiln.runs import compare_runs as compare
+
+    text, _ = compare([str(r) for r in runs], out=out, format="json")
+    return json.loads(text)
+
+
+def lr_find(config: str | Path | None = None, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
+            out: str | Path | None = None, **overrides) -> dict:
+    """LR range test for the model the config would train; returns {"suggested_lr", "min_loss_lr", "folder", ...}."""
+    from kiln.config import load_config
+    from kiln.train.lr_find import lr_find as run_lr_find
+
+    cfg = load_config(config, overrides=_flatten_kwargs(overrides))
+    return run_lr_find(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, out=out)
+
+
+def tune(config: str | Path | None = None, **overrides) -> dict:
+    """KerasTuner search over `tune.space`; returns {"best", "best_config" (a YAML for kiln train --config), "results", ...}."""
+    from kiln.config import load_config
+    from kiln.train.tune import tune as run_tune
+
+    return run_tune(load_config(config, overrides=_flatten_kwargs(overrides)))
+
+
 __all__ = ["Run", "audit", "convert", "export_run", "load_run", "serve_model", "train"]

@@ -278,17 +278,17 @@ def _format(opts: dict, component: str) -> str:
 
 @app.command()
 def report(args: Optional[List[str]] = ARGS):
-    """Write RUN_DIR/report.html: kiln report RUN_DIR [split=test] [out=FILE] [gallery=24] [gradcam=8]."""
+    """Write RUN_DIR/report.html: kiln report RUN_DIR [split=test] [out=FILE] [gallery=24] [gradcam=8] [audit=FILE]."""
     from kiln.evaluate.report import write_report
     from kiln.run import load_run
 
     words, pairs = _split(args)
     run_dir = _one_run(words, "report", "kiln report runs/train")
-    opts = _options(pairs, {"split": str, "out": str, "gallery": int, "gradcam": int}, "report")
+    opts = _options(pairs, {"split": str, "out": str, "gallery": int, "gradcam": int, "audit": str}, "report")
     if opts.get("split", "test") not in ("train", "val", "test"):
         raise ConfigError(received("report", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
     dest = write_report(load_run(run_dir), out=opts.get("out"), split=opts.get("split"), gallery=opts.get("gallery", 24),
-                        gradcam_samples=opts.get("gradcam", 8))
+                        gradcam_samples=opts.get("gradcam", 8), audit=opts.get("audit"))
     print(f"kiln: report {dest}")
 
 

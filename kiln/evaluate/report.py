@@ -6,7 +6,9 @@ reliability diagram with ECE; the most-confused class pairs; misclassified image
 predicted label and score; Grad-CAM overlays on a sample; label-issue candidates
 (`kiln label-issues`), the data audit (`audit.json`) and exports (`export.json`) when present.
 
-Written at the end of `kiln train` and by `kiln report RUN_DIR [split=test] [out=FILE]`.
+Written at the end of `kiln train` and by `kiln report RUN_DIR [split=test] [out=FILE] [audit=FILE]`.
+The audit section shows RUN/audit.json, `audit=FILE`, or a `kiln audit` output beside the run
+(e.g. runs/audit/audit.json) whose source is the run's data folder.
 
     from kiln.evaluate.report import write_report
     write_report(kiln.load_run("runs/train"))
@@ -374,8 +376,33 @@ def _label_issues_section(run, limit: int = 40) -> str:
             f'<div class="gallery">{"".join(cards)}</div>')
 
 
-def _audit_section(run_dir: Path) -> str:
-    found = _find_json(run_dir, "audit.json")
+def _audits(run, extra: str | Path | None = None) -> list[tuple[Path, dict]]:
+    """audit.json in the run folder (or exports/), `extra`, and `kiln audit` outputs beside the run
+    (e.g. runs/audit/audit.json) whose source is this run's data folder."""
+    found = _find_json(run.path, "audit.json")
+    if extra:
+        path = Path(extra)
+        path = path / "audit.json" if path.is_dir() else path
+        if not path.is_file():
+            raise DataError(received("report", "audit", extra, "no audit.json there", "Pass the audit.json written by kiln audit"))
+        found.append((path, json.loads(path.read_text())))
+    try:
+        source = str(Path(run.config.data.path).expanduser().resolve()) if run.config.data.path else None
+    except Exception:  # an old or foreign config: no sibling audits
+        source = None
+    if source:
+        for path in sorted(run.path.resolve().parent.glob("*/audit.json")):
+            if all(path.resolve() != f.resolve() for f, _ in found):
+                try:
+                    audit = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                if audit.get("source") == source:
+                    found.append((path, audit))
+    return found
+
+
+def _audit_section(run_dir: Path, found: list[tuple[Path, dict]]) -> str:
     if not found:
         return ""
     parts = ['<h2 id="audit">Data audit</h2>']
@@ -386,7 +413,8 @@ def _audit_section(run_dir: Path) -> str:
         dup_n = len(dup) if isinstance(dup, (list, dict)) else dup
         files = audit.get("files")
         files_n = len(files) if isinstance(files, (list, dict)) else files
-        parts.append(f"<p class='muted'>{_esc(path.relative_to(run_dir))}</p>")
+        shown = path.relative_to(run_dir) if path.is_relative_to(run_dir) else path
+        parts.append(f"<p class='muted'>{_esc(shown)}</p>")
         parts.append(_table(["", "value"], [["files", _esc(files_n)], ["problems", len(problems)],
                                             ["duplicate groups", _esc(dup_n)]] +
                             [[f"problem: {_esc(k)}", int(v)] for k, v in kinds.items()]))
@@ -416,7 +444,8 @@ def _export_section(run_dir: Path) -> str:
 
 # ---------------------------------------------------------------- the page
 
-def build_report(run, split: str | None = None, gallery: int = 24, gradcam_samples: int = 8) -> str:
+def build_report(run, split: str | None = None, gallery: int = 24, gradcam_samples: int = 8,
+                 audit: str | Path | None = None) -> str:
     """The report as one HTML string."""
     from kiln.evaluate.calibration import calibration_summary, reliability_figure
     from kiln.evaluate.metrics import classification_metrics
@@ -465,7 +494,7 @@ def build_report(run, split: str | None = None, gallery: int = 24, gradcam_sampl
         gallery_html, wrong_order = _gallery_section(rows, y, pred, probs, classes, gallery)
         sections.append(gallery_html)
         sections.append(_gradcam_section(run, rows, y, pred, probs, classes, wrong_order, gradcam_samples))
-    for extra in (_label_issues_section(run), _audit_section(run.path), _export_section(run.path)):
+    for extra in (_label_issues_section(run), _audit_section(run.path, _audits(run, audit)), _export_section(run.path)):
         if extra:
             sections.append(extra)
     nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in (
@@ -479,8 +508,8 @@ def build_report(run, split: str | None = None, gallery: int = 24, gradcam_sampl
 
 
 def write_report(run, out: str | Path | None = None, split: str | None = None, gallery: int = 24,
-                 gradcam_samples: int = 8) -> Path:
-    """Write RUN/report.html (or `out`) and return its path."""
+                 gradcam_samples: int = 8, audit: str | Path | None = None) -> Path:
+    """Write RUN/report.html (or `out`) and return its path; `audit` adds an audit.json from elsewhere."""
     from kiln.io import write_text
     from kiln.run import Run
 
@@ -489,7 +518,7 @@ def write_report(run, out: str | Path | None = None, split: str | None = None, g
 
         run = load_run(run)
     dest = Path(out) if out else run.path / "report.html"
-    write_text(dest, build_report(run, split=split, gallery=gallery, gradcam_samples=gradcam_samples))
+    write_text(dest, build_report(run, split=split, gallery=gallery, gradcam_samples=gradcam_samples, audit=audit))
     log.info("report: wrote %s", dest)
     return dest
 

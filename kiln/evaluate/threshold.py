@@ -7,7 +7,7 @@ Rules (`threshold=...`):
   max_f1          the threshold with the highest F1 on the validation split
   youden          the ROC point with the largest TPR - FPR (Youden's J)
   precision>=X    the lowest threshold whose precision is >= X (so recall is as high as it can be)
-  recall>=X       the highest threshold whose recall is >= X (so precision is as high as it can be)
+  recall>=X       among thresholds whose recall is >= X, the one with the highest precision
   argmax          no threshold: 0.5, the same as argmax
   0.3             a fixed number in (0, 1)
 
@@ -132,8 +132,9 @@ def choose_threshold(y_true, probs, rule="max_f1") -> tuple[float, dict]:
                 i = int(np.argmax(have))
             else:
                 details["met"] = True
-                # thresholds ascend: precision>=X wants the lowest (most recall), recall>=X the highest (most precision)
-                i = int(ok[0]) if kind == "precision" else int(ok[-1])
+                # thresholds ascend and recall falls with them: precision>=X takes the lowest qualifying one (most
+                # recall); precision is not monotonic, so recall>=X takes the most precise (ties: the highest)
+                i = int(ok[0]) if kind == "precision" else int(ok[::-1][np.argmax(precision[ok][::-1])])
         value = _between(s, float(thr[i]))
     value = float(min(max(value, 1e-7), 1.0))
     details.update({"value": value, **_stats(y, s, value)})
