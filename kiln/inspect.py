@@ -317,6 +317,11 @@ def inspect_keras_model(model) -> dict:
     if graph is None:
         raise KilnError(received("inspect", "model", getattr(model, "name", "model"), "it is not a functional Keras model",
                                  "Build it with keras.Input / keras.Model or keras.Sequential"))
+    for t in graph.inputs:
+        if None in _dims(t.shape):
+            raise KilnError(received("inspect", "input_shape", "x".join(map(str, _dims(t.shape))),
+                                     "the model's input size is not fixed, so shapes and MACs are undefined",
+                                     "Inspect a model built for one size, e.g. kiln inspect cnn input_shape=64,64,3"))
     rows: list = []
     variables: dict = {}
     mismatches: list = []
