@@ -184,7 +184,7 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
             callbacks = build_callbacks(phase_cfg, run_dir, phase=phase.index, append=epoch > 0, writer=chief)
             tracker = ResumeState(run_dir, phase.index, start, callbacks, state if resuming else None, writer=chief,
                                   initial_epoch=epoch)
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker],
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker], shuffle=False,
                       class_weight=class_weight, verbose=verbose)
             epoch = tracker.completed
         state = None
