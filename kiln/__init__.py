@@ -14,3 +14,7 @@ from kiln.api import compare_runs, inspect_model, label_issues, list_runs, repor
 
 __all__ = ["__version__", "audit", "convert", "export_run", "load_run", "serve_model", "train"]
 __all__ += ["compare_runs", "inspect_model", "label_issues", "list_runs", "report"]
+
+from kiln.api import lr_find, tune  # noqa: E402
+
+__all__ += ["lr_find", "tune"]

@@ -139,3 +139,4 @@ def tune(config: str | Path | None = None, **overrides) -> dict:
 
 
 __all__ = ["Run", "audit", "convert", "export_run", "load_run", "serve_model", "train"]
+__all__ += ["lr_find", "tune"]

@@ -347,6 +347,45 @@ def compare(args: Optional[List[str]] = ARGS):
     print(text)
 
 
+def _own_options(pairs: list[str], own: dict[str, type], component: str) -> tuple[dict, list[str]]:
+    """Split mode options (numbers accept 1e-7) from config key=value pairs."""
+    mine = [p for p in pairs if p.split("=", 1)[0] in own]
+    values = _options(mine, {k: (str if t is float else t) for k, t in own.items()}, component)
+    for key, kind in own.items():
+        if kind is float and key in values:
+            try:
+                values[key] = float(values[key])
+            except (TypeError, ValueError):
+                raise ConfigError(received(component, key, values[key], "it must be a number", f"Example: {key}=1e-3")) from None
+    return values, [p for p in pairs if p.split("=", 1)[0] not in own]
+
+
+@app.command(name="lr-find", context_settings={"allow_extra_args": True})
+def lr_find_cmd(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
+    """LR range test: kiln lr-find data=DIR [start_lr=1e-7] [end_lr=10] [steps=100] [out=DIR] [key=value ...]."""
+    from kiln.config import load_config
+    from kiln.train.lr_find import lr_find
+
+    words, pairs = _split(args)
+    _no_words(words, "lr-find")
+    opts, rest = _own_options(pairs, {"start_lr": float, "end_lr": float, "steps": int, "out": str}, "lr-find")
+    result = lr_find(load_config(config, rest), **opts)
+    print(f"kiln: suggested lr {result['suggested_lr']:.3g} (loss lowest at {result['min_loss_lr']:.3g}); "
+          f"plot {result['folder']}/lr_find.png")
+    print(f"kiln: train with it: kiln train ... lr={result['suggested_lr']:.3g}")
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def tune(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
+    """Hyperparameter search (KerasTuner) over the config's tune.space: kiln tune --config FILE [algorithm=bayesian] [trials=20]."""
+    from kiln.config import load_config
+    from kiln.train.tune import tune as run_tune
+
+    words, pairs = _split(args)
+    _no_words(words, "tune")
+    run_tune(load_config(config, pairs))
+
+
 def _summary(run) -> None:
     m = run.metrics
     for split in ("val", "test"):
