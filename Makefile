@@ -23,6 +23,7 @@ test: install
 bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/records.py
 
 clean-venv:
 	rm -rf $(VENV)

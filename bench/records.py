@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import time
 
 from common import DATA, jpeg_folder, table, timed
 
@@ -55,17 +56,25 @@ def main():
 
     cores = os.cpu_count() or 1
     audit(root, options=AuditOptions(workers=1), progress=False, write=False)  # warm the page cache
-    one_s = timed(lambda: audit(root, options=AuditOptions(workers=1), progress=False, write=False))
-    all_s = timed(lambda: audit(root, options=AuditOptions(workers=cores), progress=False, write=False))
+
+    def audit_run(workers):  # (wall seconds, CPU seconds of this process and its workers)
+        before, t = os.times(), time.perf_counter()
+        audit(root, options=AuditOptions(workers=workers), progress=False, write=False)
+        after = os.times()
+        cpu = sum(getattr(after, k) - getattr(before, k) for k in ("user", "system", "children_user", "children_system"))
+        return time.perf_counter() - t, cpu
+
+    (one_s, one_cpu), (all_s, all_cpu) = audit_run(1), audit_run(cores)
 
     print(f"{n} JPEGs 320x240 -> {size[0]}x{size[1]}, batch 32, {cores} cores, {len(src.files('train'))} shards\n")
     print(table([
         ("read: image folder (make_dataset)", f"{n / folder_s:,.0f} img/s", "1.00x"),
         ("read: TFRecord shards (interleaved)", f"{n / shard_s:,.0f} img/s", f"{folder_s / shard_s:.2f}x"),
         ("kiln convert", f"{n / convert_s:,.0f} img/s", ""),
-        ("kiln audit, 1 process", f"{n / one_s:,.0f} files/s", "1.00x"),
-        (f"kiln audit, {cores} processes", f"{n / all_s:,.0f} files/s", f"{one_s / all_s:.2f}x"),
+        ("kiln audit, 1 process", f"{n / one_s:,.0f} files/s ({one_cpu:.1f} CPU s)", "1.00x"),
+        (f"kiln audit, {cores} processes", f"{n / all_s:,.0f} files/s ({all_cpu:.1f} CPU s)", f"{one_s / all_s:.2f}x"),
     ], ("what", "throughput", "ratio")))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {cores} cores (other work on the machine slows the wall clock)")
 
 
 if __name__ == "__main__":

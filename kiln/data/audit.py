@@ -141,8 +141,10 @@ def scan(paths: list[str], max_pixels: int, workers: int = 0, progress: bool = T
 
         size = max(16, min(256, len(paths) // (workers * 8) or 16))
         chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
-        # spawn: never fork a process that may hold TensorFlow's or BLAS's threads
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # fork starts workers in milliseconds; once TensorFlow (and its threads) is loaded, spawn fresh ones
+        # (spawn re-imports the caller's __main__: a script must call audit under `if __name__ == "__main__":`)
+        method = "spawn" if "tensorflow" in sys.modules else "fork"
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
             for chunk in pool.map(_scan_chunk, chunks, [max_pixels] * len(chunks)):
                 results.extend(chunk)
                 bar.update(len(chunk))
