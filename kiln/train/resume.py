@@ -193,6 +193,9 @@ class RunFolder:
         mode = cfg.train.resume
         if cfg.run_dir:
             given = Path(cfg.run_dir)
+            if not is_unfinished(given) and ((given / "model.keras").exists() or (given / "run.json").exists()):
+                raise KilnError(received("train", "run_dir", cfg.run_dir, "it already holds a finished run, which Kiln never overwrites",
+                                         "Pick a new run_dir or leave it out to auto-number"))
             if is_unfinished(given):
                 if mode is False:
                     raise KilnError(received("train", "run_dir", cfg.run_dir, "it holds an unfinished run and resume=false",
