@@ -31,6 +31,16 @@ def train(config: str | Path | None = None, **overrides) -> Run:
     return run_training(cfg)
 
 
+def augment_preview(config: str | Path | None = None, out: str | Path | None = None, samples: int = 8, variants: int = 5,
+                    **overrides) -> Path:
+    """Write a PNG grid of augmented training images (the `augment` section applied); returns its path."""
+    from kiln.config import load_config
+    from kiln.data.augment import augment_preview as preview
+
+    cfg = load_config(config, overrides=_flatten_kwargs(overrides))
+    return preview(cfg, out=out, samples=samples, variants=variants)
+
+
 def audit(data: str | Path, out: str | Path | None = None, fix: str | None = None, progress: bool = True, **options) -> dict:
     """Audit a dataset (kiln/data/audit.py): the report dict, also written as out/audit.json and audit.html.
 
@@ -138,5 +148,5 @@ def tune(config: str | Path | None = None, **overrides) -> dict:
     return run_tune(load_config(config, overrides=_flatten_kwargs(overrides)))
 
 
-__all__ = ["Run", "audit", "convert", "export_run", "load_run", "serve_model", "train"]
+__all__ = ["Run", "audit", "convert", "augment_preview", "export_run", "load_run", "serve_model", "train"]
 __all__ += ["lr_find", "tune"]

@@ -128,6 +128,20 @@ def models(pattern: str = typer.Argument("*", help="glob over model names, e.g. 
         raise ConfigError(received("models", "pattern", pattern, "no model name matches", "Run kiln models to list all"))
 
 
+@app.command(name="augment-preview")
+def augment_preview(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
+    """PNG grid of augmented training images: kiln augment-preview data=DIR flip=horizontal mixup=0.2 [out=FILE.png] [samples=8] [variants=5]."""
+    from kiln.api import augment_preview as preview
+    from kiln.config import parse_overrides
+
+    words, pairs = _split(args)
+    _no_words(words, "augment-preview")
+    own = {"out": str, "samples": int, "variants": int}
+    opts = _options([p for p in pairs if p.split("=", 1)[0] in own], own, "augment-preview")
+    overrides = parse_overrides([p for p in pairs if p.split("=", 1)[0] not in own], "augment-preview")
+    print(f"kiln: augment preview {preview(config, **opts, **overrides)}")
+
+
 @app.command(name="config")
 def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
     """Print the resolved config (defaults, then --config FILE, then key=value)."""

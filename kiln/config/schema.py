@@ -55,6 +55,34 @@ class ModelConfig(Section):
     l1: float = Field(0.0, ge=0.0, description="L1 weight penalty on kernels")
     l2: float = Field(0.0, ge=0.0, description="L2 weight penalty on kernels")
     initializer: str = Field("he_normal", description="kernel initializer (any Keras initializer name)")
+    weights: str = Field("auto", description="starting weights: auto (imagenet for keras.applications backbones, else none), imagenet, none, or a run folder / .keras / .weights.h5 / .h5 path whose backbone is reused")
+    patch_size: Union[Literal["auto"], int] = Field("auto", description="vit: patch side in pixels; auto gives ~8x8 tokens on small images, 16 px from 128 px up")
+
+
+class AugmentConfig(Section):
+    """Training-only augmentation: Keras preprocessing layers in the tf.data pipeline (CPU), after the cache."""
+
+    flip: Literal["none", "horizontal", "vertical", "both"] = Field("none", description="random flips")
+    rotation: float = Field(0.0, ge=0.0, le=0.5, description="random rotation up to +- this fraction of a full turn (0.05 = 18 degrees)")
+    zoom: float = Field(0.0, ge=0.0, lt=1.0, description="random zoom in or out by up to this fraction")
+    translation: float = Field(0.0, ge=0.0, le=0.5, description="random shift by up to this fraction of the height and width")
+    shear: float = Field(0.0, ge=0.0, le=1.0, description="random shear up to this factor on both axes")
+    crop: float = Field(0.0, ge=0.0, le=0.9, description="random crop of (1 - crop) of each side, resized back (0.2 = 80% windows)")
+    perspective: float = Field(0.0, ge=0.0, le=1.0, description="random perspective distortion of this scale, on half the images")
+    contrast: float = Field(0.0, ge=0.0, le=1.0, description="random contrast change by up to this factor")
+    brightness: float = Field(0.0, ge=0.0, le=1.0, description="random brightness shift by up to this fraction of 255")
+    saturation: float = Field(0.0, ge=0.0, le=1.0, description="random saturation change by up to this amount (RGB only)")
+    hue: float = Field(0.0, ge=0.0, le=1.0, description="random hue rotation by up to this amount (RGB only)")
+    grayscale: float = Field(0.0, ge=0.0, le=1.0, description="probability of turning an image grey (RGB only)")
+    sharpness: float = Field(0.0, ge=0.0, le=1.0, description="random sharpen / soften by up to this amount")
+    blur: float = Field(0.0, ge=0.0, le=1.0, description="random Gaussian blur of up to this strength")
+    erasing: float = Field(0.0, ge=0.0, le=1.0, description="probability of erasing a random patch (random erasing / cutout)")
+    randaugment: bool = Field(False, description="RandAugment: randaugment_ops random ops per image")
+    randaugment_ops: int = Field(2, ge=1, le=10, description="RandAugment: ops applied per image")
+    randaugment_magnitude: float = Field(0.5, gt=0.0, le=1.0, description="RandAugment: strength of each op")
+    augmix: bool = Field(False, description="AugMix: mix chains of random ops (RGB only)")
+    mixup: float = Field(0.0, ge=0.0, le=10.0, description="MixUp alpha on whole batches with one-hot labels (0 = off; 0.2 is typical)")
+    cutmix: float = Field(0.0, ge=0.0, le=1.0, description="CutMix factor (0 = off; 1.0 is typical); with mixup, each batch gets one of the two")
 
 
 class TrainConfig(Section):
@@ -162,6 +190,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
 

@@ -43,12 +43,7 @@ def register_model(name: str | None = None, *, family: str = "simple", default_s
 
 def _load_families() -> None:
     # Importing a family module registers its builders.
-    from kiln.models import simple  # noqa: F401
-
-    try:
-        from kiln.models import backbones  # noqa: F401
-    except ImportError:
-        pass
+    from kiln.models import backbones, simple, vit  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -66,9 +61,23 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def create_model(name: str, input_shape, num_classes: int, **kwargs):
-    """Build a registered model; kwargs the builder does not take, or that are None, are ignored."""
+    """Build a registered model; kwargs the builder does not take, or that are None, are ignored.
+
+    `weights=` (auto | imagenet | none | run folder | .keras | .weights.h5 | .h5) is resolved by
+    `kiln.models.weights`: a run folder or .keras file gives its trained backbone a new head.
+    """
     entry = get_entry(name)
     params = inspect.signature(entry.builder).parameters
     takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    accepted = {k: v for k, v in kwargs.items() if v is not None and (takes_all or k in params)}
-    return entry.builder(tuple(input_shape), int(num_classes), **accepted)
+    weights = kwargs.pop("weights", None)
+
+    def build(**extra):  # extra (the resolved weights) is passed even when None: None means "no weights"
+        accepted = {k: v for k, v in kwargs.items() if v is not None and (takes_all or k in params)}
+        accepted.update({k: v for k, v in extra.items() if takes_all or k in params})
+        return entry.builder(tuple(input_shape), int(num_classes), **accepted)
+
+    if weights is None:
+        return build()
+    from kiln.models.weights import create_with_weights
+
+    return create_with_weights(entry, tuple(input_shape), int(num_classes), weights, kwargs, build)

@@ -24,8 +24,12 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
 
 
 def choose_model(cfg: Config) -> str:
-    """`model=auto`: a small CNN from scratch; it suits small grayscale images and photos alike on a CPU."""
-    return "cnn" if cfg.model.name == "auto" else cfg.model.name
+    """`model=auto`: the weights source's own model (weights=RUN_DIR), else a small CNN from scratch."""
+    from kiln.models.weights import auto_model, check_weights
+
+    name = auto_model(cfg.model.weights) if cfg.model.name == "auto" else cfg.model.name
+    check_weights(name, cfg.model.weights)  # a bad weights= fails here, before any data is read
+    return name
 
 
 def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
@@ -38,6 +42,9 @@ def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
     if cache == "auto":
         cache = "memory" if cache_fits_in_memory(len(data.table), spec.size, spec.channels) else "none"
     batch_size = cfg.data.batch_size * replicas
+    from kiln.data.augment import build_augment
+
+    augment = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
 
     def ds(rows, training):
         # a TFRecord shard folder reads its split's shards instead of the files (kiln/data/records.py)
@@ -45,7 +52,8 @@ def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
         return make(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
                             resize=spec.resize, batch_size=batch_size, training=training, seed=cfg.seed,
                             cache=cache, cache_dir=str(run_dir / "cache" / ("train" if training else "eval")),
-                            shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy())
+                            shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy(),
+                            augment=augment if training else None)
 
     if cache == "disk":
         (run_dir / "cache").mkdir(exist_ok=True)
