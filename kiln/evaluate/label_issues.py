@@ -4,8 +4,10 @@ Confident learning (Northcutt et al., 2021, via cleanlab) needs out-of-sample pr
 probabilities for every training image, i.e. from a model that did not train on that image:
 
 - `method=cv` (default): k-fold cross-validation on the training split. The run's model config is
-  trained from scratch `folds` times (on k-1 folds, `epochs` epochs each, one phase, no early
-  stopping) and predicts the held-out fold. Honest, and costs about `folds` trainings.
+  trained from scratch `folds` times (on k-1 folds, up to `epochs` epochs, one phase) and predicts the
+  held-out fold. As in the run, the weights of the epoch with the best loss on the run's own val split
+  are kept (val images are never training images, so no held-out label leaks in). Honest, and costs
+  about `folds` trainings.
 - `method=fast`: features from the run's trained model (the input of its "predictions" layer) and a
   k-fold logistic regression on them. Seconds instead of trainings, but the features were learned
   with the very labels under test, so a network that memorised a wrong label hides it; use it to
@@ -57,8 +59,11 @@ def _splitter(y: np.ndarray, folds: int, seed: int):
 
 
 def cv_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, epochs: int | None = None,
-                     batch_size: int | None = None, seed: int | None = None) -> np.ndarray:
-    """(N, K) out-of-sample probabilities: the run's model config retrained per fold."""
+                     batch_size: int | None = None, seed: int | None = None, val=None) -> np.ndarray:
+    """(N, K) out-of-sample probabilities: the run's model config retrained per fold.
+
+    `val`: (paths, labels) for early stopping with best-weights restore (the run's val split).
+    """
     import keras
 
     from kiln.data.pipeline import make_dataset
@@ -91,7 +96,13 @@ def cv_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, epoch
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing))
         train_ds = make_dataset(paths[fit_idx], y[fit_idx], k, size=spec.size, channels=spec.channels, resize=spec.resize,
                                 batch_size=batch_size, training=True, seed=seed, cache="memory", augment=augment)
-        model.fit(train_ds, epochs=epochs, verbose=0)
+        callbacks, val_ds = [], None
+        if val is not None and len(val[0]):
+            val_ds = make_dataset(np.asarray(val[0]), np.asarray(val[1]), k, size=spec.size, channels=spec.channels,
+                                  resize=spec.resize, batch_size=batch_size, cache="memory")
+            callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience or epochs,
+                                                       restore_best_weights=True)]
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
         held_ds = make_dataset(paths[held_idx], y[held_idx], k, size=spec.size, channels=spec.channels, resize=spec.resize,
                                batch_size=batch_size).map(lambda x, _: x)
         probs[held_idx] = model.predict(held_ds, verbose=0)
@@ -173,7 +184,9 @@ def find_label_issues(run, method: str = "cv", folds: int = 5, epochs: int | Non
     folds = _folds_for(y, folds, k)
     started = time.time()
     if method == "cv":
-        probs = cv_probabilities(run, rows["path"].tolist(), y, folds, epochs, batch_size)
+        val_rows = table[table["split"] == "val"]
+        val = (val_rows["path"].tolist(), val_rows["label"].map(index).to_numpy().astype(int))
+        probs = cv_probabilities(run, rows["path"].tolist(), y, folds, epochs, batch_size, val=val)
     else:
         probs = feature_probabilities(run, rows["path"].tolist(), y, folds)
     result = rank_issues(rows["path"].tolist(), y, probs, run.classes)
