@@ -42,7 +42,7 @@ class MicroBatcher:
         """Finish what is queued, then stop the worker."""
         if self._task is None:
             return
-        while self._carry is not None or not self._queue.empty():
+        while (self._carry is not None or not self._queue.empty()) and not self._task.done():
             await asyncio.sleep(0.005)
         self._task.cancel()
         try:

@@ -164,7 +164,7 @@ async def v2_infer(request: Request, name: str, version: str | None = None):
     reply = {"model_name": served.name, "model_version": "1", "outputs": outputs}
     if "id" in body:
         reply["id"] = body["id"]
-    return reply
+    return JSONResponse(reply)  # plain JSON types already: skips FastAPI's per-element encoder
 
 
 # ---- TF Serving REST --------------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ async def v1_post(request: Request, target: str):
         images = await _v1_instances(state, inputs, "inputs")
         key = "outputs"
     probs = await state.batcher.predict(images)
-    return {key: probs.tolist()}
+    return JSONResponse({key: probs.tolist()})
 
 
 # ---- POST /predict ------------------------------------------------------------------------------------------
@@ -300,4 +300,4 @@ async def predict(request: Request):
              "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
     if served.threshold is not None:
         reply["threshold"] = served.threshold
-    return reply
+    return JSONResponse(reply)
