@@ -44,13 +44,17 @@ def _has_conv(model) -> bool:
     return any(type(l).__name__ in CONV_TYPES or (_is_graph_model(l) and _has_conv(l)) for l in model.layers)
 
 
-def find_target_layer(model) -> list:
-    """[outer layers..., feature layer]: the path to the feature map Grad-CAM uses."""
+def find_target_layer(model, min_side: int = 4) -> list:
+    """[outer layers..., feature layer]: the path to the feature map Grad-CAM uses.
+
+    When the last map is smaller than `min_side` (a small input through a deep backbone: 1x1 at the
+    end of ResNet50 on 32x32 images), the last layer whose map is at least `min_side` wide is used.
+    """
     layers = model.layers
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         if _is_graph_model(layer) and _has_conv(layer):
-            return [layer] + find_target_layer(layer)
+            return [layer] + find_target_layer(layer, min_side)
         if type(layer).__name__ in CONV_TYPES:
             shape = _shape(layer)
             best = layer
@@ -59,9 +63,27 @@ def find_target_layer(model) -> list:
                 if s is None or len(s) != 4 or shape is None or s[1:3] != shape[1:3]:
                     break
                 best = later
+            side = _shape(best)
+            if side is not None and len(side) == 4 and None not in side[1:3] and min(side[1:3]) < min_side:
+                for earlier in reversed(layers[:i]):
+                    s = _shape(earlier)
+                    if (s is not None and len(s) == 4 and None not in s[1:3] and min(s[1:3]) >= min_side
+                            and type(earlier).__name__ not in ("InputLayer", "ZeroPadding2D", "Cropping2D")
+                            and _has_conv_before(layers, earlier)):
+                        return [earlier]
             return [best]
     raise KilnError(received("gradcam", "model", getattr(model, "name", "model"), "it has no 2-D convolution layer",
                              "Grad-CAM needs a convolutional model (cnn or a backbone)"))
+
+
+def _has_conv_before(layers: list, layer) -> bool:
+    """Whether some convolution precedes `layer` in `layers` (so its map holds learned features)."""
+    for other in layers:
+        if other is layer:
+            return False
+        if type(other).__name__ in CONV_TYPES:
+            return True
+    return False
 
 
 def resolve_target(model, target: str | None) -> list:

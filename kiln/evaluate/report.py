@@ -154,7 +154,8 @@ def history_figure(history: pd.DataFrame):
                 ax.axvspan(x[a] - 0.5, x[b - 1] + 0.5, color=colours[j % len(colours)], zorder=0)
                 if j:
                     ax.axvline(x[a] - 0.5, color="grey", ls="--", lw=1)
-            axes[0].text(x[a] - 0.4, axes[0].get_ylim()[1], phases[a], va="top", fontsize=8, color="#444")
+            label = f"phase {phases[a]}" if phases[a].isdigit() else phases[a]
+            axes[0].text(x[a] - 0.4, axes[0].get_ylim()[1], label, va="top", fontsize=8, color="#444")
     fig.tight_layout()
     return fig
 

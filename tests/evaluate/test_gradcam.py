@@ -75,3 +75,19 @@ def test_no_conv_layer_is_a_clear_error():
 
     with pytest.raises(KilnError, match="no 2-D convolution"):
         gradcam(create_model("dnn", (8, 8, 1), 2, units=[4]), np.zeros((1, 8, 8, 1), np.uint8))
+
+
+def test_tiny_final_map_falls_back_to_a_4x4_map():
+    import keras
+    from keras import layers
+
+    from kiln.evaluate.gradcam import find_target_layer, gradcam
+
+    x = inputs = keras.Input((16, 16, 3))
+    for i, f in enumerate((4, 8, 8, 8)):  # 8x8, 4x4, 2x2, 1x1
+        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"c{i}")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax", name="predictions")(x))
+    assert [layer.name for layer in find_target_layer(model)] == ["c1"]
+    assert [layer.name for layer in find_target_layer(model, min_side=1)] == ["c3"]
+    assert gradcam(model, np.zeros((1, 16, 16, 3), np.uint8))[0].shape == (1, 4, 4)
