@@ -248,7 +248,7 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
               for s in SPLITS if (table["split"] == s).any()}
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kiln_version": __version__,
-        "source": str(Path(data).expanduser().resolve()), "fingerprint": fingerprint, "settings": settings,
+        "source": str(Path(data).expanduser().resolve()), "base": str(base), "fingerprint": fingerprint, "settings": settings,
         "classes": prepared.classes, "counts": counts, "images": int(len(table)), "skipped": int(len(skipped)),
         "image": spec.to_dict(), "facts": {"median_side": median_side, "channels": int(auto_channels(ok))},
         "shards": shards, "bytes": int(sum(s["bytes"] for s in shards)),
@@ -303,8 +303,7 @@ class ShardSource:
     def table(self) -> pd.DataFrame:
         """One row per image in shard order: path (the original file), label, split, shard, record, y, use_pil."""
         index = pd.read_csv(self.folder / "index.csv", dtype={"path": str, "label": str, "split": str})
-        base = Path(self.manifest["source"])
-        base = base.parent if base.suffix.lower() == ".csv" else base
+        base = Path(self.manifest["base"])  # index.csv paths are relative to the source folder (a CSV's folder)
         order = {s["file"]: i for i, s in enumerate(self.manifest["shards"])}
         index = index.iloc[np.lexsort((index["record"].to_numpy(), index["shard"].map(order).to_numpy()))]
         index["path"] = [str(base / p) for p in index["path"]]
@@ -417,6 +416,9 @@ def shard_predictions(run, data: str | None, split: str):
     meta = run.meta.get("shards")
     if data is None and not meta:
         return None
+    if data is None and not is_shard_folder(meta["folder"]):
+        raise DataError(received("evaluate", "data", "<the run's shards>", f"the shard folder it trained on, {meta['folder']}, is gone",
+                                 "Pass the shards' new place: kiln evaluate RUN data=SHARD_DIR"))
     source = ShardSource(data or meta["folder"], component="evaluate")
     if data is None and source.manifest["fingerprint"] != meta["fingerprint"]:
         log.warning("evaluate: %s was converted again since this run trained on it; its splits may differ", source.folder)

@@ -129,3 +129,13 @@ def test_train_and_evaluate_from_shards(shards, tmp_path):
     other = kiln.load_run(run.path).evaluate(data=str(out), split="val")
     assert other["n"] == run.metrics["val"]["n"]
     assert json.loads((run.path / "run.json").read_text())["shards"]["fingerprint"] == manifest["fingerprint"]
+    moved = out.with_name("moved")
+    out.rename(moved)
+    try:
+        from kiln.errors import DataError
+
+        with pytest.raises(DataError, match="is gone"):
+            kiln.load_run(run.path).evaluate()
+        assert kiln.load_run(run.path).evaluate(data=str(moved))["n"] == test["n"]
+    finally:
+        moved.rename(out)
