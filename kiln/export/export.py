@@ -182,7 +182,14 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     out_path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}-", dir=out_path.parent))
     try:
-        artifact = module.write(model, shape, stage, opts.quantize, calib)
+        try:
+            artifact = module.write(model, shape, stage, opts.quantize, calib)
+        except Exception as err:  # a converter that cannot handle this model: say which, keep the details in the log
+            log.info("export: %s %s failed", opts.format, opts.quantize, exc_info=True)
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise KilnError(received("export", "format", f"{opts.format} quantize={opts.quantize}",
+                                     f"the {opts.format} converter failed on this model ({type(err).__name__}: {first})",
+                                     "Try another quantize= or format=; KILN_VERBOSE=1 shows more")) from None
         write_text(stage / LABELS, "".join(f"{c}\n" for c in run.classes))
         candidate = module.load(stage, shape)
         figures = compare(KerasPredictor(model, shape), candidate, images, y, timing)

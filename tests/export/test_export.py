@@ -179,3 +179,18 @@ def test_cli_export_prints_table(tiny_run, cli_dir, capsys):
     assert main(["export", str(tiny_run.path), "format=onnx", f"out={out}"]) == 2  # never overwrites
     assert "never overwrites" in capsys.readouterr().err
 
+
+
+def test_converter_failure_is_one_line_and_leaves_nothing(tiny_run, cli_dir, monkeypatch):
+    from kiln.errors import KilnError
+    from kiln.export import tflite
+    from kiln.export.export import export_run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("op FOO is not supported by the int8 kernels\nlong converter log")
+
+    monkeypatch.setattr(tflite, "convert", broken)
+    out = cli_dir / "broken"
+    with pytest.raises(KilnError, match=r"the tflite converter failed on this model \(RuntimeError: op FOO is not supported"):
+        export_run(tiny_run.path, "tflite", "int8", out=str(out), calibration_images=8)
+    assert not out.exists() and not [p for p in cli_dir.iterdir() if p.name.startswith(".broken")]
