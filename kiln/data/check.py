@@ -49,15 +49,27 @@ def inspect_file(path: str, max_pixels: int, visit=None) -> dict:
     return info
 
 
-def scan(paths: list[str], max_pixels: int, workers: int | None = None) -> pd.DataFrame:
-    """Inspect files in parallel threads (decoders release the GIL); one row per path, same order."""
+def scan(paths: list[str], max_pixels: int, workers: int | None = None, progress: bool = False) -> pd.DataFrame:
+    """Inspect files in parallel threads (decoders release the GIL); one row per path, same order.
+
+    `progress` shows a bar on stderr (when it is a terminal)."""
+    import sys
+
+    from tqdm import tqdm
+
     workers = workers or min(32, (os.cpu_count() or 1) * 2)
     columns = list(inspect_file("", 1))
     # Chunks, each turned into a small frame: one future per 512 files (not per file) and no list of
     # 100k dicts, so memory stays near the size of the final table.
     chunks = [paths[i:i + 512] for i in range(0, len(paths), 512)]
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda chunk: pd.DataFrame([inspect_file(p, max_pixels) for p in chunk], columns=columns), chunks))
+    with ThreadPoolExecutor(workers) as pool, tqdm(total=len(paths), desc="kiln check", unit="file", file=sys.stderr,
+                                                    disable=None if progress else True) as bar:
+        def run(chunk):
+            part = pd.DataFrame([inspect_file(p, max_pixels) for p in chunk], columns=columns)
+            bar.update(len(chunk))
+            return part
+
+        parts = list(pool.map(run, chunks))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 

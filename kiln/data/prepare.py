@@ -84,7 +84,7 @@ class Prepared:
         return self.table[self.table["split"] == name]
 
 
-def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bool = True) -> Prepared:
+def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bool = True, progress: bool = False) -> Prepared:
     """Discover, decode-check and split a source. Reading only: nothing in the source changes.
 
     Undecodable files are left out (`skipped`) with one warning naming `report_path`; `warn=False` leaves
@@ -96,7 +96,7 @@ def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bo
         return records.prepare_shards(cfg, seed)
     frame = sources.discover(cfg.path)
     if cfg.check_images:
-        facts = check.scan(frame["path"].tolist(), cfg.max_pixels)
+        facts = check.scan(frame["path"].tolist(), cfg.max_pixels, progress=progress)
         skipped = facts[~facts["ok"]].merge(frame, on="path")
         frame = check.drop_unreadable(frame, facts, report_path, warn=warn)
         facts = facts[facts["ok"]].reset_index(drop=True)

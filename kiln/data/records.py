@@ -197,7 +197,7 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
             raise KilnError(received("convert", "out", out, "the folder holds other files", "Pass an empty or new folder"))
         old = read_manifest(out, "convert")
 
-    prepared = prepare(data_cfg, cfg.seed, warn=False)  # warned below, naming out/skipped.csv
+    prepared = prepare(data_cfg, cfg.seed, warn=False, progress=progress)  # warned below, naming out/skipped.csv
     base = Path(data).expanduser().resolve()
     base = base.parent if base.is_file() else base
     spec = resolve_spec(data_cfg, prepared.facts)
@@ -222,6 +222,8 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
             index_parts.append(pd.DataFrame({"path": rel, "label": part["label"].to_numpy(), "split": split,
                                              "shard": name, "record": np.arange(len(part))}))
     out.mkdir(parents=True, exist_ok=True)
+    import tensorflow  # noqa: F401  (loaded before the bar starts, not inside the first shard's timing)
+
     bar = tqdm(total=len(table), desc="kiln convert", unit="img", file=sys.stderr, disable=None if progress else True)
     lock = threading.Lock()
 
