@@ -24,6 +24,7 @@ bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/records.py
+	$(BIN)/python bench/train_scale.py
 
 clean-venv:
 	rm -rf $(VENV)
