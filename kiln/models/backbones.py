@@ -98,7 +98,8 @@ def application_backbone(name: str, input_shape, weights=None) -> keras.Model:
     x = preprocess(pixels, spec.preprocess)
     # input_tensor: the application builds on top of our preprocessing, in one flat graph. The
     # preprocessing layers hold no weights, so Keras's by-order weight loading is unaffected.
-    kwargs = dict(include_top=False, weights=weights, input_tensor=x)
+    # input_shape too: some applications pick their ImageNet file by it (MobileNet v2: 96-224 px).
+    kwargs = dict(include_top=False, weights=weights, input_tensor=x, input_shape=tuple(input_shape))
     if weights == "imagenet":
         with imagenet_download(name):
             net = app(**kwargs)

@@ -136,3 +136,27 @@ def test_offline_imagenet_is_one_line_naming_file_and_folder(tmp_path, shapes_di
     fname = "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
     assert f"place it as {home / 'models' / fname}, or train from scratch with weights=none." in line[0]
     assert "could not be downloaded" in line[0]
+
+
+def test_cached_imagenet_file_loads_behind_the_folded_preprocessing(tmp_path, monkeypatch):
+    """A keras.applications weights file already in the Keras cache is used without a download.
+
+    MobileNetV2's file has no hash pin, so a file written here stands in for the real one; the
+    backbone (preprocessing + application) must then equal the application fed `preprocess_input`.
+    """
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from kiln.models import create_model
+
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path))
+    reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))
+    (tmp_path / "models").mkdir()
+    with h5py.File(tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    model = create_model("mobilenet_v2", (96, 96, 3), 4)  # weights: the family default, imagenet
+    x = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3)).astype("float32")
+    expected = reference(keras.applications.mobilenet_v2.preprocess_input(x.copy()))
+    np.testing.assert_allclose(np.asarray(model.get_layer("backbone")(x)), np.asarray(expected), rtol=1e-4, atol=1e-5)
+    keras.backend.clear_session()
