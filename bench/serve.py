@@ -6,7 +6,9 @@ Starts `kiln serve RUN_DIR` in its own process twice: batching on (max_batch_siz
 and off (max_batch_size=1: one model call per request). Each time, --clients concurrent keep-alive
 connections (one asyncio event loop, raw HTTP/1.1) send --requests TF Serving REST calls
 `POST /v1/models/NAME:predict {"instances": [{"b64": <PNG>}]}` of one test-split image each, after a
-warm-up of 200. Reports throughput, p50/p99 latency and the mean micro-batch size from /metrics.
+warm-up of 200. Reports throughput, p50/p99 latency and the mean micro-batch size from /metrics, and
+for scale: the HTTP stack alone (GET /v2/health/ready under the same load) and the model alone
+(in-process, batch 1 vs batch 32), since batching can only save model time.
 Only 127.0.0.1 is used. Without --run it uses the run bench/export.py trains.
 """
 
@@ -55,7 +57,7 @@ async def http(reader, writer, method: str, path: str, body: bytes = b"") -> tup
     return status, await reader.readexactly(length)
 
 
-async def load(port: int, path: str, bodies: list[bytes], clients: int, n: int) -> tuple[float, list[float], int]:
+async def load(port: int, path: str, bodies: list[bytes], clients: int, n: int, method: str = "POST") -> tuple[float, list[float], int]:
     """n requests over `clients` connections: (wall seconds, latencies, errors)."""
     counter = itertools.count()
     latencies: list[float] = []
@@ -66,7 +68,7 @@ async def load(port: int, path: str, bodies: list[bytes], clients: int, n: int) 
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while (i := next(counter)) < n:
             t = time.perf_counter()
-            status, _ = await http(reader, writer, "POST", path, bodies[i % len(bodies)])
+            status, _ = await http(reader, writer, method, path, bodies[i % len(bodies)] if method == "POST" else b"")
             latencies.append(time.perf_counter() - t)
             errors += status != 200
         writer.close()
@@ -110,6 +112,7 @@ def bench_mode(run: Path, name: str, extra: list[str], bodies: list[bytes], clie
         before = asyncio.run(get(port, "/metrics"))[1].decode()
         wall, lat, errors = asyncio.run(load(port, path, bodies, clients, n))
         after = asyncio.run(get(port, "/metrics"))[1].decode()
+        http_wall, _, _ = asyncio.run(load(port, "/v2/health/ready", bodies, clients, n, method="GET"))  # the HTTP stack alone
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -118,7 +121,7 @@ def bench_mode(run: Path, name: str, extra: list[str], bodies: list[bytes], clie
     lat_ms = np.array(lat) * 1000
     return {"mode": name, "requests": n, "errors": errors, "seconds": wall, "throughput": n / wall,
             "p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99)),
-            "mean_batch": images / max(batches, 1)}
+            "mean_batch": images / max(batches, 1), "http_only_throughput": n / http_wall}
 
 
 def model_ceiling(path: Path) -> dict:
@@ -171,7 +174,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['mode']} | {r['throughput']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_batch']:.1f} | {r['errors']} |")
-    print(f"\nmodel alone, in-process: {ceiling['single_ms']:.2f} ms for 1 image, {ceiling['batched_ms']:.2f} ms per image "
+    print(f"\nHTTP stack alone (GET /v2/health/ready, same clients): {results[0]['http_only_throughput']:.0f} req/s; "
+          f"model alone, in-process: {ceiling['single_ms']:.2f} ms for 1 image, {ceiling['batched_ms']:.2f} ms per image "
           f"at batch 32: batching can raise throughput by at most {ceiling['gain']:.1f}x when the model is the only cost")
     on, off = results
     ratio = on["throughput"] / off["throughput"]

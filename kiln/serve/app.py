@@ -169,9 +169,9 @@ def create_app(source, name: str | None = None, api_key: str | None = None, **op
     values = {k: v for k, v in dict(name=name, api_key=api_key, **options).items() if v is not None}
     opts = build(ServeOptions, values, "serve")
     served = load_served(source, opts.name)
-    served.predictor(np.zeros((1, *served.shape), np.uint8))  # trace / allocate before the first request
     _warm_decoder(served.spec)
     state = State(served, opts)
+    state.batcher.warm(served.shape)  # every batch size the model will see, before the first request
 
     @asynccontextmanager
     async def lifespan(app):

@@ -6,6 +6,10 @@ started collecting, and runs the model once on the concatenated batch in its inf
 While the model runs, new requests queue up, so under load batches fill without waiting.
 `max_batch_size=1` turns batching off: one model call per request, in arrival order.
 
+Batches are zero-padded up to a few fixed sizes (1, 2, 4, then multiples of 8) that `warm()` runs once
+at startup: every new input shape costs TensorFlow / oneDNN (and a TFLite resize) a slow first call,
+which would otherwise land on live requests as tail latency.
+
     batcher = MicroBatcher(predict, max_batch_size=32, max_delay_ms=2)
     await batcher.start()
     probs = await batcher.predict(images)   # (n, H, W, C) uint8 -> (n, K) float32
@@ -21,16 +25,38 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 
+def bucket_sizes(max_batch_size: int) -> list[int]:
+    """The batch sizes the model is called with: 1, 2, 4, then multiples of 8, up to max_batch_size."""
+    sizes = {s for s in (1, 2, 4) if s < max_batch_size} | set(range(8, max_batch_size, 8)) | {max_batch_size}
+    return sorted(sizes)
+
+
 class MicroBatcher:
     def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None):
         self.predict_fn = predict
         self.max_batch_size = max(1, int(max_batch_size))
+        self.buckets = bucket_sizes(self.max_batch_size)
         self.max_delay = max(0.0, float(max_delay_ms)) / 1000.0
         self.metrics = metrics
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._carry = None  # a request that did not fit the previous batch
+
+    def warm(self, shape: tuple[int, ...]) -> None:
+        """Call the model once at every bucket size (zeros), before serving."""
+        for n in self.buckets:
+            self.predict_fn(np.zeros((n, *shape), np.uint8))
+
+    def _padded(self, batch: np.ndarray) -> np.ndarray:
+        n = len(batch)
+        size = next((b for b in self.buckets if b >= n), n)  # a request larger than max_batch_size runs as it is
+        if size == n:
+            return batch
+        return np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), batch.dtype)])
+
+    def _call(self, batch: np.ndarray) -> np.ndarray:
+        return self.predict_fn(self._padded(batch))[:len(batch)]
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -99,7 +125,7 @@ class MicroBatcher:
         batch = items[0][0] if len(items) == 1 else np.concatenate([it[0] for it in items])
         started = time.perf_counter()
         try:
-            probs = await loop.run_in_executor(self._executor, self.predict_fn, batch)
+            probs = await loop.run_in_executor(self._executor, self._call, batch)
         except Exception as err:  # the model failed: every caller of this batch gets the error
             for _, future, _ in items:
                 if not future.done():

@@ -242,6 +242,22 @@ def test_micro_batcher_groups_requests_and_routes_results():
 
     assert asyncio.run(scenario(4)) == [4, 4, 2, 6]  # a request bigger than the batch runs on its own
     assert asyncio.run(scenario(1)) == [1] * 10 + [6]  # batching off: one call per request
+    assert asyncio.run(scenario(3)) == [3, 3, 3, 1, 6]
+    assert asyncio.run(scenario(8)) == [8, 8]  # the last 2 singles and the 6-image request share one call
+
+
+def test_batches_are_padded_to_a_few_warmed_sizes():
+    from kiln.serve.batching import MicroBatcher, bucket_sizes
+
+    assert bucket_sizes(1) == [1] and bucket_sizes(5) == [1, 2, 4, 5]
+    assert bucket_sizes(32) == [1, 2, 4, 8, 16, 24, 32]
+    seen = []
+    batcher = MicroBatcher(lambda x: seen.append(len(x)) or x.reshape(len(x), -1)[:, :1].astype(np.float32), max_batch_size=32)
+    batcher.warm((1, 1, 1))
+    assert seen == [1, 2, 4, 8, 16, 24, 32]
+    x = np.arange(11, dtype=np.uint8).reshape(11, 1, 1, 1)
+    np.testing.assert_array_equal(batcher._call(x), x.reshape(11, 1))  # padded to 16, sliced back to 11
+    assert seen[-1] == 16
 
 
 def test_lambda_layer_is_refused(tiny_run, tmp_path):
