@@ -117,6 +117,8 @@ def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bo
 def write_splits(prepared: Prepared, dest: Path) -> None:
     from kiln.io import write_text
 
-    # shard runs add the shard file and record number of each image (its path is the original file's)
-    columns = [c for c in ("path", "label", "split", "shard", "record") if c in prepared.table]
+    # shard runs add the shard file and record number of each image (its path is the original file's);
+    # use_pil marks files the pipeline decodes with Pillow (EXIF rotation, formats tf.io lacks), so
+    # evaluate and report later feed the model the same pixels training did.
+    columns = [c for c in ("path", "label", "split", "use_pil", "shard", "record") if c in prepared.table]
     write_text(dest, prepared.table[columns].to_csv(index=False))

@@ -14,7 +14,7 @@ log = logging.getLogger("kiln.evaluate")
 
 
 def _labelled_files(run, data: str | None, split: str):
-    """(paths, labels) of the run's own split, or of another labelled source."""
+    """(paths, labels, use_pil) of the run's own split, or of another labelled source."""
     if data is None:
         table = run.splits
         rows = table[table["split"] == split]
@@ -23,7 +23,8 @@ def _labelled_files(run, data: str | None, split: str):
             rows = table[table["split"] == "val"]
         if rows.empty:
             raise DataError(received("evaluate", "split", split, "this run has no images in that split", "Use split=val or split=test"))
-        return rows["path"].tolist(), rows["label"].tolist()
+        use_pil = rows["use_pil"].str.lower().eq("true").to_numpy() if "use_pil" in rows else None
+        return rows["path"].tolist(), rows["label"].tolist(), use_pil
     from kiln.data import check, sources
 
     frame = sources.discover(data, component="evaluate")
@@ -35,7 +36,7 @@ def _labelled_files(run, data: str | None, split: str):
                                  f"The run knows: {', '.join(run.classes)}"))
     facts = check.scan(frame["path"].tolist(), run.config.data.max_pixels)
     frame = check.drop_unreadable(frame, facts)
-    return frame["path"].tolist(), frame["label"].tolist()
+    return frame["path"].tolist(), frame["label"].tolist(), check.needs_pil(facts[facts["ok"]].reset_index(drop=True))
 
 
 def evaluate_run(run, data: str | None = None, split: str = "test", out: str | None = None, top_k: int | None = None,
@@ -56,10 +57,10 @@ def evaluate_run(run, data: str | None = None, split: str = "test", out: str | N
     if found is not None:
         y, probs = found
     else:
-        paths, labels = _labelled_files(run, data, split)
+        paths, labels, use_pil = _labelled_files(run, data, split)
         index = {c: i for i, c in enumerate(run.classes)}
         y = np.array([index[label] for label in labels])
-        probs = run.predict_proba(paths)
+        probs = run.predict_proba(paths, use_pil=use_pil)
     result = classification_metrics(y, probs, run.classes, top_k or run.config.train.top_k, threshold=threshold)
     if out:
         from kiln.io import write_json

@@ -41,7 +41,7 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[di
     good = facts[facts["ok"]]
     from kiln.evaluate.threshold import apply_threshold, run_threshold
 
-    probs = run.predict_proba(good["path"].tolist(), use_pil=(good["orientation"] != 1).to_numpy())
+    probs = run.predict_proba(good["path"].tolist(), use_pil=check.needs_pil(good.reset_index(drop=True)))
     k = min(top_k, len(run.classes))
     chosen = apply_threshold(probs, run_threshold(run)) if len(probs) else []  # argmax unless a two-class threshold is stored
     results = []

@@ -468,7 +468,8 @@ def build_report(run, split: str | None = None, gallery: int = 24, gradcam_sampl
     else:
         index = {c: i for i, c in enumerate(classes)}
         y = rows["label"].map(index).to_numpy().astype(int)
-        probs = run.predict_proba(rows["path"].tolist())
+        use_pil = rows["use_pil"].astype(str).str.lower().eq("true").to_numpy() if "use_pil" in rows else None
+        probs = run.predict_proba(rows["path"].tolist(), use_pil=use_pil)
     pred = apply_threshold(probs, threshold)
     m = classification_metrics(y, probs, classes, run.config.train.top_k, threshold=threshold)
     calib = calibration_summary(y, probs, predicted=pred)

@@ -169,7 +169,7 @@ def check_splits(run_dir: Path, table) -> None:
     saved_file = run_dir / "splits.csv"
     if not saved_file.is_file():
         return
-    saved = pd.read_csv(saved_file, dtype=str, keep_default_na=False)
+    saved = pd.read_csv(saved_file, dtype=str, keep_default_na=False)[["path", "label", "split"]]
     now = table[["path", "label", "split"]].astype(str).reset_index(drop=True)
     if len(saved) != len(now) or not (saved.sort_values("path").to_numpy() == now.sort_values("path").to_numpy()).all():
         raise KilnError(received("train", "data", "<changed>", f"the files or their split differ from {saved_file}",
