@@ -31,8 +31,7 @@ from kiln.errors import ConfigError, KilnError, received
 
 log = logging.getLogger("kiln.models")
 
-DOWNLOAD_TIMEOUT_S = 20.0  # seconds without a byte before a download counts as failed
-KINDS = ("auto", "imagenet", "none")
+DOWNLOAD_TIMEOUT_S = 20.0  # socket timeout while keras.applications downloads: offline fails fast
 
 
 @dataclass(frozen=True)
@@ -144,11 +143,14 @@ def imagenet_download(model_name: str, timeout: float = DOWNLOAD_TIMEOUT_S):
     from keras.src.utils import file_utils
 
     asked: list[tuple[str, str]] = []
+    fetched: list[str] = []
     original = file_utils.get_file
 
     def recording_get_file(fname=None, origin=None, *args, **kwargs):
         asked.append((fname or os.path.basename(str(origin)), str(origin)))
-        return original(fname, origin, *args, **kwargs)
+        path = original(fname, origin, *args, **kwargs)
+        fetched.append(path)
+        return path
 
     old_timeout = socket.getdefaulttimeout()
     file_utils.get_file = recording_get_file
@@ -161,6 +163,11 @@ def imagenet_download(model_name: str, timeout: float = DOWNLOAD_TIMEOUT_S):
         fname, origin = asked[-1]
         folder = keras_models_dir()
         reason = str(err).split(" -- ")[-1].splitlines()[0][:120] if str(err) else type(err).__name__
+        if len(fetched) == len(asked):  # the file was there; loading it failed
+            raise KilnError(received(
+                "model", "weights", "imagenet", f"{fetched[-1]} could not be loaded into {model_name} ({reason})",
+                f"Delete that file so Keras downloads it again, or replace it with {origin}",
+            )) from None
         raise KilnError(received(
             "model", "weights", "imagenet",
             f"the ImageNet weights of {model_name} are not in the Keras cache and could not be downloaded ({reason})",

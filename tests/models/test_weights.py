@@ -12,7 +12,7 @@ from PIL import Image
 from synth import COLOURS, draw
 
 from conftest import KILN
-from kiln.errors import ConfigError
+from kiln.errors import ConfigError, KilnError
 
 QUIET = {"verbose": 0, "tensorboard": False}
 SMALL_CNN = {"filters": [16, 32], "units": [32], "batchnorm": False}
@@ -159,4 +159,9 @@ def test_cached_imagenet_file_loads_behind_the_folded_preprocessing(tmp_path, mo
     x = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3)).astype("float32")
     expected = reference(keras.applications.mobilenet_v2.preprocess_input(x.copy()))
     np.testing.assert_allclose(np.asarray(model.get_layer("backbone")(x)), np.asarray(expected), rtol=1e-4, atol=1e-5)
+    # A broken file in the cache is named as such (not as a failed download).
+    broken = tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_128_no_top.h5"
+    broken.write_bytes(b"not hdf5")
+    with pytest.raises(KilnError, match=f"^model received weights=imagenet; {broken} could not be loaded into mobilenet_v2"):
+        create_model("mobilenet_v2", (128, 128, 3), 4, weights="imagenet")
     keras.backend.clear_session()
