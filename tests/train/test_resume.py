@@ -60,13 +60,13 @@ def _cosine(peak: float, total_steps: int, step: int) -> float:
 def test_sigkill_in_both_phases_then_same_command_resumes(tmp_path, shapes_dir, tiny_run):
     run_dir = tmp_path / "run"
     log = tmp_path / "train.log"
-    e1, e2 = 4, 3
+    e1, e2 = 8, 4  # enough epochs that a kill lands inside the phase even when epochs take a fraction of a second
     args = [f"data={shapes_dir}", f"run_dir={run_dir}", f"weights={tiny_run.path}", "image_size=32", "seed=3",
             f"epochs={e1}", f"finetune_epochs={e2}", "unfreeze=0.5", "lr=0.003", "finetune_lr=0.0005",
             "patience=30", "finetune_patience=30", "tensorboard=false", "verbose=0", "evaluate.report=false"]
 
     # 1) killed in phase 1 at a random moment after its first checkpoint
-    after = random.Random(os.getpid()).uniform(0.0, 0.5)
+    after = random.Random(os.getpid()).uniform(0.0, 0.1)
     s1 = _kill_when(_start(args, log), run_dir, lambda s: s.phase == 1 and s.epoch >= 1, delay=after)
     assert s1.phase == 1 and 1 <= s1.epoch < e1
     assert not (run_dir / "model.keras").exists()
@@ -74,7 +74,7 @@ def test_sigkill_in_both_phases_then_same_command_resumes(tmp_path, shapes_dir, 
     s2 = _kill_when(_start(args, log), run_dir, lambda s: s.phase == 2 and s.epoch >= e1 + 1)
     assert s2.epoch > s1.epoch and s2.phase_start == e1 and s2.optimizer
     # 3) the same command with finetune_epochs raised by one finishes the run
-    _finish(_start([a for a in args if not a.startswith("finetune_epochs=")] + ["finetune_epochs=4"], log), log)
+    _finish(_start([a for a in args if not a.startswith("finetune_epochs=")] + [f"finetune_epochs={e2 + 1}"], log), log)
     text = log.read_text()
     assert text.count("kiln: resuming") == 2, text[-3000:]
 
@@ -84,12 +84,12 @@ def test_sigkill_in_both_phases_then_same_command_resumes(tmp_path, shapes_dir, 
     assert h["phase"].tolist() == [1] * e1 + [2] * (n - e1)
     # The per-step LR schedule continued from the restored optimizer.iterations in both phases.
     expected = [_cosine(0.003, STEPS * e1, STEPS * (e + 1)) for e in range(e1)]
-    # phase 2 epochs before the second kill ran with finetune_epochs=5, the rest with 6
+    # phase 2 epochs before the second kill ran with finetune_epochs=e2, the rest with e2 + 1
     expected += [_cosine(0.0005, STEPS * (e2 if e1 + e < s2.epoch else n - e1), STEPS * (e + 1)) for e in range(n - e1)]
     np.testing.assert_allclose(h["lr"].to_numpy(), expected, rtol=1e-3, atol=1e-7)
     assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
     assert not (run_dir / "state").exists()
-    assert load_config(run_dir / "config.yaml").train.finetune_epochs == 4
+    assert load_config(run_dir / "config.yaml").train.finetune_epochs == e2 + 1
     assert read_state(run_dir) is None
     # a finished run is never overwritten
     r = subprocess.run([KILN, "train", *args], capture_output=True, text=True)
