@@ -230,7 +230,11 @@ def serve(source, host: str = "127.0.0.1", port: int = 8000, name: str | None = 
     """Run the server until SIGINT/SIGTERM; in-flight requests finish (up to graceful_timeout seconds)."""
     import uvicorn
 
-    app = create_app(source, name=name, api_key=api_key, host=host, port=port, **options)
+    from kiln.config import build
+
+    values = {k: v for k, v in dict(name=name, api_key=api_key, host=host, port=port, **options).items() if v is not None}
+    _check_port(build(ServeOptions, values, "serve").host, int(values.get("port", 8000)))  # before loading the model
+    app = create_app(source, **values)
     opts = app.state.kiln.opts
     served = app.state.kiln.model
     print(f"kiln: serving {served.name} ({served.platform}, {len(served.classes)} classes, input "
@@ -245,6 +249,21 @@ def serve(source, host: str = "127.0.0.1", port: int = 8000, name: str | None = 
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A one-line error for a port that is taken or an address that is not ours, before uvicorn starts."""
+    import socket
+
+    from kiln.errors import KilnError, received
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as err:
+        raise KilnError(received("serve", "port", port, f"cannot listen on {host}:{port} ({err.strerror or err})",
+                                 "Pick another port= (port=0 takes a free one) or host=")) from None
 
 
 def _exit_cleanly(signum, frame):
