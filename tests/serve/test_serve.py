@@ -372,3 +372,16 @@ def test_cli_serve_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
 
     assert main(["serve", str(tmp_path)]) == 2
     assert "neither a run folder" in capsys.readouterr().err
+
+
+def test_cli_serve_on_a_taken_port_is_one_line(tiny_run, capsys):
+    import socket
+
+    from kiln.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(tiny_run.path), f"port={port}"]) == 2
+    assert f"serve received port={port}; cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
