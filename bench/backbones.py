@@ -9,8 +9,8 @@ uint8 images. Per model: one warm-up call (traces the graph), then --steps timed
 `predict_on_batch` (inference) and `train_on_batch` (Adam, one step each). All in one process, one
 model at a time (`keras.backend.clear_session()` between).
 
-Order: each family's smallest member first, then the rest by input side and size; once --budget
-seconds have passed no new model starts, and the ones left are listed as not measured.
+Order: each family's smallest member first (always measured), then the rest by input side; once
+--budget seconds have passed no further model starts, and the ones left are listed as not measured.
 --write puts the table into BENCHMARKS.md under "## Backbones" (replacing that section only).
 """
 
@@ -27,15 +27,23 @@ from common import ROOT, table
 SECTION = "## Backbones: images/s on this CPU (`bench/backbones.py`)"
 
 
-def ordered(names: list[str]) -> list[str]:
+def ordered(names: list[str]) -> tuple[list[str], list[str]]:
+    """(each family's smallest member, the rest by input side)."""
     from kiln.models import get_entry
+    from kiln.models.backbones import BACKBONES
+    from kiln.models.vit import SIZES
 
-    seen, first, rest = set(), [], []
-    for name in names:  # registration order lists each family smallest-first
+    smallest_first = list(BACKBONES) + list(SIZES)  # each family is listed smallest first
+    names = sorted(names, key=smallest_first.index)
+    rank: dict[str, int] = {}  # position within its family: 0 for the smallest
+    families: dict[str, int] = {}
+    for name in names:
         fam = get_entry(name).family
-        (rest if fam in seen else first).append(name)
-        seen.add(fam)
-    return first + sorted(rest, key=lambda n: (get_entry(n).default_size, names.index(n)))
+        rank[name] = families.get(fam, 0)
+        families[fam] = rank[name] + 1
+    first = [n for n in names if rank[n] == 0]
+    rest = sorted((n for n in names if rank[n]), key=lambda n: (get_entry(n).default_size, rank[n], names.index(n)))
+    return first, rest
 
 
 def measure(name: str, batch: int, steps: int) -> dict:
@@ -95,11 +103,11 @@ def main():
 
     names = [n for n in list_models() if get_entry(n).family != "simple"
              and any(fnmatch.fnmatch(n, g.strip()) for g in args.models.split(","))]
-    names = ordered(names)
+    first, rest = ordered(names)
     started = time.perf_counter()
     rows, skipped = [], []
-    for name in names:
-        if time.perf_counter() - started > args.budget:
+    for name in first + rest:
+        if name not in first and time.perf_counter() - started > args.budget:
             skipped.append(name)
             continue
         r = measure(name, args.batch, args.steps)
@@ -110,7 +118,7 @@ def main():
     body = table([(r["model"], r["side"], f"{r['params']:,}", f"{r['train']:.2f}", f"{r['infer']:.2f}",
                    f"{r['infer'] / r['train']:.1f}", f"{r['setup_s']:.0f}") for r in rows],
                  ("model", "side", "params (10 classes)", "train img/s", "inference img/s", "infer/train", "build+trace s"))
-    note = (f"\n\nNot measured (the {args.budget:.0f} s budget ran out first): {', '.join(skipped)}." if skipped else "")
+    note = (f"\n\nNot measured (the {args.budget:.0f} s budget had run out): {', '.join(skipped)}." if skipped else "")
     print(body + note)
     print(f"total {total:.0f} s")
     if args.write:
@@ -120,7 +128,7 @@ def main():
             f"   # this run: {total / 60:.0f} minutes\n```\n\n"
             f"Each model at its own input size, weights=none, batch {args.batch}, {args.steps} timed steps after one "
             "warm-up step, 2 shared CPU cores (other jobs were running, so figures are noisy; compare rows of "
-            "this one run). Each family's smallest member runs first.\n\n"
+            "this one run). Each family's smallest member runs first and is always measured.\n\n"
             + body + note +
             "\n\nGPU: no GPU machine was available to this task, so the EfficientNetB0 224x224 float32 vs "
             "mixed-precision figure was not measured.\n")

@@ -42,7 +42,8 @@ class Family:
     min_size: int = 32
 
 
-# Registry name -> keras.applications builder. Default sizes are each family's own (Keras docs / papers).
+# Registry name -> keras.applications builder, each family smallest first. Default sizes are each
+# family's own (Keras docs / papers).
 BACKBONES: dict[str, Family] = {
     **{f"efficientnet_b{i}": Family(f"EfficientNetB{i}", "efficientnet", size, "builtin")
        for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))},
@@ -55,8 +56,8 @@ BACKBONES: dict[str, Family] = {
     "inception_v3": Family("InceptionV3", "inception", 299, "tf", min_size=75),
     "inception_resnet_v2": Family("InceptionResNetV2", "inception", 299, "tf", min_size=75),
     "xception": Family("Xception", "xception", 299, "tf", min_size=71),
-    "mobilenet_v2": Family("MobileNetV2", "mobilenet", 224, "tf"),
     "mobilenet_v3_small": Family("MobileNetV3Small", "mobilenet", 224, "builtin"),
+    "mobilenet_v2": Family("MobileNetV2", "mobilenet", 224, "tf"),
     "mobilenet_v3_large": Family("MobileNetV3Large", "mobilenet", 224, "builtin"),
     **{f"densenet{d}": Family(f"DenseNet{d}", "densenet", 224, "torch") for d in (121, 169, 201)},
     **{f"convnext_{s}": Family(f"ConvNeXt{s.capitalize().replace('large', 'Large')}", "convnext", 224, "builtin")
