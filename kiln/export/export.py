@@ -90,16 +90,19 @@ def default_out(run_path: Path, fmt: str, quantize: str) -> Path:
     return path
 
 
-def _existing_paths(rows) -> tuple[list[str], list[str]]:
-    paths, labels = [], []
-    for p, label in zip(rows["path"], rows["label"]):
+def _existing_paths(rows) -> tuple[list[str], list[str], np.ndarray]:
+    """Paths, labels and use_pil (decode with Pillow, as training did) of the rows whose file still exists."""
+    pil = rows["use_pil"].astype(str).str.lower().eq("true") if "use_pil" in rows else [False] * len(rows)
+    paths, labels, use_pil = [], [], []
+    for p, label, u in zip(rows["path"], rows["label"], pil):
         if os.path.isfile(p):
             paths.append(p)
             labels.append(label)
+            use_pil.append(bool(u))
     missing = len(rows) - len(paths)
     if missing:
         log.warning("export: %d image(s) of the run's splits no longer exist; left out", missing)
-    return paths, labels
+    return paths, labels, np.array(use_pil, bool)
 
 
 def parity_images(run, limit: int, seed: int = 0) -> tuple[str, np.ndarray, np.ndarray]:
@@ -111,12 +114,12 @@ def parity_images(run, limit: int, seed: int = 0) -> tuple[str, np.ndarray, np.n
             break
     if len(rows) > limit:
         rows = rows.sample(limit, random_state=seed)
-    paths, labels = _existing_paths(rows)
+    paths, labels, use_pil = _existing_paths(rows)
     if not paths:
         raise DataError(received("export", "run", run.path, "none of the run's images can be read for the parity check",
                                  "Keep the training data where it was when the run trained"))
     index = {c: i for i, c in enumerate(run.classes)}
-    return split, decode(run, paths), np.array([index[label] for label in labels])
+    return split, decode(run, paths, use_pil), np.array([index[label] for label in labels])
 
 
 def calibration_images(run, n: int, seed: int = 0) -> np.ndarray:
@@ -125,15 +128,16 @@ def calibration_images(run, n: int, seed: int = 0) -> np.ndarray:
     rows = rows[rows["split"] == "train"]
     if len(rows) > n:
         rows = rows.sample(n, random_state=seed)
-    paths, _ = _existing_paths(rows)
+    paths, _, use_pil = _existing_paths(rows)
     if not paths:
         raise DataError(received("export", "quantize", "int8", "int8 calibrates on the run's training images and none can be read",
                                  "Keep the training data where it was, or use quantize=dynamic"))
-    return decode(run, paths)
+    return decode(run, paths, use_pil)
 
 
-def decode(run, paths: list[str]) -> np.ndarray:
-    ds = run.dataset(paths, batch_size=64).map(lambda x, y: x)
+def decode(run, paths: list[str], use_pil=None) -> np.ndarray:
+    """(N, H, W, C) uint8 pixels, decoded and resized by the training pipeline."""
+    ds = run.dataset(paths, batch_size=64, use_pil=use_pil).map(lambda x, y: x)
     return np.concatenate([b.numpy() for b in ds])
 
 

@@ -385,3 +385,21 @@ def test_cli_serve_on_a_taken_port_is_one_line(tiny_run, capsys):
         port = taken.getsockname()[1]
         assert main(["serve", str(tiny_run.path), f"port={port}"]) == 2
     assert f"serve received port={port}; cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_rotated_jpeg_and_bmp_match_run_predict(server, tiny_run, tmp_path):
+    """Files the pipeline decodes with Pillow (EXIF rotation, formats tf.io lacks) get the same pixels when uploaded."""
+    from PIL import Image
+
+    src = Image.open(tiny_run.splits[tiny_run.splits["split"] == "test"]["path"].iloc[0]).convert("RGB")
+    rotated, bmp = tmp_path / "rotated.jpg", tmp_path / "plain.bmp"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    src.transpose(Image.Transpose.ROTATE_90).save(rotated, quality=95, exif=exif)
+    src.save(bmp)
+    for path in (rotated, bmp):
+        expected = tiny_run.predict([str(path)], top_k=3)[0]
+        r = requests.post(f"{server}/predict", files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
+                          headers=AUTH).json()
+        assert r["label"] == expected["label"]
+        np.testing.assert_allclose([t["score"] for t in r["top_k"]], [t[1] for t in expected["top_k"]], atol=1e-5)
