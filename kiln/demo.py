@@ -30,8 +30,12 @@ def write_digits(dest: Path) -> Path:
 
 
 def demo(overrides: dict | None = None):
-    """Write the digits, train, evaluate and predict; print where everything is."""
+    """Write the digits, audit them, train, evaluate, predict, export to TFLite int8 with a parity check,
+    and write the report; print where everything is."""
     from kiln.config import load_config
+    from kiln.data.audit import audit
+    from kiln.evaluate.report import write_report
+    from kiln.export.export import export_run
     from kiln.run import new_run_dir
     from kiln.train.trainer import train
 
@@ -39,6 +43,9 @@ def demo(overrides: dict | None = None):
     base = load_config(overrides={k: v for k, v in overrides.items()})
     run_dir = new_run_dir(base.run_dir, base.runs_root, base.name or "demo")
     data = write_digits(run_dir / "data")
+    found = audit(data, out=run_dir, options={"min_side": 8}, progress=False)  # the digits are 8x8 by design
+    kinds = ", ".join(f"{n} {k}" for k, n in found["kinds"].items()) or "none"
+    print(f"kiln demo: audited {found['files']} files; findings by kind: {kinds} (details in {run_dir / 'audit.html'})")
     overrides.update({"data": str(data), "run_dir": str(run_dir)})
     cfg = load_config(overrides=overrides)
     run = train(cfg)
@@ -47,9 +54,15 @@ def demo(overrides: dict | None = None):
     predictions = run.predict(samples, top_k=3, out=str(run_dir / "predictions.csv"))
     for p in predictions:
         print(json.dumps(p))
+    exported = export_run(run_dir, "tflite", "int8", out=str(run_dir / "exports" / "tflite-int8"))
+    report = write_report(run)  # again, now with the export's parity figures
     print(f"\nkiln demo: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f} on {test['n']} images")
+    print(f"kiln demo: TFLite int8 agrees with the Keras model on {exported['agreement']:.1%} of test images, "
+          f"accuracy {exported['accuracy']:.4f}, {exported['size_bytes'] / 1024:.0f} KiB")
     print(f"  run folder   {run_dir}")
     for name in ("config.yaml", "splits.csv", "model.keras", "history.csv", "metrics.json", "tensorboard", "plots",
-                 "evaluate_test.json", "predictions.csv"):
+                 "evaluate_test.json", "predictions.csv", "audit.html"):
         print(f"  {name:<18} {run_dir / name}")
+    print(f"  {'export':<18} {run_dir / 'exports' / 'tflite-int8'}")
+    print(f"  {'report':<18} {report}")
     return run

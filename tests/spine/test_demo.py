@@ -18,8 +18,14 @@ def test_demo_end_to_end(tmp_path):
     assert metrics["test"]["accuracy"] >= 0.97
     assert metrics["test"]["n"] == 180
     assert "kiln demo: test accuracy" in out.stdout
-    for name in ("config.yaml", "splits.csv", "model.keras", "history.csv", "tensorboard", "plots", "predictions.csv"):
+    for name in ("config.yaml", "splits.csv", "model.keras", "history.csv", "tensorboard", "plots", "predictions.csv",
+                 "audit.json", "audit.html", "report.html", "exports/tflite-int8/export.json"):
         assert (run_dir / name).exists(), name
+    audit = json.loads((run_dir / "audit.json").read_text())
+    assert audit["files"] == 1797 and "too_small" not in audit["kinds"]
+    exported = json.loads((run_dir / "exports/tflite-int8/export.json").read_text())
+    assert exported["format"] == "tflite" and exported["quantize"] == "int8" and exported["agreement"] >= 0.97
+    assert "TFLite int8 agrees with the Keras model" in out.stdout
     predictions = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [p["label"] for p in predictions] == ["0", "3", "7"]
     print(f"demo took {elapsed:.0f}s")
