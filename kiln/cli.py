@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from kiln.errors import ConfigError, KilnError, received  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Kiln: labelled images -> trained, evaluated, exported and served Keras model.")
 
 KEY_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
@@ -152,52 +152,6 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
     print(dump_config(load_config(config, pairs)), end="")
 
 
-@app.command(name="export")
-def export_cmd(args: Optional[List[str]] = ARGS):
-    """Export and verify: kiln export RUN_DIR format=keras|savedmodel|tflite|onnx [quantize=none|float16|dynamic|int8] [out=DIR]."""
-    from kiln.config import parse_overrides
-    from kiln.export.export import AgreementError, export_run, options, table
-
-    words, pairs = _split(args)
-    if len(words) != 1:
-        raise ConfigError(received("export", "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder",
-                                   "Example: kiln export runs/train format=tflite quantize=int8"))
-    opts = options(_raw_strings(pairs, parse_overrides(pairs, "export"), ("out",)))
-    try:
-        result = export_run(words[0], **opts.model_dump())
-    except AgreementError as err:
-        print(table(err.figures))
-        raise
-    print(table(result))
-
-
-@app.command()
-def serve(args: Optional[List[str]] = ARGS):
-    """Serve a model over HTTP: kiln serve RUN_DIR|EXPORT_DIR [host=127.0.0.1] [port=8000] [name=...] [api_key=...]."""
-    from kiln.config import build, parse_overrides
-    from kiln.serve.app import ServeOptions
-    from kiln.serve.app import serve as run_server
-
-    words, pairs = _split(args)
-    if len(words) != 1:
-        raise ConfigError(received("serve", "PATH", " ".join(words) or "<none>", "pass exactly one run or export folder",
-                                   "Example: kiln serve runs/train port=8000"))
-    values = _raw_strings(pairs, parse_overrides(pairs, "serve"), ("host", "name", "api_key"))
-    if "api_key" not in values and os.environ.get("KILN_API_KEY"):
-        values["api_key"] = os.environ["KILN_API_KEY"]  # keeps the key out of the process list
-    opts = build(ServeOptions, values, "serve")
-    run_server(words[0], **opts.model_dump())
-
-
-def _raw_strings(pairs: list[str], values: dict, keys: tuple[str, ...]) -> dict:
-    """Keys whose value is text as typed (an API key `123,abc` is neither a number nor a list)."""
-    for pair in pairs:
-        key, _, raw = pair.partition("=")
-        if key.strip() in keys:
-            values[key.strip()] = raw.strip() or None
-    return values
-
-
 @app.command()
 def audit(args: Optional[List[str]] = ARGS):
     """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [fix=quarantine] [ignore=KIND,..] [min_side=16 ...]; kiln audit restore MANIFEST."""
@@ -275,6 +229,52 @@ def convert(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
         counts = ", ".join(f"{s} {sum(c.values()):,}" for s, c in manifest["counts"].items())
         print(f"kiln: wrote {len(manifest['shards'])} shard(s), {manifest['bytes'] / 2**20:,.1f} MiB ({counts}); "
               f"{manifest['skipped']} file(s) left out")
+
+
+@app.command(name="export")
+def export_cmd(args: Optional[List[str]] = ARGS):
+    """Export and verify: kiln export RUN_DIR format=keras|savedmodel|tflite|onnx [quantize=none|float16|dynamic|int8] [out=DIR]."""
+    from kiln.config import parse_overrides
+    from kiln.export.export import AgreementError, export_run, options, table
+
+    words, pairs = _split(args)
+    if len(words) != 1:
+        raise ConfigError(received("export", "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder",
+                                   "Example: kiln export runs/train format=tflite quantize=int8"))
+    opts = options(_raw_strings(pairs, parse_overrides(pairs, "export"), ("out",)))
+    try:
+        result = export_run(words[0], **opts.model_dump())
+    except AgreementError as err:
+        print(table(err.figures))
+        raise
+    print(table(result))
+
+
+@app.command()
+def serve(args: Optional[List[str]] = ARGS):
+    """Serve a model over HTTP: kiln serve RUN_DIR|EXPORT_DIR [host=127.0.0.1] [port=8000] [name=...] [api_key=...]."""
+    from kiln.config import build, parse_overrides
+    from kiln.serve.app import ServeOptions
+    from kiln.serve.app import serve as run_server
+
+    words, pairs = _split(args)
+    if len(words) != 1:
+        raise ConfigError(received("serve", "PATH", " ".join(words) or "<none>", "pass exactly one run or export folder",
+                                   "Example: kiln serve runs/train port=8000"))
+    values = _raw_strings(pairs, parse_overrides(pairs, "serve"), ("host", "name", "api_key"))
+    if "api_key" not in values and os.environ.get("KILN_API_KEY"):
+        values["api_key"] = os.environ["KILN_API_KEY"]  # keeps the key out of the process list
+    opts = build(ServeOptions, values, "serve")
+    run_server(words[0], **opts.model_dump())
+
+
+def _raw_strings(pairs: list[str], values: dict, keys: tuple[str, ...]) -> dict:
+    """Keys whose value is text as typed (an API key `123,abc` is neither a number nor a list)."""
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        if key.strip() in keys:
+            values[key.strip()] = raw.strip() or None
+    return values
 
 
 def _one_run(words: list[str], component: str, example: str) -> str:
