@@ -8,13 +8,22 @@
 
 __version__ = "0.1.0"
 
-from kiln.api import audit, augment_preview, convert, export_run, load_run, serve_model, train  # noqa: E402
+from kiln.api import (  # noqa: E402
+    audit,
+    augment_preview,
+    compare_runs,
+    convert,
+    export_run,
+    inspect_model,
+    label_issues,
+    list_runs,
+    load_run,
+    lr_find,
+    report,
+    serve_model,
+    train,
+    tune,
+)
 
-from kiln.api import compare_runs, inspect_model, label_issues, list_runs, report  # noqa: E402
-
-__all__ = ["__version__", "audit", "augment_preview", "convert", "export_run", "load_run", "serve_model", "train"]
-__all__ += ["compare_runs", "inspect_model", "label_issues", "list_runs", "report"]
-
-from kiln.api import lr_find, tune  # noqa: E402
-
-__all__ += ["lr_find", "tune"]
+__all__ = ["__version__", "audit", "augment_preview", "compare_runs", "convert", "export_run", "inspect_model",
+           "label_issues", "list_runs", "load_run", "lr_find", "report", "serve_model", "train", "tune"]
