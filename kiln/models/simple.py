@@ -1,6 +1,8 @@
 """From-scratch families: `linear` (softmax regression), `dnn` (MLP) and `cnn` (conv blocks).
 
-All take raw pixels: a `Rescaling(1/255)` layer comes first.
+All take raw pixels: a `Rescaling(1/255)` layer comes first. BatchNorm uses momentum 0.9 (Keras's
+default is 0.99): small datasets give few steps per epoch, and slow moving statistics would leave
+validation far behind training for the first epochs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def _dense_block(x, units: int, *, batchnorm: bool, activation: str, dropout: fl
     # Dense -> BatchNorm -> activation -> Dropout; bias is redundant before BatchNorm.
     x = layers.Dense(units, use_bias=not batchnorm, kernel_initializer=initializer, kernel_regularizer=reg, name=f"{name}_dense")(x)
     if batchnorm:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     x = layers.Activation(activation, name=f"{name}_act")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_drop")(x)
@@ -72,7 +74,7 @@ def cnn(input_shape, num_classes, filters=(32, 64, 128), convs_per_block: int = 
             x = layers.Conv2D(f, kernel_size, strides=strides if c == 0 else 1, padding=padding,
                               use_bias=not batchnorm, kernel_initializer=initializer, kernel_regularizer=reg, name=name)(x)
             if batchnorm:
-                x = layers.BatchNormalization(name=f"{name}_bn")(x)
+                x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
             x = layers.Activation(activation, name=f"{name}_act")(x)
         if pooling != "none" and min(x.shape[1], x.shape[2]) >= 2:
             pool = layers.MaxPooling2D if pooling == "max" else layers.AveragePooling2D
