@@ -48,6 +48,7 @@ class State:
 
     def __init__(self, model, opts: ServeOptions):
         from kiln.serve.batching import MicroBatcher
+        from kiln.serve.inputs import BatchDecoder
         from kiln.serve.metrics import Metrics
 
         self.model = model
@@ -57,7 +58,8 @@ class State:
         self.max_body_bytes = opts.max_body_bytes
         self.top_k = opts.top_k
         self.metrics = Metrics(model.name)
-        self.batcher = MicroBatcher(model.predictor, opts.max_batch_size, opts.max_delay_ms, self.metrics)
+        self.batcher = MicroBatcher(model.predictor, opts.max_batch_size, opts.max_delay_ms, self.metrics,
+                                    decode=BatchDecoder(model.spec))
         self.ready = False
 
 
@@ -137,8 +139,9 @@ class Guard:
             metrics.request_done(self._route(scope), code["status"], time.perf_counter() - started)
 
 
-def _warm_decoder(spec) -> None:
-    """Decode one small PNG and JPEG so the first request does not pay TensorFlow's op setup."""
+def _warm_decoder(state) -> None:
+    """Decode a small PNG and JPEG (batched, and through Pillow) so the first request does not pay
+    TensorFlow's tracing and op setup."""
     import io
 
     import numpy as np
@@ -146,10 +149,14 @@ def _warm_decoder(spec) -> None:
 
     from kiln.serve.inputs import decode_image
 
+    blobs = []
     for fmt in ("PNG", "JPEG"):
         buf = io.BytesIO()
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, fmt)
-        decode_image(buf.getvalue(), spec, 64)
+        blobs.append(buf.getvalue())
+        decode_image(blobs[-1], state.model.spec, 64)
+    state.batcher.decode(blobs)
+    state.batcher.decode(blobs[:1])
 
 
 def create_app(source, name: str | None = None, api_key: str | None = None, **options):
@@ -169,8 +176,8 @@ def create_app(source, name: str | None = None, api_key: str | None = None, **op
     values = {k: v for k, v in dict(name=name, api_key=api_key, **options).items() if v is not None}
     opts = build(ServeOptions, values, "serve")
     served = load_served(source, opts.name)
-    _warm_decoder(served.spec)
     state = State(served, opts)
+    _warm_decoder(state)
     state.batcher.warm(served.shape)  # every batch size the model will see, before the first request
 
     @asynccontextmanager

@@ -6,13 +6,19 @@ started collecting, and runs the model once on the concatenated batch in its inf
 While the model runs, new requests queue up, so under load batches fill without waiting.
 `max_batch_size=1` turns batching off: one model call per request, in arrival order.
 
+A request's images are a uint8 array `(n, H, W, C)` or a list of rows, each an `(H, W, C)` array or
+encoded file bytes (checked by the request, see `kiln.serve.inputs.prepare_images`). The inference
+thread decodes every encoded row of a micro-batch in one `decode` call (`BatchDecoder`), then runs the
+model: neither the decode nor the model call runs on the event loop, and both are shared by the batch.
+
 Batches are zero-padded up to a few fixed sizes (1, 2, 4, then multiples of 8) that `warm()` runs once
 at startup: every new input shape costs TensorFlow / oneDNN (and a TFLite resize) a slow first call,
 which would otherwise land on live requests as tail latency.
 
-    batcher = MicroBatcher(predict, max_batch_size=32, max_delay_ms=2)
+    batcher = MicroBatcher(predict, max_batch_size=32, max_delay_ms=2, decode=BatchDecoder(spec))
     await batcher.start()
     probs = await batcher.predict(images)   # (n, H, W, C) uint8 -> (n, K) float32
+    probs = await batcher.predict([png_bytes, pixels])   # rows: encoded files and/or (H, W, C) arrays
     await batcher.stop()
 """
 
@@ -32,8 +38,10 @@ def bucket_sizes(max_batch_size: int) -> list[int]:
 
 
 class MicroBatcher:
-    def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None):
+    def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None):
         self.predict_fn = predict
+        self.decode = decode  # [bytes] -> ((m, H, W, C) uint8, {index: error}); needed for encoded rows
+        self.shape = tuple(decode.shape) if decode is not None else None
         self.max_batch_size = max(1, int(max_batch_size))
         self.buckets = bucket_sizes(self.max_batch_size)
         self.max_delay = max(0.0, float(max_delay_ms)) / 1000.0
@@ -45,6 +53,7 @@ class MicroBatcher:
 
     def warm(self, shape: tuple[int, ...]) -> None:
         """Call the model once at every bucket size (zeros), before serving."""
+        self.shape = tuple(shape)
         for n in self.buckets:
             self.predict_fn(np.zeros((n, *shape), np.uint8))
 
@@ -57,6 +66,43 @@ class MicroBatcher:
 
     def _call(self, batch: np.ndarray) -> np.ndarray:
         return self.predict_fn(self._padded(batch))[:len(batch)]
+
+    def _assemble(self, parts: list) -> tuple[np.ndarray, dict[int, Exception]]:
+        """The requests' images -> one (N, H, W, C) uint8 batch, every encoded row decoded in one call;
+        and {request index: error} for requests whose file could not be decoded."""
+        if all(isinstance(p, np.ndarray) for p in parts):
+            return (parts[0] if len(parts) == 1 else np.concatenate(parts)), {}
+        shape = self.shape or next(np.shape(r)[-3:] for p in parts for r in p if not isinstance(r, bytes))
+        batch = np.empty((sum(len(p) for p in parts), *shape), np.uint8)
+        blobs, where, owner = [], [], []
+        i = 0
+        for k, part in enumerate(parts):
+            if isinstance(part, np.ndarray):
+                batch[i:i + len(part)] = part
+                i += len(part)
+                continue
+            for row in part:
+                if isinstance(row, bytes):
+                    blobs.append(row)
+                    where.append(i)
+                    owner.append(k)
+                else:
+                    batch[i] = row
+                i += 1
+        failed = {}
+        if blobs:
+            if self.decode is None:
+                raise RuntimeError("encoded images need a batcher with decode=")
+            pixels, bad = self.decode(blobs)
+            batch[where] = pixels
+            for j, err in bad.items():
+                failed.setdefault(owner[j], err)
+        return batch, failed
+
+    def _infer(self, parts: list) -> tuple[np.ndarray, np.ndarray, dict[int, Exception]]:
+        """In the inference thread: decode + model for one micro-batch."""
+        batch, failed = self._assemble(parts)
+        return batch, self._call(batch), failed
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -78,8 +124,9 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
         self._task = None
 
-    async def predict(self, images: np.ndarray) -> np.ndarray:
-        """(n, H, W, C) uint8 -> (n, K) float32 probabilities, batched with other callers."""
+    async def predict(self, images) -> np.ndarray:
+        """(n, H, W, C) uint8, or a list of n rows (encoded bytes or (H, W, C) uint8) -> (n, K) float32
+        probabilities, batched with other callers."""
         if self._task is None:
             raise RuntimeError("the batcher is not running")
         future = asyncio.get_running_loop().create_future()
@@ -122,10 +169,9 @@ class MicroBatcher:
             await self._run(loop, items)
 
     async def _run(self, loop, items) -> None:
-        batch = items[0][0] if len(items) == 1 else np.concatenate([it[0] for it in items])
         started = time.perf_counter()
         try:
-            probs = await loop.run_in_executor(self._executor, self._call, batch)
+            batch, probs, failed = await loop.run_in_executor(self._executor, self._infer, [it[0] for it in items])
         except Exception as err:  # the model failed: every caller of this batch gets the error
             for _, future, _ in items:
                 if not future.done():
@@ -135,7 +181,10 @@ class MicroBatcher:
         if self.metrics is not None:
             self.metrics.batch_done(len(batch), seconds, [started - t for _, _, t in items])
         i = 0
-        for images, future, _ in items:
+        for k, (images, future, _) in enumerate(items):
             if not future.done():
-                future.set_result(probs[i:i + len(images)])
+                if k in failed:
+                    future.set_exception(failed[k])
+                else:
+                    future.set_result(probs[i:i + len(images)])
             i += len(images)

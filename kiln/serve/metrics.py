@@ -92,7 +92,7 @@ class Metrics:
         self.errors = Counter("kiln_errors_total", "HTTP requests answered with a 4xx or 5xx status, by route and code.", ("route", "code"))
         self.latency = Histogram("kiln_request_duration_seconds", "Time from request to response, by route.", LATENCY_BUCKETS, ("route",))
         self.batch_size = Histogram("kiln_batch_size", "Images per model call (micro-batches).", BATCH_BUCKETS)
-        self.inference = Histogram("kiln_inference_duration_seconds", "Time of one model call.", LATENCY_BUCKETS)
+        self.inference = Histogram("kiln_inference_duration_seconds", "Time of one micro-batch: decoding its encoded images, then the model call.", LATENCY_BUCKETS)
         self.queue_wait = Histogram("kiln_queue_wait_seconds", "Time a request waited for its micro-batch to start.", LATENCY_BUCKETS)
         self.images = Counter("kiln_images_total", "Images classified.")
         self.in_flight = Gauge("kiln_requests_in_flight", "Requests being handled now.")
