@@ -114,13 +114,13 @@ def test_train_and_evaluate_from_shards(shards, tmp_path):
     import kiln
 
     out, manifest = shards
-    run = kiln.train(data=str(out), run_dir=str(tmp_path / "run"), epochs=6, seed=0, train=TRAIN,
+    run = kiln.train(data=str(out), run_dir=str(tmp_path / "run"), epochs=14, seed=0, train=TRAIN,
                      model={"filters": [16, 32], "units": [32]}, evaluate={"report": False})
     assert run.meta["shards"]["folder"] == str(out.resolve())
     assert run.meta["counts"] == {s: sum(c.values()) for s, c in manifest["counts"].items()}
     assert run.spec.size == (32, 32)
     splits = run.splits
-    assert list(splits.columns) == ["path", "label", "split", "shard", "record"] and len(splits) == manifest["images"]
+    assert list(splits.columns) == ["path", "label", "split", "use_pil", "shard", "record"] and len(splits) == manifest["images"]
     test = run.metrics["test"]
     assert test["n"] == sum(manifest["counts"]["test"].values())
     assert test["accuracy"] > 0.6  # 3 learnable classes
