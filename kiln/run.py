@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from kiln.errors import DataError, KilnError, received
+from kiln.errors import KilnError, received
 
 log = logging.getLogger("kiln")
 
@@ -132,8 +131,4 @@ def new_run_dir(run_dir: str | None, runs_root: str, name: str | None, default_n
     raise KilnError(received("train", "runs_root", runs_root, "too many runs share this name", "Set name=... or run_dir=..."))
 
 
-def read_yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text()) or {}
-
-
-__all__ = ["Run", "load_run", "new_run_dir", "DataError"]
+__all__ = ["Run", "load_run", "new_run_dir"]

@@ -38,7 +38,6 @@ class EpochInfo(keras.callbacks.Callback):
         self._last = now
 
 
-LearningRateLogger = EpochInfo  # the spine's name
 
 
 class BestCheckpoint(keras.callbacks.Callback):
