@@ -90,9 +90,7 @@ def evaluate(args: Optional[List[str]] = ARGS):
     from kiln.run import load_run
 
     words, pairs = _split(args)
-    if len(words) != 1:
-        raise ConfigError(received("evaluate", "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder",
-                                   "Example: kiln evaluate runs/train"))
+    _one(words, "evaluate", "kiln evaluate runs/train", "RUN_DIR", "run folder")
     opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int, "threshold": float}, "evaluate")
     if opts.get("split", "test") not in ("train", "val", "test"):
         raise ConfigError(received("evaluate", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
@@ -165,9 +163,7 @@ def audit(args: Optional[List[str]] = ARGS):
         _options(pairs, {}, "audit restore")
         print(f"kiln: restored {restore(words[1])} file(s) to where they were")
         return
-    if len(words) != 1:
-        raise ConfigError(received("audit", "DATA", " ".join(words) or "<none>", "pass exactly one dataset (folder or CSV)",
-                                   "Example: kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json"))
+    _one(words, "audit", "kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json", "DATA", "dataset (folder or CSV)")
     limits = set(auditing.AuditOptions.model_fields)
     own = {"out": str, "strict": bool, "fix": str, "ignore": list}
     opts = _options([p for p in pairs if p.split("=", 1)[0] not in limits], own, "audit")
@@ -214,9 +210,7 @@ def convert(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
         manifest = records.read_manifest(words[1], "convert verify")
         print(f"kiln: all {len(manifest['shards'])} shard(s) match their sha256 ({manifest['images']:,} images)")
         return
-    if len(words) != 1:
-        raise ConfigError(received("convert", "DATA", " ".join(words) or "<none>", "pass exactly one dataset (folder or CSV)",
-                                   "Example: kiln convert data/images out=data/shards, or kiln convert verify data/shards"))
+    _one(words, "convert", "kiln convert data/images out=data/shards, or kiln convert verify data/shards", "DATA", "dataset (folder or CSV)")
     own = {"out": str, "shard_mb": int, "shard_images": int, "workers": int}
     opts = _options([p for p in pairs if p.split("=", 1)[0] in own], own, "convert")
     if not opts.get("out"):
@@ -238,9 +232,7 @@ def export_cmd(args: Optional[List[str]] = ARGS):
     from kiln.export.export import AgreementError, export_run, options, table
 
     words, pairs = _split(args)
-    if len(words) != 1:
-        raise ConfigError(received("export", "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder",
-                                   "Example: kiln export runs/train format=tflite quantize=int8"))
+    _one(words, "export", "kiln export runs/train format=tflite quantize=int8", "RUN_DIR", "run folder")
     opts = options(_raw_strings(pairs, parse_overrides(pairs, "export"), ("out",)))
     try:
         result = export_run(words[0], **opts.model_dump())
@@ -258,9 +250,7 @@ def serve(args: Optional[List[str]] = ARGS):
     from kiln.serve.app import serve as run_server
 
     words, pairs = _split(args)
-    if len(words) != 1:
-        raise ConfigError(received("serve", "PATH", " ".join(words) or "<none>", "pass exactly one run or export folder",
-                                   "Example: kiln serve runs/train port=8000"))
+    _one(words, "serve", "kiln serve runs/train port=8000", "PATH", "run or export folder")
     values = _raw_strings(pairs, parse_overrides(pairs, "serve"), ("host", "name", "api_key"))
     if "api_key" not in values and os.environ.get("KILN_API_KEY"):
         values["api_key"] = os.environ["KILN_API_KEY"]  # keeps the key out of the process list
@@ -277,10 +267,12 @@ def _raw_strings(pairs: list[str], values: dict, keys: tuple[str, ...]) -> dict:
     return values
 
 
-def _one_run(words: list[str], component: str, example: str) -> str:
+def _one(words: list[str], component: str, example: str, key: str = "RUN_DIR", what: str = "run folder") -> str:
+    """The mode's one positional argument, or the one-line error that names it."""
     if len(words) != 1:
-        raise ConfigError(received(component, "RUN_DIR", " ".join(words) or "<none>", "pass exactly one run folder", f"Example: {example}"))
+        raise ConfigError(received(component, key, " ".join(words) or "<none>", f"pass exactly one {what}", f"Example: {example}"))
     return words[0]
+
 
 
 def _format(opts: dict, component: str) -> str:
@@ -297,7 +289,7 @@ def report(args: Optional[List[str]] = ARGS):
     from kiln.run import load_run
 
     words, pairs = _split(args)
-    run_dir = _one_run(words, "report", "kiln report runs/train")
+    run_dir = _one(words, "report", "kiln report runs/train")
     opts = _options(pairs, {"split": str, "out": str, "gallery": int, "gradcam": int, "audit": str}, "report")
     if opts.get("split", "test") not in ("train", "val", "test"):
         raise ConfigError(received("report", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
@@ -313,7 +305,7 @@ def label_issues(args: Optional[List[str]] = ARGS):
     from kiln.run import load_run
 
     words, pairs = _split(args)
-    run_dir = _one_run(words, "label-issues", "kiln label-issues runs/train method=fast")
+    run_dir = _one(words, "label-issues", "kiln label-issues runs/train method=fast")
     opts = _options(pairs, {"method": str, "folds": int, "epochs": int, "batch_size": int, "top": int}, "label-issues")
     top = opts.pop("top", 20)
     table = find_label_issues(load_run(run_dir), **opts)
