@@ -73,17 +73,17 @@ def scan(paths: list[str], max_pixels: int, workers: int | None = None, progress
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-TF_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}  # formats the tf.data pipeline decodes with tf.io
+DIRECT_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}  # formats the pipeline decodes without an EXIF rotation step
 
 
 def needs_pil(facts: pd.DataFrame) -> np.ndarray:
-    """Files the pipeline must decode with Pillow: EXIF-rotated ones, and what tf.io may not read
-    (BMP variants, a TIFF named .jpg, animated WebP)."""
+    """Files the pipeline must decode with Pillow: EXIF-rotated ones, and what the fast decoders (libjpeg-turbo,
+    OpenCV) may not read (BMP variants, a TIFF named .jpg, animated WebP)."""
     use = np.zeros(len(facts), bool)
     if "orientation" in facts:
         use |= (facts["orientation"] != 1).to_numpy()
     if "format" in facts:
-        use |= (~facts["format"].isin(TF_FORMATS) | ((facts["frames"] > 1) & (facts["format"] != "GIF"))).to_numpy()
+        use |= (~facts["format"].isin(DIRECT_FORMATS) | ((facts["frames"] > 1) & (facts["format"] != "GIF"))).to_numpy()
     return use
 
 

@@ -1,94 +1,92 @@
-"""The tf.data input pipeline: parallel decode + resize, optional cache, shuffle, batch, prefetch.
+"""The tf.data input pipeline: shuffle file names, batch them, decode + resize each batch in parallel,
+optional cache, prefetch.
 
 Images leave the pipeline as uint8 `(B, H, W, C)` raw pixels and one-hot labels; rescaling lives
 inside the model. Augmentation (when configured) runs after the cache, on the CPU.
+
+Decoding is one NumPy call per *batch* (`decode_batch`), not per image: libjpeg-turbo (simplejpeg) and
+OpenCV release the GIL, so several batches decode at once on every core, and the per-image cost is the
+decode and resize themselves rather than graph and Python-call overhead (bench/pipeline.py measures it
+against `image_dataset_from_directory` and a decode-only ceiling). Training, evaluation, TFRecord shards
+and the server all decode with `decode_bytes`, so a file gives the same pixels everywhere.
 """
 
 from __future__ import annotations
 
-import functools
+import io
 import os
 
 import numpy as np
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+OPENCV_MAGIC = (b"\x89PNG", b"BM", b"RIFF")  # PNG, BMP, WebP: OpenCV decodes these (16-bit PNGs scaled to 8 bits)
 
 
-def _decode_jpeg(data: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
-    """JPEG -> (H, W, 3), decoded at 1/2, 1/4 or 1/8 scale in the DCT domain when the image is still at
-    least `size` afterwards: a large photo bound for 224 px costs a fraction of a full decode."""
-    def at(ratio):
-        # INTEGER_FAST is the libjpeg fast path; visually identical at training resolutions.
-        return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+def _decode(data: bytes, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+    """Encoded bytes -> (H, W, channels) uint8. GIF (first frame) and anything unusual go to Pillow.
 
-    if size is None:
-        return at(1)()
-    shape = tf.image.extract_jpeg_shape(data)  # header only
-    fits = [tf.cast((shape[0] // r >= size[0]) & (shape[1] // r >= size[1]), tf.int32) for r in (2, 4, 8)]
-    return tf.switch_case(tf.add_n(fits), [at(1), at(2), at(4), at(8)])
+    A JPEG larger than `size` is decoded at a reduced scale (libjpeg's M/8 DCT scaling) that still
+    covers `size`: a 12-megapixel photo bound for 224 px costs a fraction of a full decode."""
+    import cv2
+    import simplejpeg
 
-
-def _decode(data: tf.Tensor, channels: int, size: tuple[int, int] | None = None) -> tf.Tensor:
-    """Any supported format -> (H, W, channels) uint8; GIF gives its first frame.
-
-    With `size`, JPEGs may be decoded at a reduced scale that still covers `size` (see `_decode_jpeg`)."""
-    is_jpeg = tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff"
-    image = tf.cond(
-        is_jpeg,
-        lambda: _decode_jpeg(data, size),
-        lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
-    )
-    image.set_shape([None, None, 3])
-    if channels == 1:
-        image = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
-    return image
+    if data[:3] == b"\xff\xd8\xff":
+        h, w = size or (0, 0)
+        try:
+            image = simplejpeg.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "RGB", min_height=h, min_width=w)
+        except ValueError:  # a recoverable libjpeg warning (e.g. extra bytes): Pillow accepts it as the audit did
+            image = _pil_load(io.BytesIO(data), channels)
+    elif data.startswith(OPENCV_MAGIC):
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB)
+        if image is None:
+            image = _pil_load(io.BytesIO(data), channels)
+    else:
+        image = _pil_load(io.BytesIO(data), channels)
+    return image.reshape(*image.shape[:2], channels)
 
 
-def resize_array(image: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+def resize_array(image: np.ndarray, size: tuple[int, int], mode: str, out: np.ndarray | None = None) -> np.ndarray:
     """(H, W, C) uint8 -> (h, w, C) uint8 with OpenCV's bilinear resize (half-pixel centres, as TF's).
 
     stretch: to size; pad: fit inside and pad with black, centred; crop: cover and centre-crop.
-    OpenCV resizes uint8 with SIMD and releases the GIL: about 3x cheaper than TF's float resize,
-    which is what lets decode + resize run near the decode-only ceiling (bench/pipeline.py).
+    OpenCV resizes uint8 with SIMD and releases the GIL: about 3x cheaper than TF's float resize.
+    With `out` ((h, w, C), contiguous), the result is written there (stretch resizes straight into it).
     """
     import cv2
 
     h, w = size
-    ih, iw = image.shape[:2]
-    channels = image.shape[2]
+    ih, iw, channels = image.shape
+    if mode == "stretch" and out is not None and (ih, iw) != (h, w):
+        cv2.resize(image, (w, h), dst=out.reshape(h, w) if channels == 1 else out, interpolation=cv2.INTER_LINEAR)
+        return out
     if mode == "stretch":
         nh, nw = h, w
     else:
         scale = max(h / ih, w / iw) if mode == "crop" else min(h / ih, w / iw)
         nh = max(1, int(np.ceil(ih * scale - 1e-6)) if mode == "crop" else int(ih * scale + 1e-6))
         nw = max(1, int(np.ceil(iw * scale - 1e-6)) if mode == "crop" else int(iw * scale + 1e-6))
-    out = image if (nh, nw) == (ih, iw) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    out = out.reshape(nh, nw, channels)
+    res = image if (nh, nw) == (ih, iw) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    res = res.reshape(nh, nw, channels)
     if mode == "crop":
         top, left = (nh - h) // 2, (nw - w) // 2
-        out = out[top:top + h, left:left + w]
+        res = res[top:top + h, left:left + w]
     elif mode == "pad":
         canvas = np.zeros((h, w, channels), np.uint8)
         top, left = (h - nh) // 2, (w - nw) // 2
-        canvas[top:top + nh, left:left + nw] = out
-        out = canvas
-    return np.ascontiguousarray(out)
-
-
-def _resize(image: tf.Tensor, size: tuple[int, int], mode: str) -> tf.Tensor:
-    """Graph wrapper of `resize_array` (one NumPy call per image inside tf.data)."""
-    channels = image.shape[-1]
-    out = tf.numpy_function(lambda a: resize_array(a, size, mode), [image], tf.uint8, stateful=False)
-    out.set_shape([size[0], size[1], channels])
+        canvas[top:top + nh, left:left + nw] = res
+        res = canvas
+    if out is None:
+        return np.ascontiguousarray(res)
+    out[...] = res
     return out
 
 
-def _pil_load(path: bytes, channels: int) -> np.ndarray:
-    """Fallback for files TF cannot orient: EXIF rotation applied by Pillow."""
+def _pil_load(source, channels: int) -> np.ndarray:
+    """Pillow decode of a path or file object: EXIF rotation applied, first frame, converted to L or RGB."""
     from PIL import Image, ImageOps
 
-    with Image.open(path.decode() if isinstance(path, bytes) else path) as img:  # a path, or a file object (serve)
+    with Image.open(source.decode() if isinstance(source, bytes) else source) as img:
         img = ImageOps.exif_transpose(img)
         img.seek(0)
         img = img.convert("L" if channels == 1 else "RGB")
@@ -96,34 +94,50 @@ def _pil_load(path: bytes, channels: int) -> np.ndarray:
     return arr[..., None] if channels == 1 else arr
 
 
-def load_image(path: tf.Tensor, size: tuple[int, int], channels: int, resize: str, use_pil: tf.Tensor | bool = False) -> tf.Tensor:
-    """Read, decode and resize one file -> (H, W, C) uint8."""
-    def tf_path():
-        return _decode(tf.io.read_file(path), channels, size)
+def decode_bytes(data: bytes, size: tuple[int, int], channels: int, resize: str, use_pil: bool = False,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Encoded image bytes -> (H, W, C) uint8 at `size`: the one decode + resize every path uses.
 
-    def pil_path():
-        img = tf.numpy_function(lambda p: _pil_load(p, channels), [path], tf.uint8)
-        img.set_shape([None, None, channels])
-        return img
-
-    image = tf.cond(tf.convert_to_tensor(use_pil), pil_path, tf_path) if not isinstance(use_pil, bool) else (pil_path() if use_pil else tf_path())
-    return _resize(image, size, resize)
+    `use_pil` (splits.csv's column): the file needs Pillow (EXIF orientation, a format only Pillow reads)."""
+    image = _pil_load(io.BytesIO(data), channels) if use_pil else _decode(data, channels, size)
+    return resize_array(image, tuple(size), resize, out)
 
 
-def decode_bytes(data: bytes, size: tuple[int, int], channels: int, resize: str, use_pil: bool = False) -> np.ndarray:
-    """Encoded image bytes -> (H, W, C) uint8: the decode + resize `load_image` gives the same file (serve uses it)."""
-    if use_pil:
-        import io
+def decode_batch(blobs, size: tuple[int, int], channels: int, resize: str, use_pil=None, *, files: bool = False) -> np.ndarray:
+    """N encoded images (or N file paths with `files=True`) -> (N, H, W, C) uint8."""
+    out = np.empty((len(blobs), *size, channels), np.uint8)
+    for i, item in enumerate(blobs):
+        if files:
+            with open(item, "rb") as fh:
+                item = fh.read()
+        decode_bytes(item, size, channels, resize, bool(use_pil[i]) if use_pil is not None else False, out[i])
+    return out
 
-        return _resize(tf.constant(_pil_load(io.BytesIO(data), channels)), size, resize).numpy()
-    return _bytes_decoder(tuple(size), channels, resize)(tf.constant(data)).numpy()
+
+def decode_batch_op(items: tf.Tensor, use_pil: tf.Tensor, size, channels: int, resize: str, *, files: bool) -> tf.Tensor:
+    """Graph op: a batch of paths (`files=True`) or encoded images -> (B, H, W, C) uint8, one NumPy call."""
+    size = tuple(size)
+    images = tf.numpy_function(lambda b, u: decode_batch(b, size, channels, resize, u, files=files),
+                               [items, use_pil], tf.uint8, stateful=False)
+    images.set_shape([None, size[0], size[1], channels])
+    return images
 
 
-@functools.lru_cache(maxsize=16)
-def _bytes_decoder(size: tuple[int, int], channels: int, resize: str):
-    """One traced graph per image spec: a single call per image instead of a dozen eager ops."""
-    return tf.function(lambda data: _resize(_decode(data, channels, size), size, resize),
-                       input_signature=[tf.TensorSpec([], tf.string)])
+def finish(ds: tf.data.Dataset, *, n: int, batch_size: int, training: bool, seed: int, cache: str,
+           cache_dir: str | None, shuffle_buffer: int, augment, drop_remainder: bool) -> tf.data.Dataset:
+    """Decoded batches -> what training reads: with a cache, images are cached one by one and reshuffled
+    across batches each epoch; then augmentation (training only) and prefetch."""
+    if cache in ("memory", "disk"):
+        ds = ds.unbatch()
+        ds = ds.cache() if cache == "memory" else ds.cache(cache_dir) if cache_dir else ds
+        if training:
+            ds = ds.shuffle(min(shuffle_buffer, n), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+        # unbatch() forgets the length; Keras 3 then counts one extra step per epoch (LR schedules drift)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n // batch_size if drop_remainder else -(-n // batch_size)))
+    if augment is not None and training:
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
 
 
 def cache_fits_in_memory(n_images: int, size: tuple[int, int], channels: int, fraction: float = 0.25) -> bool:
@@ -143,21 +157,14 @@ def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], chan
     labels = np.asarray(labels, dtype=np.int32)
     use_pil = np.zeros(len(paths), bool) if use_pil is None else np.asarray(use_pil, bool)
     ds = tf.data.Dataset.from_tensor_slices((paths, labels, use_pil))
-    if training and cache == "none":
+    cached = cache in ("memory", "disk")
+    if training and not cached:
         # Shuffle file names before decoding: cheap, and the buffer holds strings, not pixels.
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     options = tf.data.Options()
-    options.deterministic = not training  # evaluation keeps file order; training takes whichever is ready
-    ds = ds.with_options(options)
-    ds = ds.map(lambda p, y, u: (load_image(p, size, channels, resize, u), tf.one_hot(y, num_classes)),
+    options.deterministic = not training  # evaluation keeps file order; training takes whichever batch is ready
+    ds = ds.with_options(options).batch(batch_size, drop_remainder=drop_remainder and not cached)
+    ds = ds.map(lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True), tf.one_hot(y, num_classes)),
                 num_parallel_calls=AUTOTUNE)
-    if cache == "memory":
-        ds = ds.cache()
-    elif cache == "disk" and cache_dir:
-        ds = ds.cache(cache_dir)
-    if training and cache != "none":
-        ds = ds.shuffle(min(shuffle_buffer, len(paths)), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
-    if augment is not None and training:
-        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return finish(ds, n=len(paths), batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
+                  shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)

@@ -118,7 +118,7 @@ def write_splits(prepared: Prepared, dest: Path) -> None:
     from kiln.io import write_text
 
     # shard runs add the shard file and record number of each image (its path is the original file's);
-    # use_pil marks files the pipeline decodes with Pillow (EXIF rotation, formats tf.io lacks), so
+    # use_pil marks files the pipeline decodes with Pillow (EXIF rotation, formats the fast decoders lack), so
     # evaluate and report later feed the model the same pixels training did.
     columns = [c for c in ("path", "label", "split", "use_pil", "shard", "record") if c in prepared.table]
     write_text(dest, prepared.table[columns].to_csv(index=False))

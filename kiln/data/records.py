@@ -344,7 +344,7 @@ class ShardSource:
         """
         import tensorflow as tf
 
-        from kiln.data.pipeline import AUTOTUNE, _decode, _resize
+        from kiln.data.pipeline import AUTOTUNE, decode_batch_op, finish
 
         files = self.files(split)
         if not files:
@@ -353,10 +353,10 @@ class ShardSource:
         nbytes = sum(s["bytes"] for s in self.manifest["shards"] if s["split"] == split)
         features = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
 
-        def decode(record):
-            ex = tf.io.parse_single_example(record, features)
-            image = _resize(_decode(ex["image"], channels, size), size, resize)
-            return image, tf.one_hot(tf.cast(ex["label"], tf.int32), num_classes)
+        def decode(records):  # a batch of records -> (images, one-hot labels), one NumPy decode call
+            ex = tf.io.parse_example(records, features)
+            images = decode_batch_op(ex["image"], tf.zeros_like(ex["label"], tf.bool), size, channels, resize, files=False)
+            return images, tf.one_hot(tf.cast(ex["label"], tf.int32), num_classes)
 
         if training:
             ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -371,17 +371,10 @@ class ShardSource:
             ds = tf.data.TFRecordDataset(files, buffer_size=1 << 20)
         # a known length lets Keras size epochs and progress bars; a shard with a different count fails loudly
         ds = ds.apply(tf.data.experimental.assert_cardinality(n))
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder and cache not in ("memory", "disk"))
         ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)
-        if cache == "memory":
-            ds = ds.cache()
-        elif cache == "disk" and cache_dir:
-            ds = ds.cache(cache_dir)
-        if training and cache != "none":
-            ds = ds.shuffle(min(shuffle_buffer, n), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
-        if augment is not None and training:
-            ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
-        return ds.prefetch(AUTOTUNE)
+        return finish(ds, n=n, batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
+                      shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)
 
     def labels(self, split: str) -> np.ndarray:
         """Integer labels of one split in reading order, without decoding images."""

@@ -4,8 +4,8 @@ Encoded images are decoded and resized exactly as the training pipeline does (`d
 served prediction for a file equals `Run.predict` on the same file.
 
 A request only checks its images here (`check_image`: header, pixel limit, whether Pillow must decode
-it); files TensorFlow decodes as they are stay encoded and are decoded with the rest of their
-micro-batch in one call (`BatchDecoder`), which gives the same pixels as one `decode_bytes` per file.
+it); the other files stay encoded and are decoded with the rest of their micro-batch in the inference
+thread (`BatchDecoder`), which gives the same pixels as one `decode_bytes` per file.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import binascii
 import io
 
 import numpy as np
+
+from kiln.data.check import DIRECT_FORMATS  # what training decodes without Pillow
 
 
 class ApiError(Exception):
@@ -26,12 +28,9 @@ class ApiError(Exception):
         self.message = message
 
 
-TF_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
-
-
 def check_image(data: bytes, max_pixels: int) -> bool:
     """Read the header only: an ApiError for an empty, unknown or too-large image; True when Pillow must
-    decode it (EXIF orientation, a format TensorFlow does not read), as training does."""
+    decode it (EXIF orientation, a format the fast decoders do not read), as training does."""
     from PIL import Image
 
     if not data:
@@ -55,7 +54,7 @@ def check_image(data: bytes, max_pixels: int) -> bool:
         why = "not a known image format" if isinstance(err, UnidentifiedImageError) else \
             f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else 'unreadable'}"
         raise ApiError(400, f"the image could not be decoded ({why})") from None
-    return orientation != 1 or fmt not in TF_FORMATS or (frames > 1 and fmt != "GIF")  # as kiln.data.check.needs_pil
+    return orientation != 1 or fmt not in DIRECT_FORMATS or (frames > 1 and fmt != "GIF")  # as kiln.data.check.needs_pil
 
 
 PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")  # the chunks Pillow can find an orientation in
@@ -102,40 +101,26 @@ def prepare_images(blobs: list[bytes], spec, max_pixels: int) -> list:
 
 
 class BatchDecoder:
-    """[encoded bytes] * n -> (n, H, W, C) uint8 in one TensorFlow call: the training pipeline's decode +
-    resize mapped over the batch (one traced graph for every n; pixels equal `decode_bytes` per file).
+    """[encoded bytes] * n -> (n, H, W, C) uint8: the training pipeline's decode + resize (`decode_bytes`)
+    for each file, in one loop that releases the GIL while it decodes.
 
-    A batch holding a file TensorFlow cannot decode falls back to one call per file, so only the
-    requests that sent a bad file fail: `__call__` returns the pixels and {index: ApiError}."""
+    A bad file (its header looked fine) fails only its own request: `__call__` returns the pixels and
+    {index: ApiError}."""
 
     def __init__(self, spec):
-        import tensorflow as tf
-
-        from kiln.data.pipeline import _decode, _resize
-
-        size, channels, resize = tuple(spec.size), spec.channels, spec.resize
         self.spec = spec
-        self.shape = (*size, channels)
-
-        def one(data):
-            return _resize(_decode(data, channels, size), size, resize)
-
-        self._fn = tf.function(
-            lambda blobs: tf.map_fn(one, blobs, fn_output_signature=tf.TensorSpec(self.shape, tf.uint8),
-                                    parallel_iterations=32),
-            input_signature=[tf.TensorSpec([None], tf.string)])
+        self.shape = (*tuple(spec.size), spec.channels)
 
     def __call__(self, blobs: list[bytes]) -> tuple[np.ndarray, dict[int, ApiError]]:
-        try:
-            return self._fn(blobs).numpy(), {}
-        except Exception:  # rare (the header looked fine): find the bad files one by one
-            pass
+        from kiln.data.pipeline import decode_bytes
+
         out, failed = np.zeros((len(blobs), *self.shape), np.uint8), {}
         for i, data in enumerate(blobs):
             try:
-                out[i] = _decode_one(data, self.spec, False)
-            except ApiError as err:
-                failed[i] = err
+                decode_bytes(data, self.spec.size, self.spec.channels, self.spec.resize, out=out[i])
+            except Exception as err:
+                msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+                failed[i] = ApiError(400, f"the image could not be decoded ({msg})")
         return out, failed
 
 
