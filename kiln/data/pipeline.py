@@ -107,10 +107,14 @@ def decode_batch(blobs, size: tuple[int, int], channels: int, resize: str, use_p
     """N encoded images (or N file paths with `files=True`) -> (N, H, W, C) uint8."""
     out = np.empty((len(blobs), *size, channels), np.uint8)
     for i, item in enumerate(blobs):
-        if files:
-            with open(item, "rb") as fh:
-                item = fh.read()
-        decode_bytes(item, size, channels, resize, bool(use_pil[i]) if use_pil is not None else False, out[i])
+        try:
+            if files:
+                with open(item, "rb") as fh:
+                    item = fh.read()
+            decode_bytes(item, size, channels, resize, bool(use_pil[i]) if use_pil is not None else False, out[i])
+        except Exception as err:  # a file changed or removed since the audit: name it
+            where = os.fsdecode(blobs[i]) if files else f"image {i} of the batch"
+            raise ValueError(f"{where} could not be decoded: {err}") from err
     return out
 
 

@@ -41,23 +41,52 @@ class EpochInfo(keras.callbacks.Callback):
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the model whenever `monitor` improves, through a temp file and a rename (never a half file).
+    """Keeps the best model seen (by `monitor`) in `path`, written through a temp file and a rename.
 
-    `best` carries over phases and restarts (the resume checkpoint restores it).
+    Writing a `.keras` file costs tens of milliseconds (more for big models), a real share of short
+    epochs, so writes are spaced to take at most `budget` of the training time: a better epoch that
+    comes too soon after a write waits in memory (its weights, copied) and is written at the next
+    chance or when `fit` ends. The file on disk lags the best epoch by at most ~(write time / budget)
+    of training. `best` carries over phases and restarts (the resume checkpoint restores it).
     """
 
-    def __init__(self, path: Path, monitor: str, mode: str):
+    def __init__(self, path: Path, monitor: str, mode: str, budget: float = 0.02):
         super().__init__()
-        self.path, self.monitor, self.mode = Path(path), monitor, mode
+        self.path, self.monitor, self.mode, self.budget = Path(path), monitor, mode, budget
         self.best = math.inf if mode == "min" else -math.inf
+        self.pending = None  # best weights not yet on disk
+        self._cost, self._since = 0.0, time.perf_counter()  # last write's seconds; when it ended
 
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
-        if current is None or math.isnan(float(current)):
-            return
-        if (current < self.best) if self.mode == "min" else (current > self.best):
+        improved = current is not None and not math.isnan(float(current)) and (
+            (current < self.best) if self.mode == "min" else (current > self.best))
+        if improved:
             self.best = float(current)
+            self.pending = None
+        if (improved or self.pending is not None) and (time.perf_counter() - self._since) * self.budget >= self._cost:
+            self._write(None if improved else self.pending)
+        elif improved:
+            self.pending = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.pending is not None:
+            self._write(self.pending)
+
+    def _write(self, weights):
+        """Save the model as it is, or with `weights` swapped in for the write."""
+        start = time.perf_counter()
+        now = self.model.get_weights() if weights is not None else None
+        try:
+            if weights is not None:
+                self.model.set_weights(weights)
             save_model(self.model, self.path)
+        finally:
+            if now is not None:
+                self.model.set_weights(now)
+        self.pending = None
+        self._since = time.perf_counter()
+        self._cost = self._since - start
 
 
 def _plain(value):

@@ -113,3 +113,14 @@ def test_make_dataset_gives_decode_bytes_pixels_in_order_and_every_file_once_whe
             assert len({img for img, _ in pairs}) == 40 and all(key.get(img) == label for img, label in pairs)
             orders.append([img for img, _ in pairs])
         assert orders[0] != orders[1]  # reshuffled each epoch
+
+
+def test_a_file_broken_after_the_audit_is_named_in_the_error(tmp_path):
+    import tensorflow as tf
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    good.write_bytes(encoded(smooth(20, 20), "PNG"))
+    bad.write_bytes(b"\x89PNG not really")
+    ds = make_dataset([str(good), str(bad)], [0, 1], 2, size=(8, 8), channels=3, batch_size=2)
+    with pytest.raises(tf.errors.OpError, match="bad.png could not be decoded"):
+        list(ds)

@@ -163,7 +163,7 @@ def test_low_agreement_exits_1_unless_forced(flat_run, cli_dir, capsys):
 
     m = export_run(flat_run, "tflite", "int8", out=str(out), force=True, calibration_images=48, timing=FAST)
     assert m["agreement"] < 0.99 and m["passed"] is False and m["forced"] is True
-    assert m["keras_accuracy"] >= 0.9 and m["accuracy"] < 0.6  # the collapse (ties -> one class) is what the check caught
+    assert m["keras_accuracy"] >= 0.9 and m["accuracy"] < m["keras_accuracy"]  # the flattening is what the check caught
     assert json.loads((out / "export.json").read_text())["forced"] is True
 
 
