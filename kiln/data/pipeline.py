@@ -16,7 +16,9 @@ from __future__ import annotations
 import io
 import os
 
+import cv2
 import numpy as np
+import simplejpeg
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -28,9 +30,6 @@ def _decode(data: bytes, channels: int, size: tuple[int, int] | None) -> np.ndar
 
     A JPEG larger than `size` is decoded at a reduced scale (libjpeg's M/8 DCT scaling) that still
     covers `size`: a 12-megapixel photo bound for 224 px costs a fraction of a full decode."""
-    import cv2
-    import simplejpeg
-
     if data[:3] == b"\xff\xd8\xff":
         h, w = size or (0, 0)
         try:
@@ -53,8 +52,6 @@ def resize_array(image: np.ndarray, size: tuple[int, int], mode: str, out: np.nd
     OpenCV resizes uint8 with SIMD and releases the GIL: about 3x cheaper than TF's float resize.
     With `out` ((h, w, C), contiguous), the result is written there (stretch resizes straight into it).
     """
-    import cv2
-
     h, w = size
     ih, iw, channels = image.shape
     if mode == "stretch" and out is not None and (ih, iw) != (h, w):
@@ -127,13 +124,23 @@ def decode_batch_op(items: tf.Tensor, use_pil: tf.Tensor, size, channels: int, r
     return images
 
 
-def finish(ds: tf.data.Dataset, *, n: int, batch_size: int, training: bool, seed: int, cache: str,
-           cache_dir: str | None, shuffle_buffer: int, augment, drop_remainder: bool) -> tf.data.Dataset:
-    """Decoded batches -> what training reads: with a cache, images are cached one by one and reshuffled
-    across batches each epoch; then augmentation (training only) and prefetch."""
-    if cache in ("memory", "disk"):
+def caches(cache: str, cache_dir: str | None) -> bool:
+    """Whether the dataset will cache decoded images (`disk` needs a folder)."""
+    return cache == "memory" or (cache == "disk" and bool(cache_dir))
+
+
+def decode_in_batches(ds: tf.data.Dataset, decode, *, n: int, batch_size: int, training: bool, seed: int, cache: str,
+                      cache_dir: str | None, shuffle_buffer: int, augment, drop_remainder: bool) -> tf.data.Dataset:
+    """Undecoded elements -> batches decoded by `decode` (one call per batch) -> what training reads.
+
+    With a cache, decoded images are cached one by one and reshuffled across batches each epoch; then
+    augmentation (training only) and prefetch."""
+    cached = caches(cache, cache_dir)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder and not cached)
+    ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    if cached:
         ds = ds.unbatch()
-        ds = ds.cache() if cache == "memory" else ds.cache(cache_dir) if cache_dir else ds
+        ds = ds.cache() if cache == "memory" else ds.cache(cache_dir)
         if training:
             ds = ds.shuffle(min(shuffle_buffer, n), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
@@ -161,14 +168,13 @@ def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], chan
     labels = np.asarray(labels, dtype=np.int32)
     use_pil = np.zeros(len(paths), bool) if use_pil is None else np.asarray(use_pil, bool)
     ds = tf.data.Dataset.from_tensor_slices((paths, labels, use_pil))
-    cached = cache in ("memory", "disk")
-    if training and not cached:
+    if training and not caches(cache, cache_dir):
         # Shuffle file names before decoding: cheap, and the buffer holds strings, not pixels.
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     options = tf.data.Options()
     options.deterministic = not training  # evaluation keeps file order; training takes whichever batch is ready
-    ds = ds.with_options(options).batch(batch_size, drop_remainder=drop_remainder and not cached)
-    ds = ds.map(lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True), tf.one_hot(y, num_classes)),
-                num_parallel_calls=AUTOTUNE)
-    return finish(ds, n=len(paths), batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
-                  shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)
+    return decode_in_batches(
+        ds.with_options(options),
+        lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True), tf.one_hot(y, num_classes)),
+        n=len(paths), batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
+        shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)

@@ -344,7 +344,7 @@ class ShardSource:
         """
         import tensorflow as tf
 
-        from kiln.data.pipeline import AUTOTUNE, decode_batch_op, finish
+        from kiln.data.pipeline import AUTOTUNE, decode_batch_op, decode_in_batches
 
         files = self.files(split)
         if not files:
@@ -371,10 +371,9 @@ class ShardSource:
             ds = tf.data.TFRecordDataset(files, buffer_size=1 << 20)
         # a known length lets Keras size epochs and progress bars; a shard with a different count fails loudly
         ds = ds.apply(tf.data.experimental.assert_cardinality(n))
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder and cache not in ("memory", "disk"))
-        ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)
-        return finish(ds, n=n, batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
-                      shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)
+        return decode_in_batches(ds, decode, n=n, batch_size=batch_size, training=training, seed=seed, cache=cache,
+                                 cache_dir=cache_dir, shuffle_buffer=shuffle_buffer, augment=augment,
+                                 drop_remainder=drop_remainder)
 
     def labels(self, split: str) -> np.ndarray:
         """Integer labels of one split in reading order, without decoding images."""

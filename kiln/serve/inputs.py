@@ -81,11 +81,11 @@ def decode_image(data: bytes, spec, max_pixels: int) -> np.ndarray:
     return _decode_one(data, spec, use_pil)
 
 
-def _decode_one(data: bytes, spec, use_pil: bool) -> np.ndarray:
+def _decode_one(data: bytes, spec, use_pil: bool, out: np.ndarray | None = None) -> np.ndarray:
     from kiln.data.pipeline import decode_bytes
 
     try:
-        return decode_bytes(data, spec.size, spec.channels, spec.resize, use_pil=use_pil)
+        return decode_bytes(data, spec.size, spec.channels, spec.resize, use_pil=use_pil, out=out)
     except Exception as err:
         msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         raise ApiError(400, f"the image could not be decoded ({msg})") from None
@@ -112,15 +112,12 @@ class BatchDecoder:
         self.shape = (*tuple(spec.size), spec.channels)
 
     def __call__(self, blobs: list[bytes]) -> tuple[np.ndarray, dict[int, ApiError]]:
-        from kiln.data.pipeline import decode_bytes
-
         out, failed = np.zeros((len(blobs), *self.shape), np.uint8), {}
         for i, data in enumerate(blobs):
             try:
-                decode_bytes(data, self.spec.size, self.spec.channels, self.spec.resize, out=out[i])
-            except Exception as err:
-                msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-                failed[i] = ApiError(400, f"the image could not be decoded ({msg})")
+                _decode_one(data, self.spec, False, out=out[i])
+            except ApiError as err:
+                failed[i] = err
         return out, failed
 
 
