@@ -1,6 +1,6 @@
 """Kiln's training overhead: `kiln train` vs a minimal hand-written Keras `fit` of the same model on the same data.
 
-    .venv/bin/python bench/overhead.py [--n 2000] [--epochs 6]
+    .venv/bin/python bench/overhead.py [--n 2000] [--epochs 8] [--rounds 4]
 
 Both fit the same `cnn` on the same train/val split of generated 32x32 PNGs, batch 32. Steady-state
 speed: the median wall time from one epoch's end to the next (epoch 2 onwards), with validation and all
@@ -24,8 +24,8 @@ from common import DATA, table
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
 
     import keras
@@ -82,6 +82,7 @@ def main():
     for i in range(args.rounds):  # alternate sides so machine noise hits both
         kiln_rates.append(kiln_rate(i + 1)[1])
         plain_rates.append(plain_rate())
+    print("per round, steps/s: kiln", [round(r, 1) for r in kiln_rates], "plain", [round(r, 1) for r in plain_rates])
     k, p = max(kiln_rates), max(plain_rates)
     rows = [("plain keras fit", f"{p:.1f}", "1.00x"), ("kiln train", f"{k:.1f}", f"{k / p:.2f}x")]
     print(f"{len(xt)} train images 32x32x3, batch 32, {steps} steps/epoch; median epoch of {args.epochs}, best of {args.rounds} rounds")

@@ -1,4 +1,5 @@
-"""Atomic writes: a temp file in the same folder, then `os.replace`, so a crash leaves no half file."""
+"""Atomic writes: a temp file in the same folder, then `os.replace`, so a crash leaves no half file.
+`LatestWriter` runs such writes off the training thread."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -51,3 +54,51 @@ def save_model(model, dest: str | Path) -> Path:
     with atomic_path(dest) as tmp:
         model.save(tmp)
     return Path(dest)
+
+
+class LatestWriter:
+    """Runs write jobs in order on one background thread; a job still waiting when a newer one arrives
+    is dropped, since each job rewrites a whole file and only the newest matters.
+
+    Checkpoints are written while training goes on: the training thread pays only for copying the
+    arrays it hands over. A failed write raises on the next `submit` or at `close`. Jobs already handed
+    over finish even if the caller dies of an exception (the interpreter joins the thread at exit).
+    """
+
+    def __init__(self, name: str):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._lock = threading.Lock()
+        self._waiting = None  # the newest job not yet started
+        self._futures: list = []
+
+    def submit(self, job) -> None:
+        self._reap()
+        with self._lock:
+            replaced = self._waiting is not None
+            self._waiting = job
+        if not replaced:  # a queued run is already there to pick up the newest job
+            self._futures.append(self._pool.submit(self._run))
+
+    def _run(self) -> None:
+        with self._lock:
+            job, self._waiting = self._waiting, None
+        if job is not None:
+            job()
+
+    def _reap(self) -> None:
+        done = [f for f in self._futures if f.done()]
+        for f in done:
+            self._futures.remove(f)
+            f.result()
+
+    def flush(self) -> None:
+        """Wait until every job handed over so far is written; re-raise the first failure."""
+        futures, self._futures = self._futures, []
+        for f in futures:
+            f.result()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -67,16 +67,29 @@ def is_unfinished(run_dir: str | Path) -> bool:
 
 def write_state(run_dir: Path, model, *, phase: int, epoch: int, phase_start: int, optimizer: bool, stopped: bool = False,
                 callbacks: dict | None = None, best_weights: list | None = None) -> None:
+    commit_state(run_dir, snapshot_state(model, phase=phase, epoch=epoch, phase_start=phase_start, optimizer=optimizer,
+                                         stopped=stopped, callbacks=callbacks, best_weights=best_weights))
+
+
+def snapshot_state(model, *, phase: int, epoch: int, phase_start: int, optimizer: bool, stopped: bool = False,
+                   callbacks: dict | None = None, best_weights: list | None = None) -> dict:
+    """The checkpoint's arrays, copied out of the model now (on the training thread); `commit_state`
+    writes them, possibly later and on another thread."""
     arrays = {f"w/{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
     if optimizer and model.optimizer is not None:
         store: dict = {}
         model.optimizer.save_own_variables(store)
         arrays.update({f"o/{k}": np.asarray(v) for k, v in store.items()})
-    for i, w in enumerate(best_weights or []):
+    for i, w in enumerate(best_weights or []):  # early stopping replaces its list on improvement, never mutates it
         arrays[f"b/{i}"] = np.asarray(w)
     meta = {"phase": phase, "epoch": epoch, "phase_start": phase_start, "stopped": bool(stopped),
             "callbacks": callbacks or {}, "time": time.time()}
     arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def commit_state(run_dir: Path, arrays: dict) -> None:
+    """Write a checkpoint atomically and durably (fsync before the rename)."""
     with atomic_path(state_path(run_dir)) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
