@@ -68,10 +68,13 @@ def main():
         "decode-only ceiling": decode_only,
         "kiln first epoch": lambda: drain(kiln_ds()),  # a new dataset each time: no cache, first epoch
     }
-    results = {name: 0.0 for name in contenders}
+    rounds = {name: [] for name in contenders}
     for _ in range(args.rounds):  # interleaved, so a noisy moment hits every contender alike
         for name, fn in contenders.items():
-            results[name] = max(results[name], n / timed(fn))
+            rounds[name].append(n / timed(fn))
+    for name, rates in rounds.items():
+        print(f"{name}: " + " ".join(f"{r:,.0f}" for r in rates) + " img/s")
+    results = {name: max(rates) for name, rates in rounds.items()}
     cached = kiln_ds("memory")
     drain(cached)  # epoch 1 fills the cache
     results["kiln cached epoch"] = n / timed(lambda: drain(cached), repeat=args.rounds)
