@@ -102,6 +102,11 @@ def _train(cfg: Config, strategy, folder):
     model_name = choose_model(cfg)
     entry = get_entry(model_name)  # fail on a bad model name before touching data
     data = prepare(cfg.data, cfg.seed, warn=False)  # warned once skipped.csv is written, naming it
+    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
+    k = len(data.classes)
+    keras.utils.set_random_seed(cfg.seed)
+    with strategy.scope():  # before the run folder exists: a failed ImageNet download must not leave one behind
+        model = create_model(model_name, spec.shape, k, **cfg.model.model_dump(exclude={"name"}))
     run_dir = folder.create()
     if folder.resuming:
         check_splits(run_dir, data.table)
@@ -112,15 +117,10 @@ def _train(cfg: Config, strategy, folder):
         write_text(run_dir / "skipped.csv", data.skipped[["path", "label", "error"]].to_csv(index=False))
         check.warn_skipped(data.skipped["error"], len(data.skipped) + len(data.table), str(run_dir / "skipped.csv"))
 
-    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
-    k = len(data.classes)
     train_rows, val_rows, test_rows = data.split("train"), data.split("val"), data.split("test")
-    keras.utils.set_random_seed(cfg.seed)
     train_ds, val_ds, steps = make_inputs(cfg, data, spec, run_dir, strategy.num_replicas_in_sync)
     train_ds, val_ds = shard_options(train_ds, strategy), shard_options(val_ds, strategy)
 
-    with strategy.scope():
-        model = create_model(model_name, spec.shape, k, **cfg.model.model_dump(exclude={"name"}))
     top_k = min(cfg.train.top_k, k)
     monitor = cfg.train.monitor if val_ds is not None else cfg.train.monitor.removeprefix("val_")
     weights = class_weights(train_rows["y"].to_numpy(), k) if cfg.train.class_weight == "balanced" else None

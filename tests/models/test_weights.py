@@ -136,6 +136,8 @@ def test_offline_imagenet_is_one_line_naming_file_and_folder(tmp_path, shapes_di
     fname = "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
     assert f"place it as {home / 'models' / fname}, or train from scratch with weights=none." in line[0]
     assert "could not be downloaded" in line[0]
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # the failed start left no run folder behind
 
 
 def test_cached_imagenet_file_loads_behind_the_folded_preprocessing(tmp_path, monkeypatch):
