@@ -137,7 +137,9 @@ def decode_in_batches(ds: tf.data.Dataset, decode, *, n: int, batch_size: int, t
     augmentation (training only) and prefetch."""
     cached = caches(cache, cache_dir)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder and not cached)
-    ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    # Uncached training takes whichever batch is ready first; a cache is filled in order, so a seeded run
+    # sees the same batches every time (what is cached is decoded once, so order costs nothing later).
+    ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training or cached)
     if cached:
         ds = ds.unbatch()
         ds = ds.cache() if cache == "memory" else ds.cache(cache_dir)
@@ -172,7 +174,7 @@ def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], chan
         # Shuffle file names before decoding: cheap, and the buffer holds strings, not pixels.
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     options = tf.data.Options()
-    options.deterministic = not training  # evaluation keeps file order; training takes whichever batch is ready
+    options.deterministic = not training or caches(cache, cache_dir)  # see decode_in_batches
     return decode_in_batches(
         ds.with_options(options),
         lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True), tf.one_hot(y, num_classes)),
