@@ -13,6 +13,7 @@ import typer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
 
+from kiln import quiet  # noqa: E402
 from kiln.errors import ConfigError, KilnError, received  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -411,6 +412,7 @@ def _setup_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _setup_logging()
+    quiet.install()  # TensorFlow's start-up lines stay off stderr (kiln/quiet.py)
     try:
         app(args=argv, standalone_mode=False)
     except KilnError as err:
