@@ -275,7 +275,6 @@ def _one(words: list[str], component: str, example: str, key: str = "RUN_DIR", w
     return words[0]
 
 
-
 def _format(opts: dict, component: str) -> str:
     fmt = opts.pop("format", "table")
     if fmt not in ("table", "json"):

@@ -111,8 +111,8 @@ def application_backbone(name: str, input_shape, weights=None) -> keras.Model:
     return keras.Model(pixels, net.output, name="backbone")
 
 
-def scratch_batchnorm(model: keras.Model, momentum: float = 0.9) -> int:
-    """BatchNorm momentum for a backbone trained from scratch; returns how many layers changed.
+def scratch_batchnorm(model: keras.Model, momentum: float = 0.9) -> None:
+    """BatchNorm momentum for a backbone trained from scratch.
 
     keras.applications build BatchNorm with momentum 0.99-0.999, tuned for ImageNet's long runs from
     pretrained statistics. From scratch on a few hundred steps the moving statistics stay near their
@@ -120,15 +120,12 @@ def scratch_batchnorm(model: keras.Model, momentum: float = 0.9) -> int:
     mobilenet_v3_small on 1,600 images at 64 px stayed at 0.25-0.28 val accuracy for 6 epochs at 0.999,
     and reached 1.0 from epoch 2 at 0.9 (Kiln's simple models use 0.9 too). Pretrained weights keep
     the application's own momentum."""
-    changed = 0
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
         stack.extend(getattr(layer, "layers", None) or [])  # nested blocks, where an application has them
         if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum > momentum:
             layer.momentum = momentum
-            changed += 1
-    return changed
 
 
 def classifier_head(features, num_classes: int, dropout: float = 0.0):
