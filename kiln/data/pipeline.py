@@ -22,6 +22,7 @@ import simplejpeg
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+PREFETCH = 2  # batches ready ahead of the consumer (the parallel decode keeps its own in flight too)
 OPENCV_MAGIC = (b"\x89PNG", b"BM", b"RIFF")  # PNG, BMP, WebP: OpenCV decodes these (16-bit PNGs scaled to 8 bits)
 
 
@@ -150,7 +151,20 @@ def decode_in_batches(ds: tf.data.Dataset, decode, *, n: int, batch_size: int, t
         ds = ds.apply(tf.data.experimental.assert_cardinality(n // batch_size if drop_remainder else -(-n // batch_size)))
     if augment is not None and training:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return ds.prefetch(PREFETCH).with_options(fixed_parallelism())
+
+
+def fixed_parallelism() -> tf.data.Options:
+    """tf.data's autotuner off: `AUTOTUNE` parallelism then means one call per core, which is what a
+    CPU-bound decode wants anyway.
+
+    Keras makes a new iterator every epoch (training) and every validation pass, and destroying one
+    waits for the autotuner's background thread: 20-65 ms most times, ~0.6 s now and then, and one
+    epoch in ten of a small cnn took ~2.4 s instead of ~1.1 s. With the autotuner off, the same fit ran
+    at 1.04-1.25 s every epoch and first-epoch decoding was as fast (BENCHMARKS.md)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def cache_fits_in_memory(n_images: int, size: tuple[int, int], channels: int, fraction: float = 0.25) -> bool:
