@@ -144,3 +144,13 @@ def test_a_file_broken_after_the_audit_is_named_in_the_error(tmp_path):
     ds = make_dataset([str(good), str(bad)], [0, 1], 2, size=(8, 8), channels=3, batch_size=2)
     with pytest.raises(tf.errors.OpError, match="bad.png could not be decoded"):
         list(ds)
+
+
+def test_datasets_run_without_the_autotuner(tmp_path):
+    """Its thread made each per-epoch iterator teardown cost 20-650 ms (bench/autotune.py)."""
+    p = tmp_path / "a.png"
+    p.write_bytes(encoded(smooth(8, 8), "PNG"))
+    for training, cache in ((True, "memory"), (True, "none"), (False, "none")):
+        ds = make_dataset([str(p)] * 4, [0, 1, 0, 1], 2, size=(8, 8), channels=3, batch_size=2, training=training, cache=cache)
+        assert ds.options().autotune.enabled is False
+        assert sum(len(x) for x, _ in ds) == 4
