@@ -138,9 +138,7 @@ def decode_in_batches(ds: tf.data.Dataset, decode, *, n: int, batch_size: int, t
     augmentation (training only) and prefetch."""
     cached = caches(cache, cache_dir)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder and not cached)
-    # Uncached training takes whichever batch is ready first; a cache is filled in order, so a seeded run
-    # sees the same batches every time (what is cached is decoded once, so order costs nothing later).
-    ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training or cached)
+    ds = ds.map(decode, num_parallel_calls=AUTOTUNE)
     if cached:
         ds = ds.unbatch()
         ds = ds.cache() if cache == "memory" else ds.cache(cache_dir)
@@ -151,18 +149,24 @@ def decode_in_batches(ds: tf.data.Dataset, decode, *, n: int, batch_size: int, t
         ds = ds.apply(tf.data.experimental.assert_cardinality(n // batch_size if drop_remainder else -(-n // batch_size)))
     if augment is not None and training:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(PREFETCH).with_options(fixed_parallelism())
+    return ds.prefetch(PREFETCH).with_options(pipeline_options(deterministic=not training or cached))
 
 
-def fixed_parallelism() -> tf.data.Options:
-    """tf.data's autotuner off: `AUTOTUNE` parallelism then means one call per core, which is what a
-    CPU-bound decode wants anyway.
+def pipeline_options(deterministic: bool) -> tf.data.Options:
+    """Order, and tf.data's autotuner off.
 
+    Evaluation keeps file order. Uncached training takes whichever batch is ready first; a cache is
+    filled in order, so a seeded run sees the same batches every time (what is cached is decoded once,
+    so order costs nothing later).
+
+    With the autotuner off, `AUTOTUNE` parallelism means one call per core, which is what a CPU-bound
+    decode wants anyway.
     Keras makes a new iterator every epoch (training) and every validation pass, and destroying one
     waits for the autotuner's background thread: 20-65 ms most times, ~0.6 s now and then, and one
     epoch in ten of a small cnn took ~2.4 s instead of ~1.1 s. With the autotuner off, the same fit ran
     at 1.04-1.25 s every epoch and first-epoch decoding was as fast (BENCHMARKS.md)."""
     options = tf.data.Options()
+    options.deterministic = deterministic
     options.autotune.enabled = False
     return options
 
@@ -187,10 +191,8 @@ def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], chan
     if training and not caches(cache, cache_dir):
         # Shuffle file names before decoding: cheap, and the buffer holds strings, not pixels.
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    options = tf.data.Options()
-    options.deterministic = not training or caches(cache, cache_dir)  # see decode_in_batches
     return decode_in_batches(
-        ds.with_options(options),
+        ds,
         lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True), tf.one_hot(y, num_classes)),
         n=len(paths), batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
         shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)
