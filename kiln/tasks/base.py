@@ -245,7 +245,7 @@ class ModelRegistry:
         if name not in self._entries:
             near = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.4)
             hint = f"Did you mean {', '.join(near)}?" if near else "Run `kiln models` to list them"
-            raise ConfigError(received("models", "model.name", name, f"no {self.task} model is registered under that name", hint))
+            raise ConfigError(received("models", "model.name", name, "no model is registered under that name", hint))
         return self._entries[name]
 
     def create(self, name: str, *args, **kwargs):
