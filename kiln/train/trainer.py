@@ -28,33 +28,33 @@ def train(cfg: Config):
     Resumes an unfinished run folder (see kiln/train/resume.py); trains in phases (kiln/train/phases.py)
     under the `train.distribute` strategy and `train.precision` policy (kiln/train/distribute.py).
     """
+    from kiln.tasks.base import resolve_task
     from kiln.train.distribute import is_chief, make_strategy, precision_policy
     from kiln.train.resume import RunFolder
 
+    task = resolve_task(cfg)  # an unknown task= fails here, before TensorFlow starts
     chief = is_chief() if cfg.train.distribute in ("auto", "multi_worker") else True
     folder = RunFolder(cfg, chief=chief)  # refuses a finished run_dir before TensorFlow starts
     strategy = make_strategy(cfg.train.distribute)  # before other TF ops: multi-worker collectives need that
     try:
         with precision_policy(cfg.train.precision):
-            return _train(cfg, strategy, folder)
+            return _train(cfg, task, strategy, folder)
     finally:
         folder.close()
 
 
-def _train(cfg: Config, strategy, folder):
+def _train(cfg: Config, task, strategy, folder):
     import keras
     import tensorflow as tf
 
     from kiln import __version__
     from kiln.evaluate.plots import plot_history
     from kiln.run import Run
-    from kiln.tasks.base import resolve_task
     from kiln.train.distribute import agree, shard_options
     from kiln.train.phases import fit_phases
     from kiln.train.resume import check_splits
 
     started = time.time()
-    task = resolve_task(cfg)
     model_name = task.choose_model(cfg)  # fail on a bad model name before touching data
     data = task.analyse(task.read_source(cfg), cfg, model_name)
     keras.utils.set_random_seed(cfg.seed)

@@ -89,3 +89,13 @@ def test_unknown_task_key_is_one_line_with_the_closest_name():
 
 def test_old_run_json_without_task_is_an_image_run():
     assert base.task_of({"classes": ["a", "b"], "image": {"height": 8, "width": 8, "channels": 1}}) is base.get_task("image")
+
+
+def test_cli_unknown_task_exits_2_with_one_line(tmp_path, capsys):
+    from kiln.cli import main
+
+    code = main(["train", f"data={tmp_path}", "task=imgae", f"run_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.splitlines() == ["task received task=imgae; no task is registered under that name. Did you mean image."]
+    assert not (tmp_path / "run").exists()
