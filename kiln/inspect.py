@@ -374,7 +374,9 @@ def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
         if path.suffix not in (".keras",):
             raise ConfigError(received("inspect", "MODEL", source, "only .keras model files can be read",
                                        "Pass a registered model name, a run folder or a .keras file"))
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        from kiln.io import load_keras
+
+        model = load_keras(path, fix="Pass another .keras file, or train the run again")
         if input_shape is not None and tuple(_dims(model.inputs[0].shape)) != tuple(input_shape):
             log.warning("inspect: %s has input %s; input_shape=%s ignored", source, tuple(_dims(model.inputs[0].shape)),
                         ",".join(map(str, input_shape)))

@@ -1,12 +1,12 @@
 """A run folder: the unit a person handles. `Run` reads one and evaluates or predicts with it.
 
 Layout: config.yaml, run.json (classes, image spec), splits.csv, model.keras, history.csv,
-metrics.json, tensorboard/, plots/, checkpoints/.
+metrics.json, tensorboard/, plots/, checkpoints/. Every file is read through kiln/io.py, so a damaged
+one is one line naming it (exit 2 in the CLI), never a traceback.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiln.errors import KilnError, received
+from kiln.errors import ConfigError, KilnError, bad_file, received
+from kiln.io import REWRITE, load_keras, read_csv, read_json
+
+RETRAIN = "Restore it from a copy, or train the run again"
 
 log = logging.getLogger("kiln")
 
@@ -32,7 +35,7 @@ class Run:
 
     @cached_property
     def meta(self) -> dict:
-        return json.loads((self.path / "run.json").read_text())
+        return read_json(self.path / "run.json", "a Kiln run.json", required=("classes", "image"), fix=RETRAIN)
 
     @property
     def classes(self) -> list[str]:
@@ -42,33 +45,42 @@ class Run:
     def spec(self):
         from kiln.data.prepare import ImageSpec
 
-        return ImageSpec.from_dict(self.meta["image"])
+        try:
+            return ImageSpec.from_dict(self.meta["image"])
+        except (KeyError, TypeError, ValueError):
+            raise bad_file(self.path / "run.json", "it is not a Kiln run.json (its image spec lacks height / width / channels)",
+                           RETRAIN) from None
 
     @cached_property
     def config(self):
         from kiln.config import load_config
+        from kiln.io import read_yaml
 
-        return load_config(self.path / "config.yaml")
+        path = self.path / "config.yaml"
+        read_yaml(path, "a Kiln config", fix=RETRAIN)  # cut short or not YAML: named here, not as a --config mistake
+        try:
+            return load_config(path)
+        except ConfigError as err:  # keys this Kiln does not know: most likely a newer Kiln wrote it
+            raise bad_file(path, f"it holds settings this Kiln cannot use ({str(err).split('; ', 1)[-1].split('. ')[0]})",
+                           "Upgrade Kiln if a newer one wrote it, or fix that key") from None
 
     @property
     def metrics(self) -> dict:
         p = self.path / "metrics.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
+        return read_json(p, "a Kiln metrics.json", fix=REWRITE) if p.exists() else {}
 
     @property
     def history(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "history.csv")
+        return read_csv(self.path / "history.csv", ("epoch",), "a Kiln history.csv", fix=RETRAIN)
 
     @property
     def splits(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "splits.csv", dtype=str, keep_default_na=False)
+        return read_csv(self.path / "splits.csv", ("path", "label", "split"), "a Kiln splits.csv", fix=RETRAIN,
+                        dtype=str, keep_default_na=False)
 
     @cached_property
     def model(self):
-        import keras
-
-        # safe_mode refuses Lambda layers and anything that would unpickle code.
-        return keras.saving.load_model(self.path / "model.keras", safe_mode=True, compile=False)
+        return load_keras(self.path / "model.keras")  # safe mode: Lambda layers and pickled code are refused
 
     def dataset(self, paths, labels=None, batch_size: int = 64, use_pil=None):
         from kiln.data.pipeline import make_dataset
@@ -103,11 +115,14 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
+    """A finished run folder, its run.json checked now (a damaged one fails here, naming the file)."""
     path = Path(path)
-    if not (path / "run.json").is_file() or not (path / "model.keras").is_file():
+    if not (path / "run.json").exists() or not (path / "model.keras").exists():
         raise KilnError(received("run", "path", path, "it is not a finished Kiln run folder (no run.json / model.keras)",
                                  "Pass a folder written by kiln train, e.g. runs/train"))
-    return Run(path)
+    run = Run(path)
+    run.meta  # noqa: B018 - read and checked now
+    return run
 
 
 def new_run_dir(run_dir: str | None, runs_root: str, name: str | None, default_name: str = "train") -> Path:

@@ -367,6 +367,7 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
     """
     from kiln import __version__
     from kiln.data import sources
+    from kiln.io import FORMAT_VERSION
 
     options = options if isinstance(options, AuditOptions) else AuditOptions(**(options or {}))
     started = time.time()
@@ -410,6 +411,7 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
         split_counts = {s: {c: int(n) for c, n in frame[frame["split"] == s]["label"].value_counts().sort_index().items()}
                         for s in ("train", "val", "test") if (frame["split"] == s).any()}
     report = {
+        "format_version": FORMAT_VERSION,
         "kiln_version": __version__,
         "source": str(Path(data).expanduser().resolve()),
         "source_kind": frame.attrs.get("kind", ""),

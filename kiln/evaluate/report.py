@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kiln.errors import DataError, received  # noqa: E402
+from kiln.io import read_csv, read_json  # noqa: E402
 
 log = logging.getLogger("kiln.report")
 
@@ -250,11 +251,8 @@ def _find_json(run_dir: Path, name: str) -> list[tuple[Path, dict]]:
     found = []
     for path in [run_dir / name, *sorted(run_dir.glob(f"exports/{name}")), *sorted(run_dir.glob(f"exports/*/{name}")),
                  *sorted(run_dir.glob(f"exports/*/*/{name}"))]:
-        if path.is_file():
-            try:
-                found.append((path, json.loads(path.read_text())))
-            except (OSError, ValueError) as err:
-                log.warning("report: %s could not be read (%s)", path, err)
+        if path.is_file():  # a damaged one stops the report, naming the file (kiln/io.py)
+            found.append((path, read_json(path, f"a Kiln {name}", fix="Restore it from a copy, or move it away and write the report again")))
     return found
 
 
@@ -357,7 +355,8 @@ def _label_issues_section(run, limit: int = 40) -> str:
     path = run.path / "label_issues.csv"
     if not path.is_file():
         return ""
-    table = pd.read_csv(path, dtype={"path": str, "label": str, "suggested": str}, keep_default_na=False)
+    table = read_csv(path, ("path", "label", "suggested", "label_quality"), "a Kiln label_issues.csv", fix="Run kiln label-issues again",
+                     dtype={"path": str, "label": str, "suggested": str}, keep_default_na=False)
     issues = table[table["is_issue"].astype(str).str.lower() == "true"] if "is_issue" in table.columns else table
     cards = []
     for _, r in issues.head(limit).iterrows():
@@ -369,7 +368,7 @@ def _label_issues_section(run, limit: int = 40) -> str:
     method = ""
     meta = run.path / "label_issues.json"
     if meta.is_file():
-        info = json.loads(meta.read_text())
+        info = read_json(meta, "a Kiln label_issues.json", fix="Run kiln label-issues again")
         method = f" Method: {_esc(info.get('method'))}, {_esc(info.get('folds'))} folds; out-of-sample accuracy {_fmt(info.get('oos_accuracy'), 3)}."
     return ('<h2 id="label-issues">Label-issue candidates</h2>'
             f"<p>{len(issues)} of {len(table)} training images flagged by cleanlab (confident learning), lowest label "
@@ -386,7 +385,7 @@ def _audits(run, extra: str | Path | None = None) -> list[tuple[Path, dict]]:
         path = path / "audit.json" if path.is_dir() else path
         if not path.is_file():
             raise DataError(received("report", "audit", extra, "no audit.json there", "Pass the audit.json written by kiln audit"))
-        found.append((path, json.loads(path.read_text())))
+        found.append((path, read_json(path, "a Kiln audit.json", fix="Pass the audit.json written by kiln audit")))
     try:
         source = str(Path(run.config.data.path).expanduser().resolve()) if run.config.data.path else None
     except Exception:  # an old or foreign config: no sibling audits

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from kiln.config import Config
-from kiln.errors import KilnError, received
-from kiln.io import atomic_path, write_text
+from kiln.errors import KilnError, bad_file, received
+from kiln.io import FORMAT_VERSION, atomic_path, check_version, read_csv, read_yaml, write_text
 
 log = logging.getLogger("kiln.train")
 
@@ -82,7 +82,7 @@ def snapshot_state(model, *, phase: int, epoch: int, phase_start: int, optimizer
         arrays.update({f"o/{k}": np.asarray(v) for k, v in store.items()})
     for i, w in enumerate(best_weights or []):  # early stopping replaces its list on improvement, never mutates it
         arrays[f"b/{i}"] = np.asarray(w)
-    meta = {"phase": phase, "epoch": epoch, "phase_start": phase_start, "stopped": bool(stopped),
+    meta = {"format_version": FORMAT_VERSION, "phase": phase, "epoch": epoch, "phase_start": phase_start, "stopped": bool(stopped),
             "callbacks": callbacks or {}, "time": time.time()}
     arrays["meta"] = np.array(json.dumps(meta))
     return arrays
@@ -101,6 +101,9 @@ def read_state(run_dir: str | Path) -> State | None:
     path = state_path(run_dir)
     if not path.is_file():
         return None
+    fix = "Start a new run_dir; this one cannot be continued"
+    if path.stat().st_size == 0:
+        raise bad_file(path, "it is empty (cut short while it was written?)", fix)
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
@@ -110,8 +113,12 @@ def read_state(run_dir: str | Path) -> State | None:
                     group, i = key.split("/", 1)
                     groups[group][int(i)] = z[key]
     except Exception as err:  # noqa: BLE001 - a damaged file is a user-level problem here
-        raise KilnError(received("train", "resume", path, f"the checkpoint cannot be read ({type(err).__name__})",
-                                 "Start a new run_dir; this one cannot be continued")) from None
+        why = "it is cut short or damaged" if isinstance(err, (EOFError, OSError)) or "zip" in type(err).__name__.lower() \
+            else "it is not a Kiln resume checkpoint"
+        raise bad_file(path, f"{why} ({type(err).__name__})", fix) from None
+    if not isinstance(meta, dict) or not all(k in meta for k in ("phase", "epoch", "phase_start")):
+        raise bad_file(path, "it is not a Kiln resume checkpoint (its header lacks phase / epoch)", fix)
+    check_version(meta, path)
 
     def ordered(d):
         return [d[i] for i in sorted(d)]
@@ -158,14 +165,12 @@ def truncate_history(path: Path, rows: int) -> None:
 
 def check_config(run_dir: Path, cfg: Config) -> None:
     """Refuse to continue with a changed binding key; other keys (epochs, patience, verbose ...) may change."""
-    import yaml
-
     from kiln.config.load import _flatten
 
     saved_file = run_dir / "config.yaml"
-    if not saved_file.is_file():
+    if not saved_file.exists():
         return
-    saved = _flatten(yaml.safe_load(saved_file.read_text()) or {})
+    saved = _flatten(read_yaml(saved_file, "a Kiln config", "Start a new run_dir, or restore config.yaml from a copy"))
     now = _flatten(cfg.model_dump(mode="json"))
     for key in sorted(set(saved) | set(now)):
         if not key.startswith(BINDING) or saved.get(key) == now.get(key):
@@ -177,12 +182,11 @@ def check_config(run_dir: Path, cfg: Config) -> None:
 
 def check_splits(run_dir: Path, table) -> None:
     """The resumed run must train on the same files with the same split."""
-    import pandas as pd
-
     saved_file = run_dir / "splits.csv"
-    if not saved_file.is_file():
+    if not saved_file.exists():
         return
-    saved = pd.read_csv(saved_file, dtype=str, keep_default_na=False)[["path", "label", "split"]]
+    saved = read_csv(saved_file, ("path", "label", "split"), "a Kiln splits.csv", "Start a new run_dir, or restore splits.csv from a copy",
+                     dtype=str, keep_default_na=False)[["path", "label", "split"]]
     now = table[["path", "label", "split"]].astype(str).reset_index(drop=True)
     if len(saved) != len(now) or not (saved.sort_values("path").to_numpy() == now.sort_values("path").to_numpy()).all():
         raise KilnError(received("train", "data", "<changed>", f"the files or their split differ from {saved_file}",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kiln.config import Config, dump_config
-from kiln.io import save_model, write_json, write_text
+from kiln.io import FORMAT_VERSION, save_model, write_json, write_text
 
 log = logging.getLogger("kiln.train")
 
@@ -138,7 +138,7 @@ def _train(cfg: Config, strategy, folder):
     train_seconds = time.time() - started
 
     write_json(run_dir / "run.json", {
-        "kiln_version": __version__, "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+        "format_version": FORMAT_VERSION, "kiln_version": __version__, "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
         "model": model_name, "classes": data.classes, "image": spec.to_dict(),
         "counts": {s: int((data.table["split"] == s).sum()) for s in ("train", "val", "test")},
         "skipped": int(len(data.skipped)), "train_seconds": round(train_seconds, 2),
