@@ -163,7 +163,8 @@ def read_json(path: str | Path, what: str = "a Kiln file", required: tuple[str, 
     try:
         obj = json.loads(text)
     except ValueError as err:
-        cut = getattr(err, "pos", 0) >= len(text.rstrip())
+        end = text.rstrip()  # Kiln writes whole objects, so a text that stops before its closing brace was cut short
+        cut = not end.endswith("}") or getattr(err, "pos", 0) >= len(end)
         why = "it is cut short (the JSON ends early)" if cut else f"it is not valid JSON ({getattr(err, 'msg', err)} at line {getattr(err, 'lineno', '?')})"
         raise bad_file(path, why, fix) from None
     if not isinstance(obj, dict):
@@ -217,11 +218,13 @@ def read_csv(path: str | Path, columns: tuple[str, ...] = (), what: str = "a Kil
     return frame
 
 
-def load_keras(path: str | Path, fix: str = "Train the run again, or restore model.keras from a copy", compile: bool = False):
-    """A `.keras` file in Keras safe mode (no Lambda layers, nothing unpickled), or one FileError line saying why not."""
-    import zipfile
+MODEL_FIX = "Train the run again, or restore model.keras from a copy"
 
-    import keras
+
+def check_keras(path: str | Path, fix: str = MODEL_FIX) -> str | None:
+    """The cheap checks of a `.keras` file, without starting TensorFlow: a whole zip holding config.json.
+    Returns the Keras version that saved it (None when unknown)."""
+    import zipfile
 
     path = Path(path)
     _check_file(path, fix)
@@ -240,6 +243,15 @@ def load_keras(path: str | Path, fix: str = "Train the run again, or restore mod
         raise bad_file(path, f"it is damaged ({type(err).__name__}: {_first_line(err)})", fix) from None
     if "config.json" not in names:
         raise bad_file(path, "it is not a .keras model (a zip archive without config.json)", fix)
+    return saved_by
+
+
+def load_keras(path: str | Path, fix: str = MODEL_FIX, compile: bool = False):
+    """A `.keras` file in Keras safe mode (no Lambda layers, nothing unpickled), or one FileError line saying why not."""
+    path = Path(path)
+    saved_by = check_keras(path, fix)
+    import keras  # after the checks above: a damaged file is refused without starting TensorFlow
+
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except Exception as err:  # noqa: BLE001

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kiln.errors import ConfigError, KilnError, bad_file, received
-from kiln.io import REWRITE, load_keras, read_csv, read_json
+from kiln.io import REWRITE, check_keras, load_keras, read_csv, read_json, read_yaml
 
 RETRAIN = "Restore it from a copy, or train the run again"
 
@@ -54,7 +54,6 @@ class Run:
     @cached_property
     def config(self):
         from kiln.config import load_config
-        from kiln.io import read_yaml
 
         path = self.path / "config.yaml"
         read_yaml(path, "a Kiln config", fix=RETRAIN)  # cut short or not YAML: named here, not as a --config mistake
@@ -81,6 +80,20 @@ class Run:
     @cached_property
     def model(self):
         return load_keras(self.path / "model.keras")  # safe mode: Lambda layers and pickled code are refused
+
+    def check(self) -> None:
+        """Read every file of the run far enough to know it is whole (cheaply, before TensorFlow starts),
+        so a damaged one fails now, naming it, not halfway through the work."""
+        self.meta  # noqa: B018 - cached
+        self.spec  # noqa: B018
+        check_keras(self.path / "model.keras", RETRAIN)
+        for name, read in (("splits.csv", lambda p: read_csv(p, ("path", "label", "split"), "a Kiln splits.csv", fix=RETRAIN, nrows=2,
+                                                             dtype=str)),
+                           ("history.csv", lambda p: read_csv(p, ("epoch",), "a Kiln history.csv", fix=RETRAIN, nrows=2)),
+                           ("config.yaml", lambda p: read_yaml(p, fix=RETRAIN)),
+                           ("metrics.json", lambda p: read_json(p, "a Kiln metrics.json", fix=REWRITE))):
+            if (self.path / name).exists():
+                read(self.path / name)
 
     def dataset(self, paths, labels=None, batch_size: int = 64, use_pil=None):
         from kiln.data.pipeline import make_dataset
@@ -115,13 +128,13 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """A finished run folder, its run.json checked now (a damaged one fails here, naming the file)."""
+    """A finished run folder, its files checked now (a damaged one fails here, naming the file)."""
     path = Path(path)
     if not (path / "run.json").exists() or not (path / "model.keras").exists():
         raise KilnError(received("run", "path", path, "it is not a finished Kiln run folder (no run.json / model.keras)",
                                  "Pass a folder written by kiln train, e.g. runs/train"))
     run = Run(path)
-    run.meta  # noqa: B018 - read and checked now
+    run.check()
     return run
 
 

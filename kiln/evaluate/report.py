@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kiln.errors import DataError, received  # noqa: E402
-from kiln.io import read_csv, read_json  # noqa: E402
+from kiln.io import read_csv, read_json, read_yaml  # noqa: E402
 
 log = logging.getLogger("kiln.report")
 
@@ -386,9 +386,11 @@ def _audits(run, extra: str | Path | None = None) -> list[tuple[Path, dict]]:
         if not path.is_file():
             raise DataError(received("report", "audit", extra, "no audit.json there", "Pass the audit.json written by kiln audit"))
         found.append((path, read_json(path, "a Kiln audit.json", fix="Pass the audit.json written by kiln audit")))
+    if (run.path / "config.yaml").exists():
+        read_yaml(run.path / "config.yaml", fix="Restore it from a copy, or train the run again")  # damaged: one line naming it
     try:
         source = str(Path(run.config.data.path).expanduser().resolve()) if run.config.data.path else None
-    except Exception:  # an old or foreign config: no sibling audits
+    except Exception:  # settings an older or newer Kiln wrote: no sibling audits, the rest of the report stands
         source = None
     if source:
         for path in sorted(run.path.resolve().parent.glob("*/audit.json")):

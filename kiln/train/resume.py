@@ -101,14 +101,31 @@ def read_state(run_dir: str | Path) -> State | None:
     path = state_path(run_dir)
     if not path.is_file():
         return None
+    meta, groups = _load_state(path, arrays=True)
+
+    def ordered(d):
+        return [d[i] for i in sorted(d)]
+
+    return State(phase=int(meta["phase"]), epoch=int(meta["epoch"]), phase_start=int(meta["phase_start"]),
+                 stopped=bool(meta.get("stopped")), weights=ordered(groups["w"]),
+                 optimizer={str(i): v for i, v in sorted(groups["o"].items())} or None,
+                 best_weights=ordered(groups["b"]) or None, callbacks=meta.get("callbacks", {}))
+
+
+def check_state(run_dir: str | Path) -> None:
+    """The checkpoint's header only: a damaged or newer checkpoint fails before data and TensorFlow start."""
+    _load_state(state_path(run_dir), arrays=False)
+
+
+def _load_state(path: Path, arrays: bool) -> tuple[dict, dict]:
     fix = "Start a new run_dir; this one cannot be continued"
     if path.stat().st_size == 0:
         raise bad_file(path, "it is empty (cut short while it was written?)", fix)
+    groups: dict[str, dict[int, np.ndarray]] = {"w": {}, "o": {}, "b": {}}
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            groups: dict[str, dict[int, np.ndarray]] = {"w": {}, "o": {}, "b": {}}
-            for key in z.files:
+            for key in z.files if arrays else ():
                 if "/" in key:
                     group, i = key.split("/", 1)
                     groups[group][int(i)] = z[key]
@@ -119,14 +136,7 @@ def read_state(run_dir: str | Path) -> State | None:
     if not isinstance(meta, dict) or not all(k in meta for k in ("phase", "epoch", "phase_start")):
         raise bad_file(path, "it is not a Kiln resume checkpoint (its header lacks phase / epoch)", fix)
     check_version(meta, path)
-
-    def ordered(d):
-        return [d[i] for i in sorted(d)]
-
-    return State(phase=int(meta["phase"]), epoch=int(meta["epoch"]), phase_start=int(meta["phase_start"]),
-                 stopped=bool(meta.get("stopped")), weights=ordered(groups["w"]),
-                 optimizer={str(i): v for i, v in sorted(groups["o"].items())} or None,
-                 best_weights=ordered(groups["b"]) or None, callbacks=meta.get("callbacks", {}))
+    return meta, groups
 
 
 def restore(model, state: State) -> None:
@@ -218,6 +228,7 @@ class RunFolder:
                     raise KilnError(received("train", "run_dir", cfg.run_dir, "it holds an unfinished run and resume=false",
                                              "Pass resume=true (or leave resume=auto) to continue it, or pick a new run_dir"))
                 self._resume_from = given
+                check_state(given)
             elif mode is True and chief:
                 raise KilnError(received("train", "resume", "true", f"{cfg.run_dir} holds no unfinished run (no {STATE})",
                                          "Leave out resume=true to start a new run there"))
@@ -227,6 +238,7 @@ class RunFolder:
                 raise KilnError(received("train", "resume", "true", f"no unfinished run {cfg.name or 'train'}[-N] under {cfg.runs_root}",
                                          "Pass run_dir=RUN_FOLDER, or leave out resume=true"))
             self._resume_from = found
+            check_state(found)
 
     def create(self) -> Path:
         """Create (or reopen) the folder, lock it against a second process, load the checkpoint."""
