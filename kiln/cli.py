@@ -15,8 +15,8 @@ import typer
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
 
 from kiln import quiet  # noqa: E402
-from kiln.cli_errors import KilnGroup, click_errors, versions_line  # noqa: E402
-from kiln.errors import ConfigError, KilnError, received  # noqa: E402
+from kiln.cli_errors import KilnGroup, print_version, run_app  # noqa: E402
+from kiln.errors import ConfigError, received  # noqa: E402
 
 app = typer.Typer(cls=KilnGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Kiln: labelled images -> trained, evaluated, exported and served Keras model.")
@@ -26,14 +26,8 @@ ARGS = typer.Argument(None, help="key=value overrides (and paths where the mode 
 CONFIG = typer.Option(None, "--config", help="YAML config file; key=value arguments override it")
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        print(versions_line())
-        raise typer.Exit()
-
-
 @app.callback()
-def _kiln(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+def _kiln(version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version,
                                        help="Print Kiln's, TensorFlow's and Keras's versions and exit")):
     pass
 
@@ -426,23 +420,7 @@ def _setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     quiet.install()  # TensorFlow's start-up lines stay off stderr (kiln/quiet.py)
-    try:
-        code = app(args=argv, prog_name="kiln", standalone_mode=False)
-    except KilnError as err:  # user mistakes, the CLI's own (kiln/cli_errors.py) included
-        print(str(err), file=sys.stderr)
-        return err.exit_code
-    except click_errors.NoArgsIsHelpError as err:  # plain `kiln`
-        print(err.ctx.get_help())
-        return 0
-    except (typer.Abort, KeyboardInterrupt):
-        print("kiln: interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as err:
-        return int(err.code or 0)
-    except click_errors.ClickException as err:  # not a usage error (those are KilnErrors by now)
-        err.show()
-        return err.exit_code
-    return code if isinstance(code, int) else 0
+    return run_app(app, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The CLI's own mistakes as Kiln's one line: a misspelt mode or option, a missing value, for every mode.
+"""The CLI's edges: its own mistakes as Kiln's one line (a misspelt mode or option, a missing value, for
+every mode), exit codes, and `kiln --version`.
 
 `KilnGroup` is the click group behind `kiln`: it turns click's usage errors into a `KilnError`
 (printed by `kiln.cli.main`, exit 2), so a mode added later gets the same handling without a line
@@ -14,6 +15,7 @@ from __future__ import annotations
 import difflib
 import sys
 
+import typer
 import typer.core
 
 from kiln.errors import KilnError, current_mode, received, set_mode
@@ -89,6 +91,34 @@ def usage_line(err) -> str:
         return received(mode, key, "<none>" if isinstance(err, click_errors.MissingParameter) else "?", message, f"Run {where} --help")
     given = " ".join(sys.argv[2:] if mode != "kiln" else sys.argv[1:]) or "<none>"
     return received(mode, "arguments", given, message, f"Run {where} --help")
+
+
+def run_app(app, argv: list[str] | None) -> int:
+    """Run the typer app; a KilnError (any user mistake) is one stderr line and exit 2, never a traceback."""
+    try:
+        code = app(args=argv, prog_name="kiln", standalone_mode=False)
+    except KilnError as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    except click_errors.NoArgsIsHelpError as err:  # plain `kiln`: the help
+        print(err.ctx.get_help())
+        return 0
+    except (typer.Abort, KeyboardInterrupt):
+        print("kiln: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as err:
+        return int(err.code or 0)
+    except click_errors.ClickException as err:  # not a usage error (KilnGroup made those KilnErrors)
+        err.show()
+        return err.exit_code
+    return code if isinstance(code, int) else 0
+
+
+def print_version(value: bool) -> None:
+    """`--version` callback: print the versions line and stop."""
+    if value:
+        print(versions_line())
+        raise typer.Exit()
 
 
 def versions_line() -> str:
