@@ -60,7 +60,8 @@ class Run:
         try:
             return load_config(path)
         except ConfigError as err:  # keys this Kiln does not know: most likely a newer Kiln wrote it
-            raise bad_file(path, f"it holds settings this Kiln cannot use ({str(err).split('; ', 1)[-1].split('. ')[0]})",
+            detail = str(err).split(" received ", 1)[-1].split(". ")[0]  # "unknown key foo; it is not a config key"
+            raise bad_file(path, f"it holds a setting this Kiln cannot use ({detail})",
                            "Upgrade Kiln if a newer one wrote it, or fix that key") from None
 
     @property
