@@ -135,6 +135,7 @@ def _check_file(path: Path, fix: str) -> int:
 
 
 def read_text(path: str | Path, fix: str = REWRITE) -> str:
+    """A UTF-8 text file; missing, empty and binary are told apart."""
     path = Path(path)
     _check_file(path, fix)
     try:
@@ -165,7 +166,8 @@ def read_json(path: str | Path, what: str = "a Kiln file", required: tuple[str, 
     except ValueError as err:
         end = text.rstrip()  # Kiln writes whole objects, so a text that stops before its closing brace was cut short
         cut = not end.endswith("}") or getattr(err, "pos", 0) >= len(end)
-        why = "it is cut short (the JSON ends early)" if cut else f"it is not valid JSON ({getattr(err, 'msg', err)} at line {getattr(err, 'lineno', '?')})"
+        detail = f"{getattr(err, 'msg', err)} at line {getattr(err, 'lineno', '?')}"
+        why = "it is cut short (the JSON ends early)" if cut else f"it is not valid JSON ({detail})"
         raise bad_file(path, why, fix) from None
     if not isinstance(obj, dict):
         raise bad_file(path, f"it is not {what} (a JSON object was expected)", fix)
