@@ -146,7 +146,7 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.model.weights))
     spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple")
     ds = make_dataset(picked["path"].tolist(), y, len(classes), size=spec.size, channels=spec.channels,
-                      resize=spec.resize, batch_size=len(picked))
+                      resize=spec.resize, batch_size=len(picked), background=spec.alpha_background)
     images, onehot = next(iter(ds))  # (n, H, W, C) uint8, (n, K)
     fn = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)
     aug, soft = fn(tf.repeat(images, variants, axis=0), tf.repeat(onehot, variants, axis=0))
