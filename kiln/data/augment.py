@@ -44,7 +44,7 @@ def image_layers(cfg: AugmentConfig, size: tuple[int, int], channels: int, seed:
 
     skipped = [k for k in RGB_ONLY if channels != 3 and getattr(cfg, k)]
     if skipped:
-        log.warning("augment: %s need RGB images; the images are grey (channels=1), so they are left out", ", ".join(skipped))
+        log.warning("augment: %s need RGB images; the images have channels=%d, so they are left out", ", ".join(skipped), channels)
     rgb = channels == 3
     if cfg.flip != "none":
         add(layers.RandomFlip, {"both": "horizontal_and_vertical"}.get(cfg.flip, cfg.flip))
