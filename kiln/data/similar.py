@@ -34,6 +34,7 @@ FRACTIONS = (1.0, 0.95, 0.9, 0.85, 0.8)  # share of each side one file may cover
 CROP = 0.1  # the crop hashes drop this share of each side (one centred crop, one per corner)
 HASH_SOURCE = 64  # images are shrunk to at most this side (2x the hash's own 32 px) before hashing
 MAX_DIFFERENCE = 5.0  # default: see BENCHMARKS.md (copies <= 4.5, distinct similar images >= 8 on the bench)
+CANDIDATES_PER_HASH = 24  # nearest candidates kept per whole-image hash and hash range (near-identical folders)
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, None: 3}  # the first member of a group (kept) is the earliest split
 
 
@@ -76,17 +77,24 @@ def crop_hashes(img) -> list[str]:
 
 
 def near_pairs(hashes: np.ndarray, distance: int) -> list[tuple[int, int]]:
-    """Index pairs of 64-bit hashes within `distance` bits, by multi-index hashing.
+    """Index pairs (i < j) of 64-bit hashes within `distance` bits, sorted (see `near_pair_array`)."""
+    return [(int(a), int(b)) for a, b in near_pair_array(hashes, distance)]
+
+
+def near_pair_array(hashes: np.ndarray, distance: int, query: np.ndarray | None = None, limit: int = 0) -> np.ndarray:
+    """(M, 2) int64 array of index pairs (i < j) of 64-bit hashes within `distance` bits, by multi-index hashing.
 
     Split each hash into distance+1 bit ranges; two hashes that differ in at most `distance` bits
     agree exactly on at least one range (pigeonhole), so only hashes sharing a range value are compared.
+    With `query` (a bool mask), only pairs with a query hash are searched, and with `limit` at most the
+    `limit` nearest per query hash and range: a folder of near-identical images stays ~linear.
     """
     n = len(hashes)
     if n < 2 or distance < 0:
-        return []
+        return np.zeros((0, 2), np.int64)
     parts = min(distance + 1, 64)
     edges = np.linspace(0, 64, parts + 1).astype(int)
-    pairs: set[tuple[int, int]] = set()
+    found = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         mask = np.uint64((1 << (hi - lo)) - 1)
         keys = (hashes >> np.uint64(lo)) & mask
@@ -99,32 +107,45 @@ def near_pairs(hashes: np.ndarray, distance: int) -> list[tuple[int, int]]:
                 continue
             members = order[s:e]
             block = hashes[members]
+            if query is not None:
+                for i in np.flatnonzero(query[members]):
+                    d = np.bitwise_count(block[i] ^ block)
+                    d[i] = 65
+                    hits = np.flatnonzero(d <= distance)
+                    if limit and len(hits) > limit:
+                        hits = hits[np.argsort(d[hits], kind="stable")[:limit]]
+                    if len(hits):
+                        found.append(np.stack([np.full(len(hits), members[i]), members[hits]], 1))
+                continue
             for i in range(len(members) - 1):
-                d = np.bitwise_count(block[i] ^ block[i + 1:])
-                for j in np.flatnonzero(d <= distance):
-                    a, b = int(members[i]), int(members[i + 1 + j])
-                    pairs.add((min(a, b), max(a, b)))
-    return sorted(pairs)
+                hits = np.flatnonzero(np.bitwise_count(block[i] ^ block[i + 1:]) <= distance)
+                if len(hits):
+                    found.append(np.stack([np.full(len(hits), members[i]), members[i + 1 + hits]], 1))
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    pairs = np.sort(np.concatenate(found).astype(np.int64), axis=1)
+    return np.unique(pairs, axis=0)
 
 
-def candidate_pairs(hash_lists: list[list[str]], distance: int) -> dict[tuple[int, int], int]:
-    """{(i, j): smallest hash distance} for files whose whole-image hash is within `distance` of the other's
-    whole-image hash or of one of its crops. `hash_lists[i]`: file i's hashes, whole image first."""
-    values, owner, whole = [], [], []
-    for i, hashes in enumerate(hash_lists):
-        for k, h in enumerate(hashes):
-            values.append(int(h, 16))
-            owner.append(i)
-            whole.append(k == 0)
-    values_arr = np.array(values, dtype=np.uint64)
-    found: dict[tuple[int, int], int] = {}
-    for a, b in near_pairs(values_arr, distance):
-        i, j = owner[a], owner[b]
-        if i == j or not (whole[a] or whole[b]):
-            continue
-        d = int(np.bitwise_count(values_arr[a] ^ values_arr[b]))
-        key = (min(i, j), max(i, j))
-        found[key] = min(d, found.get(key, 64))
+def candidate_pairs(hash_lists: list[list[str]], distance: int) -> dict[tuple[int, int], tuple[int, bool]]:
+    """{(i, j): (smallest hash distance, whole)} for files whose whole-image hash is within `distance` of
+    the other's whole-image hash (whole=True) or of one of its crops. `hash_lists[i]`: whole image first."""
+    owner = np.array([i for i, hashes in enumerate(hash_lists) for _ in hashes], np.int64)
+    whole = np.array([k == 0 for hashes in hash_lists for k in range(len(hashes))], bool)
+    values = np.array([int(h, 16) for hashes in hash_lists for h in hashes], dtype=np.uint64)
+    pairs = near_pair_array(values, distance, query=whole, limit=CANDIDATES_PER_HASH)
+    if not len(pairs):
+        return {}
+    a, b = pairs[:, 0], pairs[:, 1]
+    keep = (owner[a] != owner[b]) & (whole[a] | whole[b])
+    a, b = a[keep], b[keep]
+    d = np.bitwise_count(values[a] ^ values[b]).astype(np.int64)
+    both = whole[a] & whole[b]
+    i, j = np.minimum(owner[a], owner[b]), np.maximum(owner[a], owner[b])
+    order = np.lexsort((~both, d, j, i))  # per file pair: the smallest distance first, a whole-image match first
+    found: dict[tuple[int, int], tuple[int, bool]] = {}
+    for k in order:
+        found.setdefault((int(i[k]), int(j[k])), (int(d[k]), bool(both[k])))
     return found
 
 
@@ -178,9 +199,12 @@ def compare(a: np.ndarray, b: np.ndarray) -> Match:
 
 
 def confirm(paths: list[str], pairs, max_difference: float = MAX_DIFFERENCE, background=(255, 255, 255),
-            workers: int = 0) -> dict[tuple[int, int], Match]:
-    """{(i, j): Match} for the candidate pairs (indices into `paths`) that are the same picture."""
-    pairs = sorted(pairs)
+            workers: int = 0, joined=None) -> dict[tuple[int, int], Match]:
+    """{(i, j): Match} for the candidate pairs (indices into `paths`) that are the same picture.
+
+    `joined(i, j) -> bool`: pairs already in one group through other confirmed pairs are skipped
+    (a folder of near-identical renders gives ~n^2 candidates but only ~n comparisons)."""
+    pairs = list(pairs)  # in the caller's order (closest first)
     needed = sorted({i for pair in pairs for i in pair})
     if not needed:
         return {}
@@ -188,11 +212,13 @@ def confirm(paths: list[str], pairs, max_difference: float = MAX_DIFFERENCE, bac
         thumbs = dict(zip(needed, pool.map(lambda i: thumbnail(paths[i], background), needed)))
     out = {}
     for i, j in pairs:
-        if thumbs[i] is None or thumbs[j] is None:
+        if thumbs[i] is None or thumbs[j] is None or (joined is not None and joined(i, j)):
             continue
         match = compare(thumbs[i], thumbs[j])
         if match.difference <= max_difference:
             out[(i, j)] = match
+            if joined is not None:
+                joined(i, j, True)
     return out
 
 
@@ -233,13 +259,19 @@ def find_duplicates(rows: list[dict], near_distance: int, near_difference: float
     near: dict[tuple[int, int], tuple[int, Match]] = {}
     if near_distance >= 0 and hashed:
         found = candidate_pairs([rows[i]["phashes"] for i in hashed], near_distance)
-        pairs = {(hashed[a], hashed[b]): d for (a, b), d in found.items()
+        pairs = {(hashed[a], hashed[b]): d for (a, b), (d, _) in found.items()
                  if rows[hashed[a]]["sha256"] != rows[hashed[b]]["sha256"]}
         paths = [r["path"] for r in rows]
-        confirmed = confirm(paths, pairs, near_difference, background)
+
+        def joined(a: int, b: int, join: bool = False) -> bool:
+            if join:
+                union.union(a, b)
+            return union.find(a) == union.find(b)
+
+        order = sorted(pairs, key=lambda p: (pairs[p], p))  # the closest hashes first: most groups form early
+        confirmed = confirm(paths, order, near_difference, background, joined=joined)
         for (a, b), match in confirmed.items():
             near[(a, b)] = (pairs[(a, b)], match)
-            union.union(a, b)
         if pairs:
             log.info("audit: %d of %d near-duplicate candidate pair(s) confirmed on the pixels", len(confirmed), len(pairs))
     groups: dict[int, list[int]] = {}
