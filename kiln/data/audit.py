@@ -29,7 +29,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kiln.data import alpha, check, similar
