@@ -102,7 +102,7 @@ class Run:
         labels = np.zeros(len(paths), int) if labels is None else labels
         spec = self.spec
         return make_dataset(paths, labels, len(self.classes), size=spec.size, channels=spec.channels, resize=spec.resize,
-                            batch_size=batch_size, use_pil=use_pil)
+                            batch_size=batch_size, use_pil=use_pil, background=spec.alpha_background)
 
     def predict_proba(self, paths, batch_size: int = 64, use_pil=None) -> np.ndarray:
         """(N, K) class probabilities for image files, in order."""

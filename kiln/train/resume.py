@@ -35,8 +35,8 @@ log = logging.getLogger("kiln.train")
 
 STATE = Path("state") / "checkpoint.npz"
 # Keys whose change makes a checkpoint unusable or the continued run a different experiment.
-BINDING = ("seed", "model.", "data.path", "data.image_size", "data.channels", "data.resize", "data.val_split",
-           "data.test_split", "train.optimizer", "train.precision", "train.phases", "train.unfreeze")
+BINDING = ("seed", "model.", "data.path", "data.image_size", "data.channels", "data.resize", "data.alpha_background",
+           "data.val_split", "data.test_split", "train.optimizer", "train.precision", "train.phases", "train.unfreeze")
 STATEFUL = {  # callback class name -> attributes that carry over a restart
     "EarlyStopping": ("wait", "best", "best_epoch", "stopped_epoch"),
     "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),

@@ -53,7 +53,7 @@ def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
                             resize=spec.resize, batch_size=batch_size, training=training, seed=cfg.seed,
                             cache=cache, cache_dir=str(run_dir / "cache" / ("train" if training else "eval")),
                             shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy(),
-                            augment=augment if training else None)
+                            augment=augment if training else None, background=spec.alpha_background)
 
     if cache == "disk":
         (run_dir / "cache").mkdir(exist_ok=True)
