@@ -44,8 +44,8 @@ def augment_preview(config: str | Path | None = None, out: str | Path | None = N
 def audit(data: str | Path, out: str | Path | None = None, fix: str | None = None, progress: bool = True, **options) -> dict:
     """Audit a dataset (kiln/tasks/image/data/audit.py): the report dict, also written as out/audit.json and audit.html.
 
-    `options` are `AuditOptions` fields (min_side, max_aspect, near_distance, max_pixels, workers,
-    thumbnails). `fix="quarantine"` moves problem files beside DATA; the report gains `"manifest"`.
+    `options` are `AuditOptions` fields (min_side, max_aspect, near_distance, near_difference,
+    alpha_background, max_pixels, workers, thumbnails). `fix="quarantine"` moves problem files beside DATA; the report gains `"manifest"`.
     """
     from kiln.tasks.image.data.audit import audit as run_audit
     from kiln.errors import ConfigError, received

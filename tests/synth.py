@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 COLOURS = [(230, 40, 40), (40, 200, 60), (50, 80, 230), (230, 200, 40), (200, 60, 220), (40, 210, 210)]
 
@@ -52,3 +52,26 @@ def make_image_folder(root: str | Path, classes: int = 3, per_class: int = 30, s
                     img = img.convert("L")
                 img.save(folder / f"{i:04d}.{fmt}", quality=92) if fmt in ("jpg", "jpeg") else img.save(folder / f"{i:04d}.{fmt}")
     return root
+
+
+def random_shapes(n: int, size: int = 64, seed: int = 0) -> list[Image.Image]:
+    """Distinct but similar pictures: a solid ellipse, square or triangle of random colour, size and
+    position on a noisy background of another random colour (no two are copies of each other)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        background = rng.integers(0, 256, 3)
+        img = Image.fromarray(np.clip(background + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8))
+        pen = ImageDraw.Draw(img)
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        r = int(rng.integers(size // 6, size // 3))
+        cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
+        box = [cx - r, cy - r, cx + r, cy + r]
+        if i % 3 == 0:
+            pen.ellipse(box, fill=colour)
+        elif i % 3 == 1:
+            pen.rectangle(box, fill=colour)
+        else:
+            pen.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+        out.append(img)
+    return out

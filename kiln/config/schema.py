@@ -10,6 +10,8 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kiln.tasks.image.data import alpha
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -20,7 +22,8 @@ class DataConfig(Section):
     val_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for validation when the source has no split")
     test_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for the final test when the source has no split")
     image_size: Union[Literal["auto"], int, list[int]] = Field("auto", description="side or [height, width] fed to the model; auto picks from the data")
-    channels: Union[Literal["auto"], Literal[1, 3]] = Field("auto", description="1 (grayscale) or 3 (RGB); auto uses 1 when every sampled image is grey")
+    channels: Union[Literal["auto"], Literal[1, 3, 4]] = Field("auto", description="1 (grayscale), 3 (RGB) or 4 (RGB + alpha, kept as a channel); auto uses 1 when every sampled image is grey, else 3")
+    alpha_background: str = Field("white", description="colour transparent pixels are composited onto, as viewers show them: white, black, any name or #rrggbb (channels=4 keeps alpha instead)")
     resize: Literal["stretch", "pad", "crop"] = Field("stretch", description="stretch to size, pad to keep aspect, or centre crop to keep aspect")
     batch_size: int = Field(32, ge=1, le=65536, description="images per step on each replica; the global batch is batch_size x replicas (1 replica on a CPU)")
     cache: Literal["auto", "memory", "disk", "none"] = Field("auto", description="cache decoded images; auto caches in memory when they fit in a quarter of RAM")
@@ -36,6 +39,11 @@ class DataConfig(Section):
             raise ValueError("image_size|image_size must be one side or [height, width], each at least 8")
         if isinstance(self.image_size, int) and self.image_size < 8:
             raise ValueError("image_size|image_size must be at least 8")
+        try:
+            alpha.background_rgb(self.alpha_background)
+        except ValueError:
+            raise ValueError("alpha_background|alpha_background must be a colour: white, black, another name "
+                             "such as gray, or #rrggbb") from None
         return self
 
 

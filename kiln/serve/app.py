@@ -5,10 +5,14 @@
 
 Every bad request gets `{"error": "..."}` with 400 (malformed JSON, wrong shape, undecodable image),
 401 (missing or wrong API key), 404 (unknown model or route) or 413 (body or image too large).
+An answer sent before the body was read waits until the rest of the body is read and discarded (up
+to `drain_bytes`, as nginx's lingering close), so a client that sends its whole body before reading
+(Python's urllib) reads the answer instead of a connection reset.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import json
@@ -27,6 +31,7 @@ from kiln.serve.errors import ApiError
 log = logging.getLogger("kiln.serve")
 
 OPEN_PATHS = {"/", "/favicon.ico", "/v2/health/live", "/v2/health/ready"}  # no API key needed
+DRAIN_SECONDS = 10.0  # longest wait for the rest of a rejected body (nginx's lingering_timeout is 5 s per read)
 
 
 class ServeOptions(Section):
@@ -37,6 +42,7 @@ class ServeOptions(Section):
     max_batch_size: int = Field(32, ge=1, le=4096, description="most images per model call (1 turns micro-batching off)")
     max_delay_ms: float = Field(2.0, ge=0.0, le=1000.0, description="longest wait for more requests to fill a micro-batch")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body; bigger ones get 413")
+    drain_bytes: int = Field(64 * 1024 * 1024, ge=0, description="most bytes of an unread body (413, 401, 404) read and dropped before answering, so clients that send it all first read the answer; 0 answers at once")
     max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) accepted; bigger ones get 413")
     top_k: int = Field(5, ge=1, description="labels returned by /predict unless the request sets top_k")
     graceful_timeout: float = Field(30.0, ge=0.0, description="seconds in-flight requests get to finish on shutdown")
@@ -98,35 +104,44 @@ class Guard:
         state, metrics = self.state, self.state.metrics
         started = time.perf_counter()
         code = {"status": 500}
+        headers = dict(scope.get("headers") or [])
+        body = {"done": False}
+
+        async def receive_tracked():
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body["done"] = True
+            return message
 
         async def send_tracked(message):
             if message["type"] == "http.response.start":
                 code["status"] = message["status"]
+                if not body["done"]:
+                    await _drain(receive_tracked, body, headers, state.opts.drain_bytes)
             await send(message)
 
         metrics.request_started()
         try:
-            headers = dict(scope.get("headers") or [])
             if state.api_key and scope["path"] not in OPEN_PATHS and not _authorized(headers, state.api_key):
                 await JSONResponse({"error": "missing or wrong API key; send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"},
-                                   401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_tracked)
+                                   401, headers={"WWW-Authenticate": "Bearer"})(scope, receive_tracked, send_tracked)
                 return
             length = headers.get(b"content-length")
             if length is not None:
                 try:
                     too_big = int(length) > state.max_body_bytes
                 except ValueError:
-                    await JSONResponse({"error": "invalid Content-Length header"}, 400)(scope, receive, send_tracked)
+                    await JSONResponse({"error": "invalid Content-Length header"}, 400)(scope, receive_tracked, send_tracked)
                     return
                 if too_big:
                     await JSONResponse({"error": f"the body has {int(length):,} bytes, over the server's limit of "
-                                                 f"{state.max_body_bytes:,}"}, 413, headers={"Connection": "close"})(scope, receive, send_tracked)
+                                                 f"{state.max_body_bytes:,}"}, 413, headers={"Connection": "close"})(scope, receive_tracked, send_tracked)
                     return
             seen = 0
 
             async def receive_limited():
                 nonlocal seen
-                message = await receive()
+                message = await receive_tracked()
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > state.max_body_bytes:
@@ -136,6 +151,30 @@ class Guard:
             await self.app(scope, receive_limited, send_tracked)
         finally:
             metrics.request_done(self._route(scope), code["status"], time.perf_counter() - started)
+
+
+async def _drain(receive, body: dict, headers: dict[bytes, bytes], limit: int) -> None:
+    """Read and drop the rest of a request body that will not be used, before its answer is sent.
+
+    A server that answers and closes while the client is still sending resets the connection, and a
+    client that writes its whole body before reading (urllib) never sees the answer. Nothing is read
+    when the client waits for `100 Continue` (it sends no body unless asked), when Content-Length is
+    over `limit`, or past `limit` bytes or DRAIN_SECONDS: then the answer goes out at once, as before."""
+    if limit <= 0 or headers.get(b"expect", b"").lower() == b"100-continue":
+        return
+    try:
+        if int(headers.get(b"content-length", 0)) > limit:
+            return
+    except ValueError:
+        return
+    read = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while not body["done"] and read <= limit:
+                message = await receive()
+                read += len(message.get("body", b""))
+    except TimeoutError:
+        log.info("serve: stopped reading a rejected body after %.0f s (%d bytes)", DRAIN_SECONDS, read)
 
 
 def create_app(source, name: str | None = None, api_key: str | None = None, **options):

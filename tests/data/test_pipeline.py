@@ -24,8 +24,10 @@ def encoded(arr, fmt, **kw) -> bytes:
 
 
 def pil_rgb(data: bytes) -> np.ndarray:
+    """What a viewer shows: transparency over white (as Kiln's default data.alpha_background)."""
     with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("RGB"))
+        rgba = img.convert("RGBA")
+        return np.asarray(Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), rgba).convert("RGB"))
 
 
 def test_each_format_decodes_to_the_pixels_pillow_sees():
@@ -33,7 +35,7 @@ def test_each_format_decodes_to_the_pixels_pillow_sees():
     rgba = np.concatenate([base, np.full((30, 40, 1), 90, np.uint8)], -1)
     cases = {
         "jpeg": encoded(base, "JPEG", quality=90),
-        "png rgba (alpha dropped)": encoded(rgba, "PNG"),
+        "png rgba (composited on white)": encoded(rgba, "PNG"),
         "png grey": encoded(base[..., 0], "PNG"),
         "webp lossless": encoded(base, "WEBP", lossless=True),
         "gif": encoded(base, "GIF"),

@@ -50,7 +50,7 @@ def test_manifest_lists_classes_counts_and_checksummed_shards(source, shards):
     assert files == sorted(s["file"] for s in manifest["shards"])
     assert sum(s["file"].startswith("train-") for s in manifest["shards"]) == int(np.ceil(sum(counts["train"].values()) / 12))
     assert {"sha256", "bytes", "count"} <= set(manifest["shards"][0])
-    assert manifest["image"] == {"height": 32, "width": 32, "channels": 3, "resize": "stretch"}
+    assert manifest["image"] == {"height": 32, "width": 32, "channels": 3, "resize": "stretch", "alpha_background": "#ffffff"}
     assert manifest["kiln_version"]
     assert "broken.png" in (out / "skipped.csv").read_text()
 

@@ -403,3 +403,64 @@ def test_rotated_jpeg_and_bmp_match_run_predict(server, tiny_run, tmp_path):
                           headers=AUTH).json()
         assert r["label"] == expected["label"]
         np.testing.assert_allclose([t["score"] for t in r["top_k"]], [t[1] for t in expected["top_k"]], atol=1e-5)
+
+
+BIG = 8 * 1024 * 1024  # far more than loopback socket buffers hold, so an unread body resets the connection
+
+
+@pytest.fixture(scope="module")
+def roomy_server(tiny_run):
+    """A server whose body limit is above BIG, so 401 and 404 are the first answers a big body gets."""
+    from kiln.serve.app import create_app
+
+    app = create_app(tiny_run.path, api_key=KEY, max_body_bytes=4 * BIG, max_delay_ms=1)
+    with running(app) as url:
+        yield url
+
+
+EARLY = [
+    # (case, server fixture, path, headers, status): rejections answered before the handler reads the body
+    ("body over the limit", "server", V1, {**AUTH, "Content-Type": "application/json"}, 413),
+    ("missing API key", "roomy_server", V1, {"Content-Type": "application/json"}, 401),
+    ("unknown model", "roomy_server", "/v1/models/other:predict", {**AUTH, "Content-Type": "application/json"}, 404),
+]
+
+
+@pytest.mark.parametrize("case,where,path,headers,status", EARLY, ids=[e[0] for e in EARLY])
+def test_early_rejection_is_readable_by_a_client_that_sends_its_whole_body_first(request, case, where, path, headers, status):
+    """urllib writes the whole body before reading: the server must drain it (a lingering close) or the
+    client gets ConnectionResetError instead of the answer."""
+    import urllib.error
+    import urllib.request
+
+    url = request.getfixturevalue(where)
+    body = b'{"instances": [' + b"0," * (BIG // 2) + b"0]}"
+    req = urllib.request.Request(f"{url}{path}", data=body, headers=headers, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(req, timeout=30)
+    assert caught.value.code == status, case
+    assert set(json.loads(caught.value.read())) == {"error"}
+
+
+def _raw_answer(url: str, head: str, body: bytes = b"") -> tuple[str, float]:
+    """Send a raw request head (and part of a body) over a socket; the first line of the answer and its wait."""
+    import socket
+
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + body)
+        started = time.monotonic()
+        answer = sock.recv(65536).decode("latin-1")
+    return answer.split("\r\n")[0], time.monotonic() - started
+
+
+def test_drain_is_bounded(roomy_server):
+    """No draining past drain_bytes, nor for a client that waits for 100 Continue: the answer comes at once."""
+    from kiln.serve.app import DRAIN_SECONDS, ServeOptions
+
+    assert ServeOptions().drain_bytes >= 64 * 1024 * 1024  # the issue's 40 MiB upload is drained by default
+    path = "/v1/models/tiny:predict"
+    line, waited = _raw_answer(roomy_server, f"POST {path} HTTP/1.1\nHost: x\nContent-Length: {200 << 20}\n\n", b"0" * 65536)
+    assert line.startswith("HTTP/1.1 401") and waited < DRAIN_SECONDS / 2, (line, waited)  # 200 MiB > drain_bytes
+    line, waited = _raw_answer(roomy_server, f"POST {path} HTTP/1.1\nHost: x\nContent-Length: {BIG}\nExpect: 100-continue\n\n")
+    assert line.startswith("HTTP/1.1 401") and waited < DRAIN_SECONDS / 2, (line, waited)  # not "100 Continue"

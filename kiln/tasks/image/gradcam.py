@@ -202,6 +202,10 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.n
         image = image[..., None]
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
+    if image.shape[-1] == 4:  # channels=4 (RGBA): shown over white, as a viewer would
+        from kiln.tasks.image.data.alpha import composite
+
+        image = composite(image.astype(np.uint8), (255, 255, 255))
     heat = upsample(heatmap, image.shape[:2]) if heatmap.shape != image.shape[:2] else heatmap
     colour = matplotlib.colormaps["jet"](heat)[..., :3] * 255.0
     return np.clip((1 - alpha) * image.astype(np.float32) + alpha * colour, 0, 255).astype(np.uint8)

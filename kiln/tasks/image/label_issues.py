@@ -95,16 +95,16 @@ def cv_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, epoch
         model.compile(optimizer=build_optimizer(cfg.train.model_copy(update={"epochs": epochs}), steps),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing))
         train_ds = make_dataset(paths[fit_idx], y[fit_idx], k, size=spec.size, channels=spec.channels, resize=spec.resize,
-                                batch_size=batch_size, training=True, seed=seed, cache="memory", augment=augment)
+                                background=spec.alpha_background, batch_size=batch_size, training=True, seed=seed, cache="memory", augment=augment)
         callbacks, val_ds = [], None
         if val is not None and len(val[0]):
             val_ds = make_dataset(np.asarray(val[0]), np.asarray(val[1]), k, size=spec.size, channels=spec.channels,
-                                  resize=spec.resize, batch_size=batch_size, cache="memory")
+                                  resize=spec.resize, batch_size=batch_size, cache="memory", background=spec.alpha_background)
             callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience or epochs,
                                                        restore_best_weights=True)]
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
         held_ds = make_dataset(paths[held_idx], y[held_idx], k, size=spec.size, channels=spec.channels, resize=spec.resize,
-                               batch_size=batch_size).map(lambda x, _: x)
+                               batch_size=batch_size, background=spec.alpha_background).map(lambda x, _: x)
         probs[held_idx] = model.predict(held_ds, verbose=0)
         log.info("label-issues: fold %d/%d trained on %d images in %.1f s", fold + 1, folds, len(fit_idx), time.time() - started)
     keras.backend.clear_session()

@@ -21,7 +21,7 @@ def dataset(run, paths, labels=None, batch_size: int = 64, use_pil=None):
     labels = np.zeros(len(paths), int) if labels is None else labels
     spec = run.spec
     return make_dataset(paths, labels, len(run.classes), size=spec.size, channels=spec.channels, resize=spec.resize,
-                        batch_size=batch_size, use_pil=use_pil)
+                        batch_size=batch_size, use_pil=use_pil, background=spec.alpha_background)
 
 
 def expand_paths(paths) -> list[str]:

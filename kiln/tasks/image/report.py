@@ -51,15 +51,17 @@ def _array_b64(image: np.ndarray, side: int | None = None) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def thumbnail_b64(path: str, side: int = 144) -> str | None:
-    """A small PNG of an image file (EXIF-rotated), or None when it cannot be read."""
+def thumbnail_b64(path: str, side: int = 144, background: str | None = "white") -> str | None:
+    """A small PNG of an image file (EXIF-rotated, transparency on `background`), or None when it cannot be read."""
     from PIL import Image, ImageOps
+
+    from kiln.tasks.image.data import alpha
 
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
             img.seek(0)
-            img = img.convert("RGB")
+            img = ImageOps.exif_transpose(img)
+            img = Image.fromarray(alpha.flatten(img, alpha.background_rgb(background), 3))
             if max(img.size) > side:
                 img.thumbnail((side, side))
             arr = np.asarray(img)

@@ -30,7 +30,7 @@ class ImageTask(Task):
         monitor="val_loss",
         mode="min",
         export_formats=EXPORT_FORMATS,
-        resume_keys=("data.image_size", "data.channels", "data.resize"),
+        resume_keys=("data.image_size", "data.channels", "data.resize", "data.alpha_background"),
     )
     models = MODELS
 
@@ -102,7 +102,7 @@ class ImageTask(Task):
                     resize=spec.resize, batch_size=options["batch_size"], training=training, seed=cfg.seed,
                     cache=options.get("cache", "none"), cache_dir=options.get("cache_dir"),
                     shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy(),
-                    augment=options.get("augment") if training else None)
+                    augment=options.get("augment") if training else None, background=spec.alpha_background)
 
     def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
         """Train and val datasets at the global batch, with the cache decided over every image and the

@@ -1,13 +1,18 @@
 """`kiln audit DATA`: decode every file, explain every problem, find duplicates and leaks. Read-only.
 
 Every file of a source (class folders, pre-split folders or a CSV) is fully decoded with
-`check.inspect_file` in a process pool over all cores, hashed (sha256 of the bytes, perceptual hash
+`check.inspect_file` in a process pool over all cores, hashed (sha256 of the bytes, perceptual hashes
 of the pixels) and given zero or more problems, each `{"path", "kind", "severity", "detail"}`.
+Near duplicates found by the hashes are confirmed on the decoded pixels (kiln/tasks/image/data/similar.py), so
+only the same picture (re-encoded, resized, lightly cropped) is reported, never two similar ones.
 `KINDS` lists the stable kind names:
 
 - severity "error": files Kiln cannot train on (`kiln train` leaves them out);
 - severity "warning": files it trains on that probably hurt (duplicates, leaks, tiny or extreme images);
 - severity "info": formats Kiln converts on the fly (CMYK, 16-bit, alpha, palette, animation, EXIF).
+
+Transparent pixels are composited onto `alpha_background` (white by default) for the hashes and the
+thumbnails, as `kiln train` does with `data.alpha_background`.
 
     from kiln.tasks.image.data.audit import audit
     report = audit("path/to/images", out="runs/audit")
@@ -24,10 +29,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kiln.tasks.image.data import check
+from kiln.tasks.image.data import alpha, check, similar
 
 log = logging.getLogger("kiln.audit")
 
@@ -38,16 +42,18 @@ KINDS: dict[str, tuple[str, str]] = {
     "truncated": ("error", "the file ends before the image data does"),
     "corrupt": ("error", "the image data cannot be decoded"),
     "bomb": ("error", "more pixels than max_pixels (a decompression bomb), refused from the header"),
-    "label_conflict": ("warning", "the same image (exact or near) appears under two or more labels"),
-    "split_leak": ("warning", "the same image (exact or near) appears in two or more splits"),
+    "label_conflict": ("warning", "the same picture (an exact copy, or re-encoded, resized or cropped) appears under two or more labels"),
+    "split_leak": ("warning", "the same picture (an exact copy, or re-encoded, resized or cropped) appears in two or more splits"),
     "duplicate": ("warning", "a byte-for-byte copy of another file with the same label"),
-    "near_duplicate": ("warning", "looks the same as another file (perceptual hash within near_distance)"),
+    "near_duplicate": ("warning", "the same picture as another file, re-encoded, resized or lightly cropped (hash within "
+                                  "near_distance, pixels within near_difference)"),
+    "alpha_only": ("warning", "the picture is drawn only in the alpha channel (its colour is flat); it shows on alpha_background"),
     "too_small": ("warning", "shorter side under min_side"),
     "extreme_aspect": ("warning", "long side over max_aspect times the short side"),
     "wrong_extension": ("info", "the extension names another format; Kiln reads files by content"),
     "cmyk": ("info", "CMYK colour; converted to RGB"),
     "high_bit_depth": ("info", "16 bits per channel; scaled to 8 bits"),
-    "alpha": ("info", "has transparency; the alpha channel is dropped"),
+    "alpha": ("info", "has transparency; composited onto alpha_background (white) as viewers do, or kept with channels=4"),
     "palette": ("info", "palette (indexed) colours; expanded to RGB"),
     "animated": ("info", "several frames; the first frame is used"),
     "exif_orientation": ("info", "EXIF says to rotate or flip; Kiln applies it"),
@@ -56,7 +62,8 @@ SEVERITIES = ("error", "warning", "info")
 EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".webp": "WEBP"}
 ORIENTATIONS = {2: "mirrored", 3: "rotated 180°", 4: "flipped upside down", 5: "mirrored and rotated 90°",
                 6: "rotated 90° clockwise", 7: "mirrored and rotated 90° clockwise", 8: "rotated 90° counter-clockwise"}
-SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, None: 3}
+SPLIT_ORDER = similar.SPLIT_ORDER
+ALPHA_FLAT = 4.0  # a channel whose standard deviation (0-255) is under this is flat
 POOL_MIN_FILES = 300  # below this, starting worker processes (~1.5 s each) costs more than it saves
 
 
@@ -68,7 +75,18 @@ class AuditOptions(BaseModel):
     max_pixels: int = Field(89_478_485, ge=1, description="refuse images with more pixels than this, from the header (same default as data.max_pixels)")
     min_side: int = Field(16, ge=1, description="flag images whose shorter side is under this many pixels")
     max_aspect: float = Field(5.0, ge=1.0, description="flag images whose long side is over this many times the short side")
-    near_distance: int = Field(4, ge=-1, le=64, description="perceptual-hash bit distance that counts as a near duplicate (-1 turns the search off)")
+    near_distance: int = Field(4, ge=-1, le=64, description="perceptual-hash bit distance that makes two files a near-duplicate candidate (-1 turns the search off)")
+    near_difference: float = Field(similar.MAX_DIFFERENCE, ge=0.0, le=255.0, description="largest mean pixel difference (0-255, aligned 32 px colour thumbnails) that confirms a candidate as the same picture")
+    alpha_background: str = Field(alpha.DEFAULT, description="colour transparent pixels are composited onto (as data.alpha_background)")
+
+    @field_validator("alpha_background")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        try:
+            alpha.background_rgb(value)
+        except ValueError:
+            raise ValueError("must be a colour: white, black, another name such as gray, or #rrggbb") from None
+        return value
     workers: int = Field(0, ge=0, description="decoding processes (0: one per CPU core; 1: no pool)")
     thumbnails: int = Field(12, ge=0, le=500, description="example thumbnails per problem kind in audit.html")
 
@@ -77,18 +95,20 @@ class AuditOptions(BaseModel):
 # Per-file scan (runs in worker processes)
 
 
-def _visit(img) -> dict:
-    """Facts from the decoded image: perceptual hash and transparency."""
-    import imagehash
+def _visit(img, background=(255, 255, 255)) -> dict:
+    """Facts from the decoded image: perceptual hashes (whole and crops) and transparency."""
+    from PIL import Image
 
-    out = {"phash": "", "transparent": False}
+    out = {"phashes": [], "transparent": False}
     try:
-        out["transparent"] = bool(img.has_transparency_data)
+        out["transparent"] = bool(img.has_transparency_data) or alpha.has_alpha(img)
+        if out["transparent"]:
+            out.update(alpha.alpha_facts(img, background))
     except Exception:
         pass
     try:
-        frame = img if img.mode in ("RGB", "L") else img.convert("RGB")
-        out["phash"] = str(imagehash.phash(frame))
+        frame = img if img.mode in ("RGB", "L") and not out["transparent"] else Image.fromarray(alpha.flatten(img, background, 3))
+        out["phashes"] = similar.crop_hashes(frame)
     except Exception:  # a hash we cannot compute only means no near-duplicate search for this file
         pass
     return out
@@ -101,7 +121,7 @@ def _png_bit_depth(head: bytes) -> int:
     return 0
 
 
-def scan_file(path: str, max_pixels: int) -> dict:
+def scan_file(path: str, max_pixels: int, background=(255, 255, 255)) -> dict:
     """Decode one file and hash it; never raises."""
     info = {"path": path, "bytes": 0, "sha256": "", "bit_depth": 0, "head": b""}
     try:
@@ -116,15 +136,15 @@ def scan_file(path: str, max_pixels: int) -> dict:
     except OSError as err:
         info.update(ok=False, error=f"{type(err).__name__}: {err}", width=0, height=0, mode="", format="", orientation=1, frames=1)
         return info
-    info.update(check.inspect_file(path, max_pixels, visit=_visit))
+    info.update(check.inspect_file(path, max_pixels, visit=lambda img: _visit(img, background)))
     return info
 
 
-def _scan_chunk(paths: list[str], max_pixels: int) -> list[dict]:
-    return [scan_file(p, max_pixels) for p in paths]
+def _scan_chunk(paths: list[str], max_pixels: int, background) -> list[dict]:
+    return [scan_file(p, max_pixels, background) for p in paths]
 
 
-def scan(paths: list[str], max_pixels: int, workers: int = 0, progress: bool = True) -> list[dict]:
+def scan(paths: list[str], max_pixels: int, workers: int = 0, progress: bool = True, background=(255, 255, 255)) -> list[dict]:
     """`scan_file` over every path, in a process pool (decoding and hashing hold the GIL), in order."""
     from tqdm import tqdm
 
@@ -134,7 +154,7 @@ def scan(paths: list[str], max_pixels: int, workers: int = 0, progress: bool = T
     try:
         if workers == 1 or len(paths) < POOL_MIN_FILES:
             for p in paths:
-                results.append(scan_file(p, max_pixels))
+                results.append(scan_file(p, max_pixels, background))
                 bar.update(1)
             return results
         import multiprocessing
@@ -145,7 +165,7 @@ def scan(paths: list[str], max_pixels: int, workers: int = 0, progress: bool = T
         # (spawn re-imports the caller's __main__: a script must call audit under `if __name__ == "__main__":`)
         method = "spawn" if "tensorflow" in sys.modules else "fork"
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-            for chunk in pool.map(_scan_chunk, chunks, [max_pixels] * len(chunks)):
+            for chunk in pool.map(_scan_chunk, chunks, [max_pixels] * len(chunks), [background] * len(chunks)):
                 results.extend(chunk)
                 bar.update(len(chunk))
         return results
@@ -198,8 +218,8 @@ def file_problems(info: dict, options: AuditOptions) -> list[tuple[str, str]]:
     if info.get("bit_depth", 0) == 16 or mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         depth = "16-bit" if info.get("bit_depth") == 16 or mode.startswith("I;16") else f"mode {mode}"
         out.append(("high_bit_depth", f"{depth} {fmt}; Kiln scales it to 8 bits per channel"))
-    if info.get("transparent") or mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        out.append(("alpha", f"mode {mode} with transparency; Kiln drops the alpha channel"))
+    if info.get("transparent") or mode in alpha.ALPHA_MODES:
+        out += _alpha_problems(info, options)
     if mode == "P" and fmt != "GIF":
         out.append(("palette", f"palette image ({fmt}, mode P); Kiln expands it to RGB"))
     if info.get("frames", 1) > 1:
@@ -211,128 +231,26 @@ def file_problems(info: dict, options: AuditOptions) -> list[tuple[str, str]]:
     return out
 
 
+def _alpha_problems(info: dict, options: AuditOptions) -> list[tuple[str, str]]:
+    """What happens to a transparent file, and a warning when its picture lives in the alpha channel."""
+    bg = options.alpha_background
+    out = [("alpha", f"mode {info.get('mode', '')} with transparency; Kiln composites it onto {bg} "
+                     f"(data.alpha_background={bg}) as viewers show it; channels=4 keeps alpha as a fourth channel")]
+    rgb_std, alpha_std = info.get("rgb_std"), info.get("alpha_std")
+    if rgb_std is not None and rgb_std < ALPHA_FLAT and alpha_std >= ALPHA_FLAT:
+        seen = (f"on {bg} it shows (spread {info['flat_std']:.0f})" if info["flat_std"] >= ALPHA_FLAT else
+                f"on {bg} it is blank too (spread {info['flat_std']:.1f}): pick another data.alpha_background")
+        out.append(("alpha_only", f"the picture is drawn only in the alpha channel: the colour is flat (spread "
+                                  f"{rgb_std:.1f}) while alpha varies (spread {alpha_std:.0f}), so a tool that drops alpha "
+                                  f"sees a blank image; {seen}"))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Duplicates
 
 
-class _Union:
-    def __init__(self, n: int):
-        self.parent = np.arange(n)
-
-    def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def near_pairs(hashes: np.ndarray, distance: int) -> list[tuple[int, int]]:
-    """Index pairs of 64-bit hashes within `distance` bits, by multi-index hashing.
-
-    Split each hash into distance+1 bit ranges; two hashes that differ in at most `distance` bits
-    agree exactly on at least one range (pigeonhole), so only hashes sharing a range value are compared.
-    """
-    n = len(hashes)
-    if n < 2 or distance < 0:
-        return []
-    parts = min(distance + 1, 64)
-    edges = np.linspace(0, 64, parts + 1).astype(int)
-    pairs: set[tuple[int, int]] = set()
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        mask = np.uint64((1 << (hi - lo)) - 1)
-        keys = (hashes >> np.uint64(lo)) & mask
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ends = np.r_[starts[1:], n]
-        for s, e in zip(starts, ends):
-            if e - s < 2:
-                continue
-            members = order[s:e]
-            block = hashes[members]
-            for i in range(len(members) - 1):
-                d = np.bitwise_count(block[i] ^ block[i + 1:])
-                for j in np.flatnonzero(d <= distance):
-                    a, b = int(members[i]), int(members[i + 1 + j])
-                    pairs.add((min(a, b), max(a, b)))
-    return sorted(pairs)
-
-
-def find_duplicates(rows: list[dict], near_distance: int) -> list[list[int]]:
-    """Groups (indices into rows) of readable files that are exact copies or near duplicates."""
-    ok = [i for i, r in enumerate(rows) if r.get("ok") and r.get("sha256")]
-    union = _Union(len(rows))
-    first_by_sha: dict[str, int] = {}
-    for i in ok:
-        j = first_by_sha.setdefault(rows[i]["sha256"], i)
-        if j != i:
-            union.union(i, j)
-    hashed = [i for i in ok if rows[i].get("phash")]
-    if near_distance >= 0 and hashed:
-        values = np.array([int(rows[i]["phash"], 16) for i in hashed], dtype=np.uint64)
-        for a, b in near_pairs(values, near_distance):
-            union.union(hashed[a], hashed[b])
-    groups: dict[int, list[int]] = {}
-    for i in ok:
-        groups.setdefault(union.find(i), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
-
-
-def _phash_distance(a: dict, b: dict) -> int:
-    if not a.get("phash") or not b.get("phash"):
-        return -1
-    return int(bin(int(a["phash"], 16) ^ int(b["phash"], 16)).count("1"))
-
-
-def duplicate_problems(rows: list[dict], group: list[int]) -> tuple[dict, list[tuple[int, str, str]], list[int]]:
-    """Describe one duplicate group: (summary, [(row, kind, detail)], rows to quarantine).
-
-    Members are ordered train < val < test, then by path; the first is the one kept.
-    """
-    group = sorted(group, key=lambda i: (SPLIT_ORDER.get(rows[i].get("split"), 3), rows[i]["path"]))
-    first = rows[group[0]]
-    labels = sorted({rows[i]["label"] for i in group})
-    splits = sorted({rows[i]["split"] for i in group if rows[i].get("split")}, key=lambda s: SPLIT_ORDER[s])
-    exact = len({rows[i]["sha256"] for i in group}) == 1
-    distance = max(0, max(_phash_distance(first, rows[i]) for i in group))
-    same = "exact copies" if exact else f"near duplicates (perceptual hash distance up to {distance})"
-    problems, move = [], []
-    if len(labels) > 1:
-        for i in group:
-            others = sorted({rows[j]["label"] for j in group} - {rows[i]["label"]})
-            problems.append((i, "label_conflict", f"{same}: the same image is labelled {rows[i]['label']!r} here and "
-                                                  f"{', '.join(map(repr, others))} in {len(group) - 1} other file(s), e.g. {_other(rows, group, i)}"))
-        move += group
-    if len(splits) > 1:
-        for i in group:
-            others = sorted({rows[j]["split"] for j in group} - {rows[i]["split"]}, key=lambda s: SPLIT_ORDER[s])
-            problems.append((i, "split_leak", f"{same}: this {rows[i]['split']} image is also in {', '.join(others)} "
-                                              f"({_other(rows, group, i)}), so evaluation sees training data"))
-        move += [i for i in group if rows[i]["split"] != splits[0]]
-    if len(labels) == 1 and len(splits) <= 1:
-        leak = "" if splits else "; when Kiln splits the data, copies can land in both train and test"
-        for i in group[1:]:
-            if rows[i]["sha256"] == first["sha256"]:
-                problems.append((i, "duplicate", f"exact copy of {first['path']}{leak}"))
-            else:
-                d = _phash_distance(first, rows[i])
-                problems.append((i, "near_duplicate", f"looks the same as {first['path']} (perceptual hash distance {d}){leak}"))
-        move += group[1:]
-    summary = {"paths": [rows[i]["path"] for i in group], "exact": exact, "distance": distance,
-               "labels": labels, "splits": splits}
-    return summary, problems, sorted(set(move))
-
-
-def _other(rows, group, i) -> str:
-    j = next(j for j in group if j != i)
-    return rows[j]["path"]
+near_pairs = similar.near_pairs  # kept here for callers of kiln.tasks.image.data.audit.near_pairs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,7 +291,7 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
     started = time.time()
     frame = sources.discover(data, component="audit")
     paths = frame["path"].tolist()
-    rows = scan(paths, options.max_pixels, options.workers, progress)
+    rows = scan(paths, options.max_pixels, options.workers, progress, alpha.background_rgb(options.alpha_background))
     for row, label, split in zip(rows, frame["label"], frame["split"]):
         row["label"] = label
         row["split"] = split if isinstance(split, str) and split else None
@@ -389,8 +307,10 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
             elif kind in ("too_small", "extreme_aspect"):
                 quarantine.add(row["path"])
     groups = []
-    for group in find_duplicates(rows, options.near_distance):
-        summary, found, move = duplicate_problems(rows, group)
+    found_groups, near = similar.find_duplicates(rows, options.near_distance, options.near_difference,
+                                                 alpha.background_rgb(options.alpha_background))
+    for group in found_groups:
+        summary, found, move = similar.duplicate_problems(rows, group, near)
         groups.append(summary)
         for i, kind, detail in found:
             problems.append({"path": rows[i]["path"], "kind": kind, "severity": KINDS[kind][0], "detail": detail})

@@ -1,7 +1,7 @@
 """`audit.html`: one self-contained page (charts and thumbnails embedded as base64, no network).
 
 Class histogram, image size scatter, aspect-ratio histogram, a count per problem kind, example
-thumbnails of each kind (as Kiln would feed them: EXIF applied, first frame, RGB), and the problem
+thumbnails of each kind (as Kiln would feed them: EXIF applied, first frame, transparency composited, RGB), and the problem
 table (the full list is in audit.json).
 """
 
@@ -74,16 +74,18 @@ def _charts(report: dict, rows: list[dict]) -> list[str]:
     return charts
 
 
-def thumbnail(path: str, side: int = 128) -> str | None:
-    """A JPEG data URI of the image as Kiln would see it, or None when it cannot be read."""
+def thumbnail(path: str, side: int = 128, background: str = "white") -> str | None:
+    """A JPEG data URI of the image as Kiln would see it (transparency on `background`), or None when it cannot be read."""
     from PIL import Image, ImageOps
+
+    from kiln.tasks.image.data import alpha
 
     try:
         with Image.open(path) as img:
             if img.width * img.height > 89_478_485:
                 return None
             img.seek(0)
-            img = ImageOps.exif_transpose(img).convert("RGB")
+            img = Image.fromarray(alpha.flatten(ImageOps.exif_transpose(img), alpha.background_rgb(background), 3))
             img.thumbnail((side, side))
             buf = io.BytesIO()
             img.save(buf, format="JPEG", quality=80)
@@ -96,6 +98,7 @@ def write_html(report: dict, rows: list[dict], dest: Path, per_kind: int = 12) -
     from kiln.tasks.image.data.audit import KINDS
 
     esc = html.escape
+    background = report.get("options", {}).get("alpha_background", "white")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Kiln audit</title><style>{CSS}</style></head><body>",
              f"<h1>Kiln audit of {esc(report['source'])}</h1>",
              f"<p>{report['files']:,} files, {len(report['classes'])} classes, {report['readable']:,} readable; "
@@ -121,7 +124,7 @@ def write_html(report: dict, rows: list[dict], dest: Path, per_kind: int = 12) -
             continue
         parts.append(f"<h2 class='{KINDS[kind][0]}'>{kind}</h2><div class='thumbs'>")
         for p in examples:
-            uri = thumbnail(p["path"]) if KINDS[kind][0] != "error" or kind == "corrupt" else None
+            uri = thumbnail(p["path"], background=background) if KINDS[kind][0] != "error" or kind == "corrupt" else None
             pic = f"<img src='{uri}'>" if uri else "<div class='none'>no picture</div>"
             parts.append(f"<div class='thumb'>{pic}<b>{esc(Path(p['path']).name)}</b><br>{esc(p['detail'])}</div>")
         parts.append("</div>")

@@ -44,7 +44,7 @@ def image_layers(cfg: AugmentConfig, size: tuple[int, int], channels: int, seed:
 
     skipped = [k for k in RGB_ONLY if channels != 3 and getattr(cfg, k)]
     if skipped:
-        log.warning("augment: %s need RGB images; the images are grey (channels=1), so they are left out", ", ".join(skipped))
+        log.warning("augment: %s need RGB images; the images have channels=%d, so they are left out", ", ".join(skipped), channels)
     rgb = channels == 3
     if cfg.flip != "none":
         add(layers.RandomFlip, {"both": "horizontal_and_vertical"}.get(cfg.flip, cfg.flip))
@@ -146,7 +146,7 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.model.weights))
     spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple")
     ds = make_dataset(picked["path"].tolist(), y, len(classes), size=spec.size, channels=spec.channels,
-                      resize=spec.resize, batch_size=len(picked))
+                      resize=spec.resize, batch_size=len(picked), background=spec.alpha_background)
     images, onehot = next(iter(ds))  # (n, H, W, C) uint8, (n, K)
     fn = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)
     aug, soft = fn(tf.repeat(images, variants, axis=0), tf.repeat(onehot, variants, axis=0))

@@ -8,7 +8,8 @@ Decoding is one NumPy call per *batch* (`decode_batch`), not per image: libjpeg-
 OpenCV release the GIL, so several batches decode at once on every core, and the per-image cost is the
 decode and resize themselves rather than graph and Python-call overhead (bench/pipeline.py measures it
 against `image_dataset_from_directory` and a decode-only ceiling). Training, evaluation, TFRecord shards
-and the server all decode with `decode_bytes`, so a file gives the same pixels everywhere.
+and the server all decode with `decode_bytes`, so a file gives the same pixels everywhere; transparent
+images are composited onto `background` there too (kiln/tasks/image/data/alpha.py; channels=4 keeps alpha).
 """
 
 from __future__ import annotations
@@ -21,28 +22,34 @@ import numpy as np
 import simplejpeg
 import tensorflow as tf
 
+from kiln.tasks.image.data import alpha
+
 AUTOTUNE = tf.data.AUTOTUNE
 PREFETCH = 2  # batches ready ahead of the consumer (the parallel decode keeps its own in flight too)
 OPENCV_MAGIC = (b"\x89PNG", b"BM", b"RIFF")  # PNG, BMP, WebP: OpenCV decodes these (16-bit PNGs scaled to 8 bits)
 
 
-def _decode(data: bytes, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """Encoded bytes -> (H, W, channels) uint8. GIF (first frame) and anything unusual go to Pillow.
+JPEG_COLORSPACES = {1: "GRAY", 3: "RGB", 4: "RGBA"}  # a JPEG has no alpha: RGBA gets 255
+
+
+def _decode(data: bytes, channels: int, size: tuple[int, int] | None, background=None) -> np.ndarray:
+    """Encoded bytes -> (H, W, channels) uint8. GIF (first frame), anything that may be transparent
+    (`alpha.may_have_alpha`, or channels=4) and anything unusual go to Pillow.
 
     A JPEG larger than `size` is decoded at a reduced scale (libjpeg's M/8 DCT scaling) that still
     covers `size`: a 12-megapixel photo bound for 224 px costs a fraction of a full decode."""
     if data[:3] == b"\xff\xd8\xff":
         h, w = size or (0, 0)
         try:
-            image = simplejpeg.decode_jpeg(data, colorspace="GRAY" if channels == 1 else "RGB", min_height=h, min_width=w)
+            image = simplejpeg.decode_jpeg(data, colorspace=JPEG_COLORSPACES[channels], min_height=h, min_width=w)
         except ValueError:  # a recoverable libjpeg warning (e.g. extra bytes): Pillow accepts it as the audit did
-            image = _pil_load(io.BytesIO(data), channels)
-    elif data.startswith(OPENCV_MAGIC):
+            image = _pil_load(io.BytesIO(data), channels, background)
+    elif data.startswith(OPENCV_MAGIC) and channels != 4 and not (background is not None and alpha.may_have_alpha(data)):
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB)
         if image is None:
-            image = _pil_load(io.BytesIO(data), channels)
+            image = _pil_load(io.BytesIO(data), channels, background)
     else:
-        image = _pil_load(io.BytesIO(data), channels)
+        image = _pil_load(io.BytesIO(data), channels, background)
     return image.reshape(*image.shape[:2], channels)
 
 
@@ -80,28 +87,34 @@ def resize_array(image: np.ndarray, size: tuple[int, int], mode: str, out: np.nd
     return out
 
 
-def _pil_load(source, channels: int) -> np.ndarray:
-    """Pillow decode of a path or file object: EXIF rotation applied, first frame, converted to L or RGB."""
+def _pil_load(source, channels: int, background=alpha.DEFAULT) -> np.ndarray:
+    """Pillow decode of a path or file object: first frame, EXIF rotation applied, transparency composited
+    onto `background` (an (r, g, b) or a colour name; None drops alpha), as L, RGB or RGBA (channels=4)."""
     from PIL import Image, ImageOps
 
     with Image.open(source.decode() if isinstance(source, bytes) else source) as img:
-        img = ImageOps.exif_transpose(img)
         img.seek(0)
-        img = img.convert("L" if channels == 1 else "RGB")
-        arr = np.asarray(img, dtype=np.uint8)
-    return arr[..., None] if channels == 1 else arr
+        img = ImageOps.exif_transpose(img)
+        return alpha.flatten(img, _rgb(background), channels)
+
+
+def _rgb(background):
+    return alpha.background_rgb(background) if isinstance(background, str) else background
 
 
 def decode_bytes(data: bytes, size: tuple[int, int], channels: int, resize: str, use_pil: bool = False,
-                 out: np.ndarray | None = None) -> np.ndarray:
+                 out: np.ndarray | None = None, background=alpha.DEFAULT) -> np.ndarray:
     """Encoded image bytes -> (H, W, C) uint8 at `size`: the one decode + resize every path uses.
 
-    `use_pil` (splits.csv's column): the file needs Pillow (EXIF orientation, a format only Pillow reads)."""
-    image = _pil_load(io.BytesIO(data), channels) if use_pil else _decode(data, channels, size)
+    `use_pil` (splits.csv's column): the file needs Pillow (EXIF orientation, a format only Pillow reads).
+    `background` (the run's `alpha_background`): the colour transparent pixels are composited onto."""
+    background = _rgb(background)
+    image = _pil_load(io.BytesIO(data), channels, background) if use_pil else _decode(data, channels, size, background)
     return resize_array(image, tuple(size), resize, out)
 
 
-def decode_batch(blobs, size: tuple[int, int], channels: int, resize: str, use_pil=None, *, files: bool = False) -> np.ndarray:
+def decode_batch(blobs, size: tuple[int, int], channels: int, resize: str, use_pil=None, *, files: bool = False,
+                 background=alpha.DEFAULT) -> np.ndarray:
     """N encoded images (or N file paths with `files=True`) -> (N, H, W, C) uint8."""
     out = np.empty((len(blobs), *size, channels), np.uint8)
     for i, item in enumerate(blobs):
@@ -109,17 +122,20 @@ def decode_batch(blobs, size: tuple[int, int], channels: int, resize: str, use_p
             if files:
                 with open(item, "rb") as fh:
                     item = fh.read()
-            decode_bytes(item, size, channels, resize, bool(use_pil[i]) if use_pil is not None else False, out[i])
+            decode_bytes(item, size, channels, resize, bool(use_pil[i]) if use_pil is not None else False, out[i],
+                         background)
         except Exception as err:  # a file changed or removed since the audit: name it
             where = os.fsdecode(blobs[i]) if files else f"image {i} of the batch"
             raise ValueError(f"{where} could not be decoded: {err}") from err
     return out
 
 
-def decode_batch_op(items: tf.Tensor, use_pil: tf.Tensor, size, channels: int, resize: str, *, files: bool) -> tf.Tensor:
+def decode_batch_op(items: tf.Tensor, use_pil: tf.Tensor, size, channels: int, resize: str, *, files: bool,
+                    background=alpha.DEFAULT) -> tf.Tensor:
     """Graph op: a batch of paths (`files=True`) or encoded images -> (B, H, W, C) uint8, one NumPy call."""
     size = tuple(size)
-    images = tf.numpy_function(lambda b, u: decode_batch(b, size, channels, resize, u, files=files),
+    background = _rgb(background)
+    images = tf.numpy_function(lambda b, u: decode_batch(b, size, channels, resize, u, files=files, background=background),
                                [items, use_pil], tf.uint8, stateful=False)
     images.set_shape([None, size[0], size[1], channels])
     return images
@@ -182,8 +198,10 @@ def cache_fits_in_memory(n_images: int, size: tuple[int, int], channels: int, fr
 def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], channels: int, resize: str = "stretch",
                  batch_size: int = 32, training: bool = False, seed: int = 0, cache: str = "none",
                  cache_dir: str | None = None, shuffle_buffer: int = 10000, use_pil=None, augment=None,
-                 drop_remainder: bool = False) -> tf.data.Dataset:
-    """Paths and integer labels -> batched `(uint8 images (B,H,W,C), one-hot labels (B,K))`."""
+                 drop_remainder: bool = False, background=alpha.DEFAULT) -> tf.data.Dataset:
+    """Paths and integer labels -> batched `(uint8 images (B,H,W,C), one-hot labels (B,K))`.
+
+    `background`: the colour transparent pixels are composited onto (the spec's `alpha_background`)."""
     paths = np.asarray(paths, dtype=str)
     labels = np.asarray(labels, dtype=np.int32)
     use_pil = np.zeros(len(paths), bool) if use_pil is None else np.asarray(use_pil, bool)
@@ -193,6 +211,7 @@ def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], chan
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     return decode_in_batches(
         ds,
-        lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True), tf.one_hot(y, num_classes)),
+        lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True, background=background),
+                         tf.one_hot(y, num_classes)),
         n=len(paths), batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
         shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kiln.config.schema import DataConfig
-from kiln.tasks.image.data import check, sources, split
+from kiln.tasks.image.data import alpha, check, sources, split
 from kiln.errors import DataError, received
 
 log = logging.getLogger("kiln.data")
@@ -24,6 +24,7 @@ class ImageSpec:
     width: int
     channels: int
     resize: str
+    alpha_background: str | None = "#ffffff"  # colour transparent pixels are composited onto; None: alpha dropped
 
     @property
     def size(self) -> tuple[int, int]:
@@ -34,11 +35,14 @@ class ImageSpec:
         return (self.height, self.width, self.channels)
 
     def to_dict(self) -> dict:
-        return {"height": self.height, "width": self.width, "channels": self.channels, "resize": self.resize}
+        return {"height": self.height, "width": self.width, "channels": self.channels, "resize": self.resize,
+                "alpha_background": self.alpha_background}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ImageSpec":
-        return cls(int(d["height"]), int(d["width"]), int(d["channels"]), d.get("resize", "stretch"))
+        # a run saved before Kiln composited transparency has no key: it keeps dropping alpha, as it was trained
+        return cls(int(d["height"]), int(d["width"]), int(d["channels"]), d.get("resize", "stretch"),
+                   d.get("alpha_background"))
 
 
 def auto_side(facts: pd.DataFrame, default_size: int | None) -> int:
@@ -69,7 +73,7 @@ def resolve_spec(cfg: DataConfig, facts: pd.DataFrame, default_size: int | None 
         channels = 3 if needs_rgb else auto_channels(facts)
     elif needs_rgb and channels != 3:
         raise DataError(received("data", "channels", channels, "this model takes RGB images", "Use channels=3 or channels=auto"))
-    return ImageSpec(h, w, int(channels), cfg.resize)
+    return ImageSpec(h, w, int(channels), cfg.resize, alpha.to_hex(cfg.alpha_background))
 
 
 @dataclass

@@ -97,19 +97,26 @@ def _up_to_date(out: Path, fingerprint: str) -> dict | None:
 
 
 def _encoded(path: str, use_pil: bool, channels: int) -> bytes:
-    """The file's bytes, or (for files TF cannot orient) Pillow's rotated pixels as a lossless PNG."""
+    """The file's bytes, or (for files TF cannot orient) Pillow's rotated pixels as a lossless PNG.
+
+    A transparent image keeps its alpha (an RGBA PNG), so it is composited when read, onto the
+    alpha_background of the run that reads the shards, as every other file is."""
     if not use_pil:
         with open(path, "rb") as fh:
             return fh.read()
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
-    from kiln.tasks.image.data.pipeline import _pil_load
+    from kiln.tasks.image.data import alpha
 
-    arr = _pil_load(path.encode(), channels)
+    with Image.open(path) as img:
+        img.seek(0)
+        img = ImageOps.exif_transpose(img)
+        keep = 4 if channels == 4 or alpha.has_alpha(img) else channels
+        arr = alpha.flatten(img, None, keep)
     buf = io.BytesIO()
-    Image.fromarray(arr[..., 0] if channels == 1 else arr).save(buf, format="PNG")
+    Image.fromarray(arr[..., 0] if keep == 1 else arr).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -334,7 +341,7 @@ class ShardSource:
     def dataset(self, split: str, num_classes: int, *, size: tuple[int, int], channels: int, resize: str = "stretch",
                 batch_size: int = 32, training: bool = False, seed: int = 0, cache: str = "none",
                 cache_dir: str | None = None, shuffle_buffer: int = 10000, augment=None, drop_remainder: bool = False,
-                **_ignored):
+                background="white", **_ignored):
         """Batched `(uint8 (B,H,W,C), one-hot (B,K))` from one split's shards.
 
         Training: shard order shuffled, shards read interleaved in parallel (non-deterministic order),
@@ -354,7 +361,8 @@ class ShardSource:
 
         def decode(records):  # a batch of records -> (images, one-hot labels), one NumPy decode call
             ex = tf.io.parse_example(records, features)
-            images = decode_batch_op(ex["image"], tf.zeros_like(ex["label"], tf.bool), size, channels, resize, files=False)
+            images = decode_batch_op(ex["image"], tf.zeros_like(ex["label"], tf.bool), size, channels, resize, files=False,
+                                     background=background)
             return images, tf.one_hot(tf.cast(ex["label"], tf.int32), num_classes)
 
         if training:
@@ -385,7 +393,8 @@ class ShardSource:
     def predict_proba(self, run, split: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,), probabilities (N, K)) of one split with a run's model and image spec."""
         spec = run.spec
-        ds = self.dataset(split, len(run.classes), size=spec.size, channels=spec.channels, resize=spec.resize, batch_size=batch_size)
+        ds = self.dataset(split, len(run.classes), size=spec.size, channels=spec.channels, resize=spec.resize,
+                          batch_size=batch_size, background=spec.alpha_background)
         probs = np.asarray(run.model.predict(ds.map(lambda x, y: x), verbose=0))
         return self.labels(split), probs
 

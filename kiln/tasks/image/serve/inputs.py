@@ -79,7 +79,8 @@ def _decode_one(data: bytes, spec, use_pil: bool, out: np.ndarray | None = None)
     from kiln.tasks.image.data.pipeline import decode_bytes
 
     try:
-        return decode_bytes(data, spec.size, spec.channels, spec.resize, use_pil=use_pil, out=out)
+        return decode_bytes(data, spec.size, spec.channels, spec.resize, use_pil=use_pil, out=out,
+                            background=spec.alpha_background)
     except Exception as err:
         msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         raise ApiError(400, f"the image could not be decoded ({msg})") from None
