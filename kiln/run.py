@@ -46,9 +46,11 @@ class Run:
 
     @cached_property
     def config(self):
+        """config.yaml with the values its `auto` keys took in this run (run.json "auto")."""
         from kiln.config import load_config
 
-        return load_config(self.path / "config.yaml")
+        chosen = {k: d["value"] for k, d in self.meta.get("auto", {}).items() if not k.startswith("data.")}
+        return load_config(self.path / "config.yaml", overrides=chosen)
 
     @property
     def metrics(self) -> dict:

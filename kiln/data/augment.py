@@ -130,9 +130,6 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     from kiln.models import get_entry
     from kiln.models.weights import auto_model
 
-    if not active(cfg.augment):
-        raise ConfigError(received("augment-preview", "augment", "<all off>", "no augmentation is switched on",
-                                   "Example: kiln augment-preview data=DIR flip=horizontal rotation=0.05 mixup=0.2"))
     frame = sources.discover(cfg.data.path)
     rng = np.random.default_rng(cfg.seed)
     picked = frame.iloc[rng.permutation(len(frame))[: min(samples, len(frame))]].reset_index(drop=True)
@@ -145,6 +142,14 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     y = picked["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.model.weights))
     spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple")
+    from kiln.train.auto import resolve
+    from kiln.train.phases import has_pretrained_weights
+
+    cfg = resolve(cfg, spec=spec, n_train=len(frame), n_val=0, model_name=entry.name, family=entry.family,
+                  pretrained=has_pretrained_weights(cfg, entry.name))[0]  # augment=auto as training would take it
+    if not active(cfg.augment):
+        raise ConfigError(received("augment-preview", "augment", "<all off>", "no augmentation is switched on",
+                                   "Example: kiln augment-preview data=DIR flip=horizontal rotation=0.05 mixup=0.2"))
     ds = make_dataset(picked["path"].tolist(), y, len(classes), size=spec.size, channels=spec.channels,
                       resize=spec.resize, batch_size=len(picked))
     images, onehot = next(iter(ds))  # (n, H, W, C) uint8, (n, K)
