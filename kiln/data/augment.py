@@ -141,7 +141,8 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     classes = sorted(frame["label"].unique())
     y = picked["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.model.weights))
-    spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple")
+    spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple",
+                        n_train=len(frame))
     from kiln.train.auto import resolve
     from kiln.train.phases import has_pretrained_weights
 

@@ -56,19 +56,20 @@ def auto_epochs(n_train: int) -> int:
 
 
 def auto_patience(epochs: int) -> int:
-    return max(5, epochs // 4)
+    return max(10, epochs // 4)
 
 
 def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str, pretrained: bool, facts=None,
             own_size: int | None = None):
     """The config with every `auto` of the model, train and augment sections replaced, and the decisions."""
     from kiln.config.load import _flatten, load_config
+    from kiln.data.prepare import max_auto_side
 
     side = min(spec.height, spec.width)
     scratch = family == "simple" or not pretrained
     out: list[Decision] = []
     if facts is not None and cfg.data.image_size == "auto":
-        why = f"{model_name}'s own input size" if own_size else _size_why(facts)
+        why = f"{model_name}'s own input size" if own_size else _size_why(facts, max_auto_side(n_train))
         out.append(Decision("data.image_size", spec.height, why))
     if facts is not None and cfg.data.channels == "auto":
         out.append(Decision("data.channels", spec.channels, "every image is grey" if spec.channels == 1 else
@@ -78,37 +79,45 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
         filters = auto_filters(side)
         why = f"{len(filters)} blocks halve {side} px to {side // 2 ** len(filters)} px"
         out.append(Decision("model.filters", filters, why if model_name == "cnn" else f"{why}; unused by {model_name}"))
+    if m.convs_per_block == "auto":
+        convs = 2 if m.filters == "auto" else 1
+        why = ("two 3x3 convs a block (VGG-style): a wider view and more non-linearity per halving" if convs == 2
+               else "the blocks of the filters you chose, one conv each")
+        out.append(Decision("model.convs_per_block", convs, why if model_name == "cnn" else f"{why}; unused by {model_name}"))
     if t.epochs == "auto":
         epochs = auto_epochs(n_train)
         out.append(Decision("train.epochs", epochs, f"{n_train} training images: ~{IMAGE_PASSES:,} images seen, "
                                                      f"kept in [{EPOCHS_RANGE[0]}, {EPOCHS_RANGE[1]}]"))
     epochs = next((d.value for d in out if d.key == "train.epochs"), t.epochs)
     if t.patience == "auto":
-        out.append(Decision("train.patience", auto_patience(epochs), f"a quarter of {epochs} epochs, at least 5"))
+        out.append(Decision("train.patience", auto_patience(epochs), f"a quarter of {epochs} epochs, at least 10"))
+    budget = t.epochs == "auto"  # augmentation and the refit belong to Kiln's own training budget
     for key, mild in MILD.items():
         if getattr(a, key) == "auto":
-            value = mild if scratch else 0.0
-            why = "mild and label-preserving for a model learning from scratch" if scratch else "pretrained backbone"
-            out.append(Decision(f"augment.{key}", value, why))
+            on = scratch and budget
+            why = ("mild and label-preserving for a model learning from scratch" if on else
+                   "pretrained backbone" if not scratch else "epochs was given: the run trains as asked")
+            out.append(Decision(f"augment.{key}", mild if on else 0.0, why))
     if t.refit == "auto":
         one_phase = scratch and t.phases != 2
-        on = one_phase and n_val > 0
+        on = one_phase and n_val > 0 and budget
         why = (f"val ({n_val} images) chooses the epoch, then trains too" if on else
-               "no val split to choose the epoch" if one_phase else "two-phase fine-tuning keeps its val split")
+               "two-phase fine-tuning keeps its val split" if not one_phase else
+               "no val split to choose the epoch" if n_val == 0 else "epochs was given: the run trains as asked")
         out.append(Decision("train.refit", on, why))
     flat = _flatten(cfg.model_dump(mode="json"))
     flat.update({d.key: d.value for d in out if not d.key.startswith("data.")})
     return load_config(overrides=flat), out
 
 
-def _size_why(facts) -> str:
+def _size_why(facts, max_side: int) -> str:
     import numpy as np
 
     ok = facts[facts["ok"]] if "ok" in facts else facts
     if ok.empty:
         return "no image sizes known"
     side = float(np.median(np.sqrt(ok["width"].to_numpy() * ok["height"].to_numpy())))
-    return f"median image side {side:.0f} px, rounded up to 32 and kept in [32, 128]"
+    return f"median image side {side:.0f} px, rounded up to 32 and kept in [32, {max_side}]"
 
 
 def record(decisions: list[Decision]) -> dict:

@@ -114,7 +114,8 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     folder = Path(out) if out else new_run_dir(cfg.run_dir, cfg.runs_root, cfg.name, default_name="lr-find")
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "config.yaml", dump_config(cfg))
-    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
+    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple",
+                        n_train=len(data.split("train")))
     cfg = resolve_auto(cfg, data, spec, model_name)[0]
     keras.utils.set_random_seed(cfg.seed)
     with precision_policy(cfg.train.precision):

@@ -119,7 +119,8 @@ def _train(cfg: Config, strategy, folder):
     model_name = choose_model(cfg)
     entry = get_entry(model_name)  # fail on a bad model name before touching data
     data = prepare(cfg.data, cfg.seed, warn=False)  # warned once skipped.csv is written, naming it
-    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
+    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple",
+                        n_train=len(data.split("train")))
     k = len(data.classes)
     saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are in run.json
     cfg, decisions = resolve_auto(cfg, data, spec, model_name)
