@@ -53,23 +53,25 @@ def test_given_values_are_kept_and_change_what_auto_decides():
     assert no_val.train.refit is False
 
 
-def test_defaults_run_refits_on_train_and_val_and_records_why(shapes_dir, tmp_path, capsys):
-    """A run with Kiln's own recipe (only the image side and quiet output set): decisions printed once each
-    and kept in run.json; the final model trained on train+val; val metrics from the model val chose."""
-    run = kiln.train(data=str(shapes_dir), run_dir=str(tmp_path / "auto"), image_size=16, seed=3,
+def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path, capsys):
+    """A short run with the refit on (a full defaults run takes minutes: bench/defaults.py measures those):
+    decisions printed once each and kept in run.json; the final model trained on train+val for the epochs
+    val chose; val metrics from the model val chose."""
+    run = kiln.train(data=str(shapes_dir), run_dir=str(tmp_path / "auto"), image_size=16, seed=3, epochs=6, refit=True,
                      train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("kiln: auto: ")]
     meta = json.loads((run.path / "run.json").read_text())
     assert len(printed) == len(meta["auto"]) and len(set(printed)) == len(printed)
-    assert meta["auto"]["train.epochs"]["value"] == 100 and "96 training images" in meta["auto"]["train.epochs"]["why"]
-    assert meta["auto"]["train.refit"]["value"] is True
+    assert meta["auto"]["model.filters"] == {"value": [32, 64], "why": "2 blocks halve 16 px to 4 px"}
+    assert "train.refit" not in meta["auto"] and "train.epochs" not in meta["auto"]  # given, not decided
     history = run.history
     phase1, refit = history[history["phase"] == 1], history[history["phase"] == 2]
     chosen = int(phase1["val_loss"].to_numpy().argmin()) + 1
+    assert len(phase1) == 6
     assert meta["refit"] == {"epochs": chosen, "images": 108, "val_metrics": "from the model val chose, before the refit"}
-    assert len(refit) == chosen and refit["val_loss"].isna().all()
-    assert run.config.train.epochs == 100 and run.config.model.filters == [32, 64]  # Run.config: what auto chose
-    assert "auto" in (run.path / "config.yaml").read_text()  # config.yaml keeps auto: it retrains the same way
+    assert len(refit) == chosen and refit["val_loss"].isna().all() and refit["loss"].notna().all()
+    assert run.config.model.filters == [32, 64] and run.config.model.convs_per_block == 2  # Run.config: what auto chose
+    assert "filters: auto" in (run.path / "config.yaml").read_text()  # config.yaml keeps auto: it retrains the same way
     assert run.metrics["test"]["accuracy"] >= 0.9
     assert not (run.path / "state").exists()
 
