@@ -13,8 +13,8 @@ on across phases (phase 2 starts where phase 1 stopped) and history.csv has a `p
 Models without a backbone (linear / dnn / cnn from scratch) have one phase.
 
 `train.refit=true` adds a last phase: a fresh model (the initial weights again) trains on train+val,
-without early stopping, for the number of epochs that phase 1's best val epoch took; val has then
-done its one job (choosing the epoch) and still feeds the final model.
+without early stopping, on phase 1's learning-rate schedule, and stops at the epoch where phase 1 was
+best on val; val has then done its one job (choosing the epoch) and still feeds the final model.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Phase:
     patience: int
     trainable: str | int | float  # "model" (everything), "head" (backbone frozen), or phase 2's unfreeze spec
     refit: bool = False  # train a fresh model on train+val for the best epoch count of the phase before
+    schedule_epochs: int | None = None  # the LR schedule's length when it differs from `epochs` (the refit's)
 
     def train_config(self, cfg: TrainConfig) -> TrainConfig:
         """The `train` section as this phase sees it (its own LR, epochs and patience)."""
@@ -195,7 +196,9 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
         phase_monitor, phase_train, phase_val, phase_steps = monitor, train_ds, val_ds, steps
         if phase.refit:
             chosen = best_epoch_count(run_dir, monitor, phase.index - 1, fallback=epoch)
-            phase = dataclasses.replace(phase, epochs=max(1, chosen))
+            # phase 1's own schedule (its planned length), stopped where val was best: the same learning-rate path
+            # to the chosen epoch, on more data (a schedule squeezed into fewer epochs decays before the model learns)
+            phase = dataclasses.replace(phase, epochs=max(1, chosen), schedule_epochs=plan[phase.index - 2].epochs)
             phase_monitor, phase_train, phase_val, phase_steps = monitor.removeprefix("val_"), refit_ds, None, refit_steps
         phase_cfg = phase.train_config(cfg.train.model_copy(update={"monitor": phase_monitor}))
         note = apply_phase(model, phase)
@@ -203,7 +206,7 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
             note = f"refit: a fresh model on train+val for the {phase.epochs} epochs val chose"
         with strategy.scope():
             model.compile(
-                optimizer=build_optimizer(phase_cfg, phase_steps, phase.epochs),
+                optimizer=build_optimizer(phase_cfg, phase_steps, phase.schedule_epochs or phase.epochs),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
                 metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
                 jit_compile=cfg.train.jit_compile,

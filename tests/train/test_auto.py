@@ -57,7 +57,7 @@ def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path,
     """A short run with the refit on (a full defaults run takes minutes: bench/defaults.py measures those):
     decisions printed once each and kept in run.json; the final model trained on train+val for the epochs
     val chose; val metrics from the model val chose."""
-    run = kiln.train(data=str(shapes_dir), run_dir=str(tmp_path / "auto"), image_size=16, seed=3, epochs=6, refit=True,
+    run = kiln.train(data=str(shapes_dir), run_dir=str(tmp_path / "auto"), image_size=16, seed=3, epochs=4, refit=True,
                      train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("kiln: auto: ")]
     meta = json.loads((run.path / "run.json").read_text())
@@ -67,7 +67,7 @@ def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path,
     history = run.history
     phase1, refit = history[history["phase"] == 1], history[history["phase"] == 2]
     chosen = int(phase1["val_loss"].to_numpy().argmin()) + 1
-    assert len(phase1) == 6
+    assert len(phase1) == 4
     assert meta["refit"] == {"epochs": chosen, "images": 108, "val_metrics": "from the model val chose, before the refit"}
     assert len(refit) == chosen and refit["val_loss"].isna().all() and refit["loss"].notna().all()
     assert run.config.model.filters == [32, 64] and run.config.model.convs_per_block == 2  # Run.config: what auto chose
