@@ -100,7 +100,7 @@ class TrainConfig(Section):
     class_weight: Literal["none", "balanced"] = Field("none", description="balanced weighs each class by n / (k * count)")
     top_k: int = Field(5, ge=1, description="k of the top-k accuracy metric (clipped to the number of classes)")
     monitor: str = Field("val_loss", description="metric watched by checkpoint, early stopping and LR reduction")
-    patience: Union[Literal["auto"], Annotated[int, Field(ge=0)]] = Field("auto", description="early stopping patience in epochs (0 turns it off); best weights restored; auto: a quarter of epochs, at least 10")
+    patience: Union[Literal["auto"], Annotated[int, Field(ge=0)]] = Field("auto", description="early stopping patience in epochs (0 turns it off); best weights restored; auto: half of epochs, at least 10")
     refit: Union[Literal["auto"], bool] = Field("auto", description="after val picks the best epoch, train a fresh model on train+val for that many epochs; auto: on with epochs=auto for from-scratch one-phase runs with a val split")
     reduce_lr_patience: int = Field(0, ge=0, description="ReduceLROnPlateau patience (needs schedule=constant; 0 turns it off)")
     tensorboard: bool = Field(True, description="write TensorBoard logs to RUN/tensorboard")

@@ -27,9 +27,9 @@ RGB_ONLY = ("saturation", "hue", "grayscale", "augmix")
 
 
 def active(cfg: AugmentConfig) -> list[str]:
-    """The augmentation keys that are switched on."""
+    """The augmentation keys that are switched on (an unresolved `auto` is off: kiln/train/auto.py decides it)."""
     return [k for k in AugmentConfig.model_fields
-            if not k.startswith("randaugment_") and getattr(cfg, k) not in (0, 0.0, False, "none")]
+            if not k.startswith("randaugment_") and getattr(cfg, k) not in (0, 0.0, False, "none", "auto")]
 
 
 def image_layers(cfg: AugmentConfig, size: tuple[int, int], channels: int, seed: int = 0) -> list:
@@ -38,6 +38,7 @@ def image_layers(cfg: AugmentConfig, size: tuple[int, int], channels: int, seed:
 
     h, w = int(size[0]), int(size[1])
     out: list = []
+    cfg = cfg.model_copy(update={k: 0.0 for k in ("rotation", "zoom", "translation") if getattr(cfg, k) == "auto"})
 
     def add(layer_cls, *args, **kwargs):
         out.append(layer_cls(*args, seed=seed + 1 + len(out), **kwargs))

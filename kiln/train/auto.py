@@ -9,8 +9,10 @@ name or content beyond that.
   filters doubling to at most 256: the last feature map sees the whole image, whatever its size.
 - `train.epochs`: about 30,000 images seen (20-100 epochs). A small dataset needs more passes to get
   enough optimizer steps; a larger one gets fewer passes, so training time grows slowly with data.
-- `train.patience`: a quarter of the epochs, at least 5: with a cosine schedule the loss still falls
-  late in the run, so a short patience stops too early.
+- `train.patience`: half the epochs, at least 10: on a few hundred images val loss can stay above its
+  first-epoch value for a dozen epochs while BatchNorm settles and the model finds the shapes (0.195
+  held-out accuracy on 400 colour shapes with patience 10, stopped at epoch 11), and with a cosine
+  schedule the loss still falls late in the run.
 - `augment.translation/zoom/rotation`: mild (8 % shift, 5 % zoom, 7 degrees) for models trained from
   scratch, where a few hundred images are too few to learn small shifts from. Flips and colour
   changes stay off: a mirrored 2, or a shape whose colour is its class, would change the label.
@@ -56,7 +58,7 @@ def auto_epochs(n_train: int) -> int:
 
 
 def auto_patience(epochs: int) -> int:
-    return max(10, epochs // 4)
+    return max(10, epochs // 2)
 
 
 def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str, pretrained: bool, facts=None,
@@ -90,7 +92,7 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
                                                      f"kept in [{EPOCHS_RANGE[0]}, {EPOCHS_RANGE[1]}]"))
     epochs = next((d.value for d in out if d.key == "train.epochs"), t.epochs)
     if t.patience == "auto":
-        out.append(Decision("train.patience", auto_patience(epochs), f"a quarter of {epochs} epochs, at least 10"))
+        out.append(Decision("train.patience", auto_patience(epochs), f"half of {epochs} epochs, at least 10: val loss can sit above its first value for many epochs while a small model settles"))
     budget = t.epochs == "auto"  # augmentation and the refit belong to Kiln's own training budget
     for key, mild in MILD.items():
         if getattr(a, key) == "auto":

