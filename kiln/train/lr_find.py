@@ -101,7 +101,7 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     from kiln.train.distribute import precision_policy
     from kiln.train.optim import build_optimizer
     from kiln.train.phases import apply_phase, plan_phases
-    from kiln.train.trainer import choose_model, make_inputs
+    from kiln.train.trainer import choose_model, make_inputs, resolve_auto
 
     if not 0 < start_lr < end_lr:
         raise ConfigError(received("lr-find", "start_lr", start_lr, f"it must be > 0 and below end_lr={end_lr}",
@@ -114,10 +114,12 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     folder = Path(out) if out else new_run_dir(cfg.run_dir, cfg.runs_root, cfg.name, default_name="lr-find")
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "config.yaml", dump_config(cfg))
-    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
+    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple",
+                        n_train=len(data.split("train")))
+    cfg = resolve_auto(cfg, data, spec, model_name)[0]
     keras.utils.set_random_seed(cfg.seed)
     with precision_policy(cfg.train.precision):
-        train_ds, _, steps_per_epoch = make_inputs(cfg, data, spec, folder)
+        train_ds, _, steps_per_epoch = make_inputs(cfg, data, spec, folder)[:3]
         model = create_model(model_name, spec.shape, len(data.classes), **cfg.model.model_dump(exclude={"name"}))
         phase = plan_phases(cfg, model, model_name)[0]
         apply_phase(model, phase)

@@ -32,9 +32,21 @@ def choose_model(cfg: Config) -> str:
     return name
 
 
+def resolve_auto(cfg: Config, data, spec, model_name: str):
+    """The config with its `auto` values decided from the data (kiln/train/auto.py), and the decisions."""
+    from kiln.models import get_entry
+    from kiln.train import auto
+    from kiln.train.phases import has_pretrained_weights
+
+    entry = get_entry(model_name)
+    return auto.resolve(cfg, spec=spec, n_train=len(data.split("train")), n_val=len(data.split("val")), model_name=model_name,
+                        family=entry.family, facts=data.facts, own_size=entry.default_size,
+                        pretrained=has_pretrained_weights(cfg, model_name))
+
+
 def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
     """Train and val datasets batched by the global batch (`data.batch_size` per replica x replicas), and
-    steps per epoch."""
+    steps per epoch; with `train.refit`, also the train+val training dataset and its steps."""
     from kiln.data.pipeline import cache_fits_in_memory, make_dataset
 
     k = len(data.classes)
@@ -46,22 +58,26 @@ def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
 
     augment = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
 
-    def ds(rows, training):
+    def ds(rows, training, name):
         # a TFRecord shard folder reads its split's shards instead of the files (kiln/data/records.py)
         make = make_dataset if data.shards is None else data.shards.dataset_for(rows)
         return make(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
                             resize=spec.resize, batch_size=batch_size, training=training, seed=cfg.seed,
-                            cache=cache, cache_dir=str(run_dir / "cache" / ("train" if training else "eval")),
+                            cache=cache, cache_dir=str(run_dir / "cache" / name),
                             shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy(),
                             augment=augment if training else None, background=spec.alpha_background)
 
     if cache == "disk":
         (run_dir / "cache").mkdir(exist_ok=True)
     train_rows, val_rows = data.split("train"), data.split("val")
-    train_ds = ds(train_rows, True)
-    val_ds = ds(val_rows, False) if len(val_rows) else None
+    train_ds = ds(train_rows, True, "train")
+    val_ds = ds(val_rows, False, "eval") if len(val_rows) else None
     steps = int(np.ceil(len(train_rows) / batch_size))
-    return train_ds, val_ds, steps
+    refit_ds = refit_steps = None
+    if cfg.train.refit is True and len(val_rows):
+        both = data.table[data.table["split"].isin(["train", "val"])]
+        refit_ds, refit_steps = ds(both, True, "refit"), int(np.ceil(len(both) / batch_size))
+    return train_ds, val_ds, steps, refit_ds, refit_steps
 
 
 def train(cfg: Config):
@@ -95,15 +111,21 @@ def _train(cfg: Config, strategy, folder):
     from kiln.models import create_model, get_entry
     from kiln.run import Run
     from kiln.train.distribute import agree, shard_options
-    from kiln.train.phases import fit_phases
+    from kiln.train import auto
+    from kiln.train.phases import best_epoch_count, fit_phases
     from kiln.train.resume import check_splits
 
     started = time.time()
     model_name = choose_model(cfg)
     entry = get_entry(model_name)  # fail on a bad model name before touching data
     data = prepare(cfg.data, cfg.seed, warn=False)  # warned once skipped.csv is written, naming it
-    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
+    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple",
+                        n_train=len(data.split("train")))
     k = len(data.classes)
+    saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are in run.json
+    cfg, decisions = resolve_auto(cfg, data, spec, model_name)
+    for decision in decisions:
+        print(f"kiln: {decision.line()}", flush=True)
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():  # before the run folder exists: a failed ImageNet download must not leave one behind
         model = create_model(model_name, spec.shape, k, **cfg.model.model_dump(exclude={"name"}))
@@ -111,15 +133,27 @@ def _train(cfg: Config, strategy, folder):
     if folder.resuming:
         check_splits(run_dir, data.table)
     log.info("train: run folder %s", run_dir)
-    write_text(run_dir / "config.yaml", dump_config(cfg))
+    write_text(run_dir / "config.yaml", dump_config(saved_cfg))
     write_splits(data, run_dir / "splits.csv")
     if len(data.skipped):
         write_text(run_dir / "skipped.csv", data.skipped[["path", "label", "error"]].to_csv(index=False))
         check.warn_skipped(data.skipped["error"], len(data.skipped) + len(data.table), str(run_dir / "skipped.csv"))
 
     train_rows, val_rows, test_rows = data.split("train"), data.split("val"), data.split("test")
-    train_ds, val_ds, steps = make_inputs(cfg, data, spec, run_dir, strategy.num_replicas_in_sync)
+    train_ds, val_ds, steps, refit_ds, refit_steps = make_inputs(cfg, data, spec, run_dir, strategy.num_replicas_in_sync)
     train_ds, val_ds = shard_options(train_ds, strategy), shard_options(val_ds, strategy)
+    refit_ds = shard_options(refit_ds, strategy) if refit_ds is not None else None
+    selection_probs = run_dir / "state" / "selection_val_probs.npy"
+
+    def keep_val_probs(selection_model):
+        """Val's probabilities from the model val chose: the honest val metrics once the refit has seen val."""
+        if folder.chief:
+            from kiln.io import atomic_path
+
+            probs = np.asarray(selection_model.predict(val_ds.map(lambda x, y: x), verbose=0))
+            selection_probs.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(selection_probs) as tmp:
+                np.save(tmp, probs)
 
     top_k = min(cfg.train.top_k, k)
     monitor = cfg.train.monitor if val_ds is not None else cfg.train.monitor.removeprefix("val_")
@@ -131,7 +165,8 @@ def _train(cfg: Config, strategy, folder):
     agree(strategy, folder.state.epoch if folder.state else 0, "resume epoch")
     model = fit_phases(model, cfg, run_dir=run_dir, state=folder.state, strategy=strategy, train_ds=train_ds, val_ds=val_ds,
                        steps=steps, monitor=monitor, top_k=top_k, class_weight=weights, verbose=verbose, chief=folder.chief,
-                       model_name=model_name)
+                       model_name=model_name, refit_ds=refit_ds, refit_steps=refit_steps, before_refit=keep_val_probs)
+    val_probs = np.load(selection_probs) if refit_ds is not None and selection_probs.is_file() else None
     if not folder.chief:
         print("kiln: worker finished; the chief writes the run folder", flush=True)
         return None
@@ -143,7 +178,10 @@ def _train(cfg: Config, strategy, folder):
         "counts": {s: int((data.table["split"] == s).sum()) for s in ("train", "val", "test")},
         "skipped": int(len(data.skipped)), "train_seconds": round(train_seconds, 2),
         "replicas": int(strategy.num_replicas_in_sync), "global_batch": cfg.data.batch_size * int(strategy.num_replicas_in_sync),
-        "precision": cfg.train.precision,
+        "precision": cfg.train.precision, "auto": auto.record(decisions),
+        **({"refit": {"epochs": int(best_epoch_count(run_dir, monitor, 1, 0)), "images": int(len(train_rows) + len(val_rows)),
+                      "val_metrics": "from the model val chose, before the refit" if val_probs is not None else "from the refit model, which trained on val"}}
+           if refit_ds is not None else {}),
         **({"shards": data.shards.describe()} if data.shards is not None else {}),
     })
     save_model(model, run_dir / "model.keras")
@@ -154,7 +192,9 @@ def _train(cfg: Config, strategy, folder):
     threshold = None  # two-class runs: chosen on val (cfg.evaluate.threshold), stored in run.json, used on test
     for split_name, rows in (("val", val_rows), ("test", test_rows)):
         if len(rows):
-            if data.shards is not None:
+            if split_name == "val" and val_probs is not None:
+                probs = val_probs  # the refit model trained on val; the model val chose did not
+            elif data.shards is not None:
                 probs = data.shards.predict_proba(run, split_name)[1]  # same order as rows (index.csv)
             else:
                 probs = run.predict_proba(rows["path"].tolist(), use_pil=rows["use_pil"].to_numpy())

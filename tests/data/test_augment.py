@@ -105,7 +105,7 @@ def test_augment_preview_refuses_nothing_on_and_existing_out(tmp_path, shapes_di
     from kiln.errors import ConfigError
 
     with pytest.raises(ConfigError, match="^augment-preview received augment=<all off>; no augmentation is switched on"):
-        kiln.augment_preview(data=str(shapes_dir))
+        kiln.augment_preview(data=str(shapes_dir), translation=0, zoom=0, rotation=0)  # the mild defaults turned off
     taken = tmp_path / "taken.png"
     taken.write_bytes(b"mine")
     with pytest.raises(ConfigError, match="Kiln never overwrites a file"):
