@@ -108,7 +108,8 @@ def test_export_agrees_in_its_own_runtime(exports, tiny_run, test_images, fmt, q
     step = OUTPUT_STEP.get((fmt, quantize), 0.0)
     k = probs.shape[1]
     assert probs.min() >= 0 and probs.max() <= 1 + 1e-6
-    if step:  # full-integer: every probability is q * step, and each is off the true softmax by <= step
+    if step:  # full-integer: each probability is q * step, the softmax of the integer logits rounded to
+        # the grid (<= step / 2) after the kernel's fixed-point exp (< step / 2): the k of them sum to 1 +- k * step
         assert np.abs(probs / step - np.round(probs / step)).max() < 1e-3
         assert np.abs(probs.sum(1) - 1).max() <= k * step
     else:  # float softmax
@@ -153,6 +154,7 @@ def test_onnx_quantized_weights_cannot_saturate_without_vnni(exports, quantize):
         assert w is not None and w.dtype in (np.int8, np.uint8), (op, None if w is None else w.dtype)
         if w.dtype == np.int8:
             assert np.abs(w.astype(int)).max() <= 64, (op, int(np.abs(w.astype(int)).max()))
+
 
 def test_int8_tflite_is_integer_and_smaller(exports):
     float_m, int8_m = exports("tflite", "none"), exports("tflite", "int8")
