@@ -108,8 +108,8 @@ def test_export_agrees_in_its_own_runtime(exports, tiny_run, test_images, fmt, q
     step = OUTPUT_STEP.get((fmt, quantize), 0.0)
     k = probs.shape[1]
     assert probs.min() >= 0 and probs.max() <= 1 + 1e-6
-    if step:  # full-integer: each probability is q * step, the softmax of the integer logits rounded to
-        # the grid (<= step / 2) after the kernel's fixed-point exp (< step / 2): the k of them sum to 1 +- k * step
+    if step:  # full-integer: each probability is q * step, a softmax (summing to 1) rounded to the grid,
+        # <= step / 2 each; k * step leaves the kernels' fixed-point exp and reciprocal another step / 2 each
         assert np.abs(probs / step - np.round(probs / step)).max() < 1e-3
         assert np.abs(probs.sum(1) - 1).max() <= k * step
     else:  # float softmax
