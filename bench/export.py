@@ -1,6 +1,7 @@
 """Every export format and quantization against the Keras float32 model, in one run.
 
-    .venv/bin/python bench/export.py [--run RUN_DIR] [--latency-runs 300] [--batch-runs 40]
+    .venv/bin/python bench/export.py [--run RUN_DIR] [--latency-runs 300] [--batch-runs 40] [--emulate]
+    .venv/bin/python bench/export.py --onnx-choices [--emulate]   # every onnxruntime quantization setting
 
 Without --run, trains (once; reused after) a cnn on generated, deliberately ambiguous images (each
 blended with another class's image, plus noise) so accuracy is below 100% and an int8 accuracy drop
@@ -8,6 +9,10 @@ could show: 8 classes x 400 images, 64x64 RGB, test split 25% (800 images: one i
 verifies agreement on the test split in the format's own runtime); then single-image latency
 (median of --latency-runs calls) and batch-32 throughput (median of --batch-runs calls) are measured
 here, alternating with the same Keras float32 predictor so machine noise hits both alike.
+
+--emulate also runs each quantized TFLite/ONNX export on --emulate-images test images under
+`qemu-x86_64 -cpu max` (apt-get install qemu-user; tests/avx2.py): an x86-64 CPU with AVX2 but no
+AVX-512 and no VNNI, whose 8-bit kernels are the ones that can saturate.
 
 Target for TFLite int8 against Keras float32: >= 2x faster single-image, <= 0.3x size, <= 0.5 point
 accuracy drop.
@@ -104,52 +109,127 @@ def throughput_pair(reference, candidate, images, runs: int, batch_size: int = 3
     return batch_size / float(np.median(times[0])), batch_size / float(np.median(times[1]))
 
 
+def measure(reference, candidate, images, timing_images, y, args) -> dict:
+    """Agreement and accuracy on `images` (all test images), then paired latency and throughput."""
+    from kiln.export.parity import predict_all
+
+    ref, got = predict_all(reference, images), predict_all(candidate, images)
+    keras_ms, ms = latency_pair(reference, candidate, timing_images, args.latency_runs)
+    keras_tp, tp = throughput_pair(reference, candidate, timing_images, args.batch_runs)
+    return {"latency_ms": ms, "keras_latency_ms": keras_ms, "throughput": tp, "keras_throughput": keras_tp,
+            "accuracy": float((got.argmax(1) == y).mean()), "keras_accuracy": float((ref.argmax(1) == y).mean()),
+            "agreement": float((got.argmax(1) == ref.argmax(1)).mean()), "max_abs_diff": float(abs(got - ref).max()),
+            "n": len(images), "_ref": ref, "_probs": got}
+
+
+def export_rows(run, reference, images, timing_images, y, tmp: Path, args) -> list[dict]:
+    """Every format and quantization through `kiln.export.export_run`, as a user gets them."""
+    from kiln.export.export import export_run, format_module
+
+    rows = []
+    for fmt, q in COMBOS:
+        t = time.perf_counter()
+        m = export_run(run.path, fmt, q, out=str(tmp / f"{fmt}-{q}"), force=True,
+                       timing={"latency_runs": 3, "batch_runs": 1, "batch_size": 8})
+        seconds = time.perf_counter() - t
+        candidate = format_module(fmt).load(m["out"], run.task.signature(run))
+        row = {"format": fmt, "quantize": q, "size_bytes": m["size_bytes"], "keras_size_bytes": m["keras_size_bytes"],
+               "export_seconds": seconds, "file": str(Path(m["out"]) / m["file"])}
+        rows.append({**row, **measure(reference, candidate, images, timing_images, y, args)})
+        print(f"  {fmt:<10} {q:<8} done in {seconds:.1f} s", flush=True)
+    return rows
+
+
+def onnx_choice_rows(run, reference, images, timing_images, y, tmp: Path, args) -> list[dict]:
+    """Every named onnxruntime quantization setting (kiln.export.onnx.CHOICES) on the same float graph."""
+    from kiln.export import onnx
+    from kiln.export.export import _keras_size, size_bytes
+    from kiln.tasks.image.export import calibration_images
+
+    float_path = onnx.to_onnx(run.model, run.task.signature(run), tmp / "float.onnx")
+    calib = calibration_images(run, 200)
+    keras_size = _keras_size(run.model, tmp)
+    rows = []
+    for name in ("none", *onnx.CHOICES):
+        t = time.perf_counter()
+        path = float_path if name == "none" else onnx.quantize_file(float_path, tmp / f"{name}.onnx", name, calib)
+        seconds = time.perf_counter() - t
+        row = {"format": "onnx", "quantize": name, "size_bytes": size_bytes(path), "keras_size_bytes": keras_size,
+               "export_seconds": seconds, "file": str(path)}
+        rows.append({**row, **measure(reference, onnx.OnnxPredictor(path, run.task.signature(run)), images, timing_images, y, args)})
+        print(f"  onnx {name:<18} done in {seconds:.1f} s", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="an existing run folder (default: train the benchmark run)")
     parser.add_argument("--latency-runs", type=int, default=300)
     parser.add_argument("--batch-runs", type=int, default=40)
+    parser.add_argument("--onnx-choices", action="store_true", help="compare onnxruntime quantization settings instead")
+    parser.add_argument("--emulate", action="store_true", help="also run TFLite/ONNX under an emulated AVX2-only CPU")
+    parser.add_argument("--emulate-images", type=int, default=200, help="test images run under emulation (it is slow)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    from kiln.export.export import export_run, format_module
     from kiln.tasks.image.export import parity_images
     from kiln.export.keras import KerasPredictor
     from kiln.run import load_run
 
     run = load_run(args.run or bench_run())
-    signature = run.task.signature(run)
-    reference = KerasPredictor(run.model, signature)
-    _, images, _ = parity_images(run, 200)  # timing inputs: decoded test images
-    rows = []
+    reference = KerasPredictor(run.model, run.task.signature(run))
+    _, images, y = parity_images(run, 2000)  # the test split, as kiln export checks it
+    timing_images = images[:200]
     with tempfile.TemporaryDirectory(prefix="kiln-bench-export-") as tmp:
-        for fmt, q in COMBOS:
+        make = onnx_choice_rows if args.onnx_choices else export_rows
+        rows = make(run, reference, images, timing_images, y, Path(tmp), args)
+        if args.emulate:  # quantized models only: float kernels cannot saturate, and emulation is slow
+            import avx2  # tests/avx2.py
+
+            if not avx2.available():
+                raise SystemExit("--emulate needs qemu-x86_64 (apt-get install qemu-user)")
+            todo = {f"{i}": r["file"] for i, r in enumerate(rows) if r["format"] in ("tflite", "onnx") and r["quantize"] != "none"}
+            m = min(args.emulate_images, len(images))
             t = time.perf_counter()
-            m = export_run(run.path, fmt, q, out=str(Path(tmp) / f"{fmt}-{q}"), force=True,
-                           timing={"latency_runs": 3, "batch_runs": 1, "batch_size": 8})
-            seconds = time.perf_counter() - t
-            candidate = format_module(fmt).load(m["out"], signature)
-            keras_ms, ms = latency_pair(reference, candidate, images, args.latency_runs)
-            keras_tp, tp = throughput_pair(reference, candidate, images, args.batch_runs)
-            rows.append({"format": fmt, "quantize": q, "size_bytes": m["size_bytes"], "keras_size_bytes": m["keras_size_bytes"],
-                         "latency_ms": ms, "keras_latency_ms": keras_ms, "throughput": tp, "keras_throughput": keras_tp,
-                         "accuracy": m["accuracy"], "keras_accuracy": m["keras_accuracy"], "agreement": m["agreement"],
-                         "max_abs_diff": m["max_abs_diff"], "n": m["parity_n"], "export_seconds": seconds})
-            print(f"  {fmt:<10} {q:<8} done in {seconds:.1f} s", flush=True)
+            probs, _ = avx2.emulated(todo, images[:m])
+            print(f"  emulated AVX2 CPU: {len(todo)} models x {m} images in {time.perf_counter() - t:.0f} s", flush=True)
+            for key, p in probs.items():
+                r = rows[int(key)]
+                r["avx2_n"] = m
+                r["avx2_agreement"] = float((p.argmax(1) == r["_ref"][:m].argmax(1)).mean())
+                r["avx2_accuracy_drop"] = float((r["_ref"][:m].argmax(1) == y[:m]).mean() - (p.argmax(1) == y[:m]).mean())
+                r["avx2_vs_native"] = float(abs(p - r["_probs"][:m]).max())
+                r["avx2_top1_vs_native"] = float((p.argmax(1) == r["_probs"][:m].argmax(1)).mean())
 
     n = rows[0]["n"]
     print(f"\nrun {run.path} ({run.meta.get('model')}, input {'x'.join(map(str, run.spec.shape))}, {len(run.classes)} classes); "
           f"test split n={n}; Keras float32: accuracy {rows[0]['keras_accuracy']:.4f}, size {rows[0]['keras_size_bytes'] / 1024:.0f} KiB\n")
-    header = ("format", "quantize", "size KiB", "size ratio", "1-image ms", "keras ms", "speedup", "batch-32 img/s",
-              "keras img/s", "accuracy", "acc. drop (pts)", "agreement", "max prob diff")
+    print(render(rows, args.emulate))
+    if not args.onnx_choices:
+        targets(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], indent=2))
+
+
+def render(rows: list[dict], emulate: bool) -> str:
+    header = ["format", "quantize", "size KiB", "size ratio", "1-image ms", "keras ms", "speedup", "batch-32 img/s",
+              "keras img/s", "accuracy", "acc. drop (pts)", "agreement", "max prob diff"]
+    if emulate:
+        header += ["AVX2: agreement", "AVX2: acc. drop (pts)", "AVX2 vs here: same top-1", "AVX2 vs here: max prob diff"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join([
-            r["format"], r["quantize"], f"{r['size_bytes'] / 1024:.0f}", f"{r['size_bytes'] / r['keras_size_bytes']:.2f}",
-            f"{r['latency_ms']:.3f}", f"{r['keras_latency_ms']:.3f}", f"{r['keras_latency_ms'] / r['latency_ms']:.1f}x",
-            f"{r['throughput']:.0f}", f"{r['keras_throughput']:.0f}", f"{r['accuracy']:.4f}",
-            f"{100 * (r['keras_accuracy'] - r['accuracy']):+.2f}", f"{r['agreement']:.2%}", f"{r['max_abs_diff']:.3f}"]) + " |")
-    print("\n".join(lines))
+        cells = [r["format"], r["quantize"], f"{r['size_bytes'] / 1024:.0f}", f"{r['size_bytes'] / r['keras_size_bytes']:.2f}",
+                 f"{r['latency_ms']:.3f}", f"{r['keras_latency_ms']:.3f}", f"{r['keras_latency_ms'] / r['latency_ms']:.1f}x",
+                 f"{r['throughput']:.0f}", f"{r['keras_throughput']:.0f}", f"{r['accuracy']:.4f}",
+                 f"{100 * (r['keras_accuracy'] - r['accuracy']):+.2f}", f"{r['agreement']:.2%}", f"{r['max_abs_diff']:.3f}"]
+        if emulate:
+            cells += ([f"{r['avx2_agreement']:.2%}", f"{100 * r['avx2_accuracy_drop']:+.2f}", f"{r['avx2_top1_vs_native']:.2%}",
+                       f"{r['avx2_vs_native']:.3g}"] if "avx2_agreement" in r else ["", "", "", ""])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict]) -> None:
     int8 = next(r for r in rows if r["format"] == "tflite" and r["quantize"] == "int8")
     speedup = int8["keras_latency_ms"] / int8["latency_ms"]
     size_ratio = int8["size_bytes"] / int8["keras_size_bytes"]
@@ -158,8 +238,6 @@ def main() -> None:
     print(f"  single-image speedup {speedup:.1f}x (target >= 2x): {'met' if speedup >= 2 else 'NOT met'}")
     print(f"  size ratio {size_ratio:.2f} (target <= 0.3): {'met' if size_ratio <= 0.3 else 'NOT met'}")
     print(f"  accuracy drop {drop:+.2f} points (target <= 0.5): {'met' if drop <= 0.5 else 'NOT met'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -60,12 +60,14 @@ class Run:
 
     @cached_property
     def config(self):
+        """config.yaml with the values its `auto` keys took in this run (run.json "auto")."""
         from kiln.config import load_config
 
         path = self.path / "config.yaml"
         read_yaml(path, "a Kiln config", fix=RETRAIN)  # cut short or not YAML: named here, not as a --config mistake
+        chosen = {k: d["value"] for k, d in self.meta.get("auto", {}).items() if not k.startswith("data.")}
         try:
-            return load_config(path)
+            return load_config(path, overrides=chosen)
         except ConfigError as err:  # keys this Kiln does not know: most likely a newer Kiln wrote it
             detail = str(err).split(" received ", 1)[-1].split(". ")[0]  # "unknown key foo; it is not a config key"
             raise bad_file(path, f"it holds a setting this Kiln cannot use ({detail})",

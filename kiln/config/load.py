@@ -119,7 +119,15 @@ def build(model: type[BaseModel], values: Mapping[str, Any], component: str = "c
 
 
 def _explain(err: ValidationError, model: type[BaseModel], values: Mapping[str, Any], component: str) -> str:
-    first = err.errors()[0]
+    errors = err.errors()
+    first = errors[0]
+    others = [e for e in errors[1:] if e["loc"][:-1] == first["loc"][:-1] and e["type"] != "literal_error"]
+    if first["type"] == "literal_error" and others:  # an `auto`-or-value key (epochs, patience, translation, ...)
+        if isinstance(first.get("input"), str):  # neither auto nor a value: say both
+            why = others[0]["msg"].removeprefix("Input should be ").split(",")[0]
+            first = {**first, "msg": f"{first['msg']} or {why}"}
+        else:  # a value out of range: told by the value's own rule
+            first = others[0]
     loc = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
     keys = leaf_keys(model)
     # Pydantic reports union members as extra loc parts; keep the longest real key prefix.

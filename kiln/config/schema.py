@@ -6,7 +6,7 @@ Each stage receives only its own section. `kiln/config/default.yaml` is rendered
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,7 +21,7 @@ class DataConfig(Section):
     path: Optional[str] = Field(None, description="folder per class, pre-split folder {train,val,test}/<class>, CSV path,label[,split], or TFRecord shard folder")
     val_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for validation when the source has no split")
     test_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for the final test when the source has no split")
-    image_size: Union[Literal["auto"], int, list[int]] = Field("auto", description="side or [height, width] fed to the model; auto picks from the data")
+    image_size: Union[Literal["auto"], int, list[int]] = Field("auto", description="side or [height, width] fed to the model; auto: the model's own size, else the median side rounded up to 32 in [32, 128] ([32, 64] under 5,000 training images)")
     channels: Union[Literal["auto"], Literal[1, 3, 4]] = Field("auto", description="1 (grayscale), 3 (RGB) or 4 (RGB + alpha, kept as a channel); auto uses 1 when every sampled image is grey, else 3")
     alpha_background: str = Field("white", description="colour transparent pixels are composited onto, as viewers show them: white, black, any name or #rrggbb (channels=4 keeps alpha instead)")
     resize: Literal["stretch", "pad", "crop"] = Field("stretch", description="stretch to size, pad to keep aspect, or centre crop to keep aspect")
@@ -49,8 +49,8 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     name: str = Field("auto", description="a registered model (kiln models); auto picks one for the data")
-    filters: list[int] = Field([32, 64, 128], description="cnn: filters of each conv block")
-    convs_per_block: int = Field(1, ge=1, le=8, description="cnn: conv layers per block")
+    filters: Union[Literal["auto"], list[int]] = Field("auto", description="cnn: filters of each conv block; auto: a block per halving of the side down to 4-7 px (2-5 blocks), 32 filters doubling to at most 256")
+    convs_per_block: Union[Literal["auto"], Annotated[int, Field(ge=1, le=8)]] = Field("auto", description="cnn: conv layers per block; auto: 2 with filters=auto (a VGG-style stack), 1 with filters you chose")
     kernel_size: int = Field(3, ge=1, le=15, description="cnn: kernel side")
     strides: int = Field(1, ge=1, le=4, description="cnn: conv stride")
     padding: Literal["same", "valid"] = Field("same", description="cnn: conv padding")
@@ -71,9 +71,9 @@ class AugmentConfig(Section):
     """Training-only augmentation: Keras preprocessing layers in the tf.data pipeline (CPU), after the cache."""
 
     flip: Literal["none", "horizontal", "vertical", "both"] = Field("none", description="random flips")
-    rotation: float = Field(0.0, ge=0.0, le=0.5, description="random rotation up to +- this fraction of a full turn (0.05 = 18 degrees)")
-    zoom: float = Field(0.0, ge=0.0, lt=1.0, description="random zoom in or out by up to this fraction")
-    translation: float = Field(0.0, ge=0.0, le=0.5, description="random shift by up to this fraction of the height and width")
+    rotation: Union[Literal["auto"], Annotated[float, Field(ge=0.0, le=0.5)]] = Field("auto", description="random rotation up to +- this fraction of a full turn (0.05 = 18 degrees); auto: 0.02 with epochs=auto for models trained from scratch, else 0")
+    zoom: Union[Literal["auto"], Annotated[float, Field(ge=0.0, lt=1.0)]] = Field("auto", description="random zoom in or out by up to this fraction; auto: 0.05 with epochs=auto for models trained from scratch, else 0")
+    translation: Union[Literal["auto"], Annotated[float, Field(ge=0.0, le=0.5)]] = Field("auto", description="random shift by up to this fraction of the height and width; auto: 0.08 with epochs=auto for models trained from scratch, else 0")
     shear: float = Field(0.0, ge=0.0, le=1.0, description="random shear up to this factor on both axes")
     crop: float = Field(0.0, ge=0.0, le=0.9, description="random crop of (1 - crop) of each side, resized back (0.2 = 80% windows)")
     perspective: float = Field(0.0, ge=0.0, le=1.0, description="random perspective distortion of this scale, on half the images")
@@ -94,7 +94,7 @@ class AugmentConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(40, ge=1, le=100000, description="passes over the training split (early stopping may end sooner)")
+    epochs: Union[Literal["auto"], Annotated[int, Field(ge=1, le=100000)]] = Field("auto", description="passes over the training split (early stopping may end sooner); auto: about 30,000 images seen, 20-100 epochs")
     optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam"] = Field("adam", description="optimizer")
     lr: float = Field(1e-3, gt=0.0, le=10.0, description="peak learning rate")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd / rmsprop momentum")
@@ -108,7 +108,8 @@ class TrainConfig(Section):
     class_weight: Literal["none", "balanced"] = Field("none", description="balanced weighs each class by n / (k * count)")
     top_k: int = Field(5, ge=1, description="k of the top-k accuracy metric (clipped to the number of classes)")
     monitor: str = Field("val_loss", description="metric watched by checkpoint, early stopping and LR reduction")
-    patience: int = Field(10, ge=0, description="early stopping patience in epochs (0 turns it off); best weights restored")
+    patience: Union[Literal["auto"], Annotated[int, Field(ge=0)]] = Field("auto", description="early stopping patience in epochs (0 turns it off); best weights restored; auto: half of epochs, at least 10")
+    refit: Union[Literal["auto"], bool] = Field("auto", description="after val picks the best epoch, train a fresh model on train+val for that many epochs; auto: on with epochs=auto for from-scratch one-phase runs with a val split")
     reduce_lr_patience: int = Field(0, ge=0, description="ReduceLROnPlateau patience (needs schedule=constant; 0 turns it off)")
     tensorboard: bool = Field(True, description="write TensorBoard logs to RUN/tensorboard")
     verbose: int = Field(1, ge=0, le=2, description="Keras fit progress: 0 silent, 1 bar, 2 a line per epoch")

@@ -1,9 +1,19 @@
 """ONNX export through tf2onnx (a uint8 `image` input, float32 `probabilities`), run by onnxruntime.
 
 - none:    float32 graph (opset 17).
-- dynamic: onnxruntime dynamic quantization: int8 weights, activations quantized at run time.
-- int8:    onnxruntime static QDQ quantization: int8 weights (per channel), uint8 activations
-           calibrated on a sample of the training split; the uint8 input is cast to float inside.
+- dynamic: onnxruntime dynamic quantization: uint8 weights, uint8 activations quantized at run time.
+- int8:    onnxruntime static QDQ quantization: 7-bit int8 weights (per channel, within [-64, 64]),
+           uint8 activations calibrated on a sample of the training split; the uint8 input is cast to
+           float inside.
+
+Why these pairings: on x86-64 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake), onnxruntime's
+uint8 x int8 kernels multiply with VPMADDUBSW, which adds each pair of products into a saturating
+int16: 2 * 255 * 127 = 64,770 > 32,767, so results (and accuracy) change with the CPU. Weights
+within [-64, 64] (`reduce_range`) keep every pair sum <= 2 * 255 * 64 = 32,640; uint8 x uint8 kernels
+widen to int16 first (VPMADDWD, int32 sums) and cannot saturate. Either way every AVX2 CPU computes
+the exact integer sums a VNNI CPU does. `int8` keeps the fast uint8 x int8 kernels (VNNI where
+present); `dynamic` uses uint8 weights because onnxruntime's ConvInteger with int8 weights is many
+times slower. Measured with and without VNNI (emulated): BENCHMARKS.md, bench/export.py --onnx-choices.
 """
 
 from __future__ import annotations
@@ -18,9 +28,11 @@ FILE = "model.onnx"
 OPSET = 17
 NOTES = {
     "none": "float32 graph (opset 17); uint8 input cast to float32 inside; output float32 probabilities",
-    "dynamic": "onnxruntime dynamic quantization: int8 weights, activations quantized at run time; uint8 input; output float32",
-    "int8": ("onnxruntime static QDQ quantization: int8 per-channel weights, uint8 activations calibrated on {n} training "
-             "images; uint8 input cast to float32 inside; output float32 probabilities"),
+    "dynamic": ("onnxruntime dynamic quantization: uint8 weights, uint8 activations quantized at run time (uint8 x uint8 "
+                "kernels: no int16 saturation on CPUs without VNNI); uint8 input; output float32"),
+    "int8": ("onnxruntime static QDQ quantization: 7-bit int8 per-channel weights (within [-64, 64], so uint8 x int8 "
+             "pair sums cannot saturate on CPUs without VNNI), uint8 activations calibrated on {n} training images; "
+             "uint8 input cast to float32 inside; output float32 probabilities"),
 }
 
 
@@ -51,11 +63,62 @@ class _Reader:
         pass
 
 
-def write(model, signature, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
+# onnxruntime quantization settings by name; `quantize=dynamic|int8` use DEFAULT, bench/export.py compares them all.
+# "u8s8": uint8 activations x int8 weights; "7bit": reduce_range, weights in [-64, 64] instead of [-127, 127].
+# Without VNNI, u8s8 and s8s8 (which onnxruntime runs as u8s8) at full range saturate; the others cannot.
+CHOICES = {
+    "dynamic-u8s8": {"mode": "dynamic", "weight_type": "QInt8"},
+    "dynamic-u8s8-7bit": {"mode": "dynamic", "weight_type": "QInt8", "reduce_range": True},
+    "dynamic-u8u8": {"mode": "dynamic", "weight_type": "QUInt8"},
+    "qdq-u8s8": {"mode": "static", "quant_format": "QDQ", "activation_type": "QUInt8", "weight_type": "QInt8", "per_channel": True},
+    "qdq-u8s8-7bit": {"mode": "static", "quant_format": "QDQ", "activation_type": "QUInt8", "weight_type": "QInt8",
+                      "per_channel": True, "reduce_range": True},
+    "qdq-u8u8": {"mode": "static", "quant_format": "QDQ", "activation_type": "QUInt8", "weight_type": "QUInt8", "per_channel": True},
+    "qdq-s8s8": {"mode": "static", "quant_format": "QDQ", "activation_type": "QInt8", "weight_type": "QInt8", "per_channel": True},
+    "qop-u8s8-7bit": {"mode": "static", "quant_format": "QOperator", "activation_type": "QUInt8", "weight_type": "QInt8",
+                      "per_channel": True, "reduce_range": True},
+}
+DEFAULT = {"dynamic": "dynamic-u8u8", "int8": "qdq-u8s8-7bit"}
+
+
+def quantize_file(src: Path, dest: Path, choice: str, calibration=None, input_names=None) -> Path:
+    """Quantize the float ONNX file `src` into `dest` with the named CHOICES entry (`input_names`: the
+    model's inputs, for calibration data given as a dict)."""
     import logging
 
     from onnxruntime import quantization as q
 
+    settings = dict(CHOICES[choice])
+    mode = settings.pop("mode")
+    for key in ("quant_format",):
+        if key in settings:
+            settings[key] = getattr(q.QuantFormat, settings[key])
+    for key in ("activation_type", "weight_type"):
+        if key in settings:
+            settings[key] = getattr(q.QuantType, settings[key])
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime.quantization warns through the root logger
+    try:
+        with tempfile.TemporaryDirectory(prefix="kiln-onnxq-") as tmp:
+            prepped = Path(tmp) / "prepped.onnx"
+            q.quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
+            if mode == "dynamic":
+                q.quantize_dynamic(str(prepped), str(dest), **settings)
+            else:
+                if calibration is None or len(calibration) == 0:
+                    raise ValueError("int8 needs calibration images")
+                if input_names is None:  # an array for the model's one input
+                    import onnx
+
+                    input_names = [i.name for i in onnx.load(str(src)).graph.input]
+                q.quantize_static(str(prepped), str(dest), _Reader(calibration, input_names), **settings)
+    finally:
+        root.setLevel(level)
+    return dest
+
+
+def write(model, signature, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
     from kiln.io import atomic_path
 
     dest = Path(out_dir) / FILE
@@ -65,21 +128,7 @@ def write(model, signature, out_dir: Path, quantize: str = "none", calibration=N
             if quantize == "none":
                 tmp_dest.write_bytes(float_path.read_bytes())
             else:
-                root = logging.getLogger()
-                level = root.level
-                root.setLevel(logging.ERROR)  # onnxruntime.quantization warns through the root logger
-                try:
-                    prepped = Path(tmp) / "prepped.onnx"
-                    q.quant_pre_process(str(float_path), str(prepped), skip_symbolic_shape=True)
-                    if quantize == "dynamic":
-                        q.quantize_dynamic(str(prepped), str(tmp_dest), weight_type=q.QuantType.QInt8)
-                    else:
-                        if calibration is None or len(calibration) == 0:
-                            raise ValueError("int8 needs calibration images")
-                        q.quantize_static(str(prepped), str(tmp_dest), _Reader(calibration, signature.input_names), quant_format=q.QuantFormat.QDQ,
-                                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, per_channel=True)
-                finally:
-                    root.setLevel(level)
+                quantize_file(float_path, tmp_dest, DEFAULT[quantize], calibration, signature.input_names)
     return dest
 
 

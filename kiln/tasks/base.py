@@ -87,6 +87,8 @@ class Prepared:
     classes: list[str] | None = None
     facts: Any = None
     extra: dict = field(default_factory=dict)  # task-owned; also where after_fit leaves figures for evaluate
+    outputs: dict = field(default_factory=dict)  # split -> the model's first output already computed (the trainer
+    # leaves val's from the model val chose before a refit trained on val); evaluate uses them instead of predicting
 
     def split(self, name: str) -> "pd.DataFrame":
         return self.rows[self.rows["split"] == name]
@@ -264,6 +266,20 @@ class Task(abc.ABC):
         train_ds = self.make_dataset(train_rows, data.spec, cfg, True, batch_size=batch_size, run_dir=run_dir)
         val_ds = self.make_dataset(val_rows, data.spec, cfg, False, batch_size=batch_size, run_dir=run_dir) if len(val_rows) else None
         return train_ds, val_ds, int(math.ceil(len(train_rows) / batch_size))
+
+    def refit_dataset(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
+        """(train+val dataset, steps per epoch) for `train.refit`: the final model also learns from val."""
+        import math
+
+        rows = data.rows[data.rows["split"].isin(["train", "val"])]
+        return (self.make_dataset(rows, data.spec, cfg, True, batch_size=batch_size, run_dir=run_dir),
+                int(math.ceil(len(rows) / batch_size)))
+
+    def resolve_auto(self, cfg, data: Prepared, model_name: str):
+        """(config with the `auto` values this task decides from the data, [kiln.train.auto.Decision]).
+
+        The trainer prints each decision once and keeps them in run.json "auto"; config.yaml keeps `auto`."""
+        return cfg, []
 
     # --- model ---------------------------------------------------------------------------------
     def choose_model(self, cfg) -> str:

@@ -57,6 +57,20 @@ class TensorBoard(keras.callbacks.TensorBoard):
         super().on_epoch_end(epoch, logs)
 
 
+class CSVLogger(keras.callbacks.CSVLogger):
+    """Keras's CSVLogger that, appending to a history.csv, keeps the columns of its header: a phase without
+    validation (the refit) writes NA under val_* instead of a row with its own, shorter set of columns."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        path = Path(self.filename)
+        if self.append and path.is_file():
+            with path.open() as f:
+                header = f.readline().strip()
+            if header:
+                self.keys = [k for k in header.split(self.sep) if k != "epoch"]
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Keeps the best model seen (by `monitor`) in `path`, written through a temp file and a rename.
 
@@ -224,5 +238,5 @@ def build_callbacks(cfg: TrainConfig, run_dir: Path, history_file: str = "histor
     if writer and cfg.tensorboard:
         callbacks.append(TensorBoard(str(run_dir / "tensorboard"), profile_batch=0))
     if writer:
-        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / history_file), append=append))
+        callbacks.append(CSVLogger(str(run_dir / history_file), append=append))
     return callbacks

@@ -10,6 +10,10 @@ from kiln.config.schema import TrainConfig
 def build_schedule(cfg: TrainConfig, steps_per_epoch: int, epochs: int | None = None):
     """A per-step schedule (so resuming restores its position through `optimizer.iterations`)."""
     epochs = epochs or cfg.epochs
+    if epochs == "auto":  # a config used outside a run, where auto was never decided: the longest auto run
+        from kiln.train.auto import EPOCHS_RANGE
+
+        epochs = EPOCHS_RANGE[1]
     total = max(1, steps_per_epoch * epochs)
     if cfg.schedule == "constant":
         return cfg.lr

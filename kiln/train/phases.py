@@ -11,6 +11,10 @@ A model whose feature extractor is reusable holds it as ONE nested `keras.Model`
 Each phase compiles a fresh optimizer whose per-step schedule spans that phase. Epoch numbers run
 on across phases (phase 2 starts where phase 1 stopped) and history.csv has a `phase` column.
 Models without a backbone (linear / dnn / cnn from scratch) have one phase.
+
+`train.refit=true` adds a last phase: a fresh model (the initial weights again) trains on train+val,
+without early stopping, on phase 1's learning-rate schedule, and stops at the epoch where phase 1 was
+best on val; val has then done its one job (choosing the epoch) and still feeds the final model.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Phase:
     lr: float
     patience: int
     trainable: str | int | float  # "model" (everything), "head" (backbone frozen), or phase 2's unfreeze spec
+    refit: bool = False  # train a fresh model on train+val for the best epoch count of the phase before
+    schedule_epochs: int | None = None  # the LR schedule's length when it differs from `epochs` (the refit's)
 
     def train_config(self, cfg: TrainConfig) -> TrainConfig:
         """The `train` section as this phase sees it (its own LR, epochs and patience)."""
@@ -80,7 +86,10 @@ def plan_phases(cfg: Config, model, model_name: str | None = None, models=None) 
                                    "Use phases=auto, or a model with a backbone (kiln models)"))
     two = backbone is not None and (t.phases == 2 or (t.phases == "auto" and has_pretrained_weights(cfg, model_name, models)))
     if not two:
-        return [Phase(1, t.epochs, t.lr, t.patience, "model")]
+        plan = [Phase(1, t.epochs, t.lr, t.patience, "model")]
+        if t.refit is True:
+            plan.append(Phase(2, t.epochs, t.lr, 0, "model", refit=True))  # epochs: set once phase 1 has chosen
+        return plan
     plan = [Phase(1, t.epochs, t.lr, t.patience, "head")]
     if t.finetune_epochs:
         plan.append(Phase(2, t.finetune_epochs, t.finetune_lr, t.finetune_patience, t.unfreeze))
@@ -143,16 +152,39 @@ def count_trainable(model) -> int:
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
+def best_epoch_count(run_dir: Path, monitor: str, phase: int, fallback: int, mode: str = "min") -> int:
+    """Epochs from the start of `phase` to its best `monitor` value in history.csv (`fallback` without one)."""
+    import numpy as np
+    import pandas as pd
+
+    path = Path(run_dir) / "history.csv"
+    if not path.is_file():
+        return fallback
+    h = pd.read_csv(path)
+    rows = h[h["phase"] == phase] if "phase" in h else h
+    if monitor not in rows or rows[monitor].isna().all():
+        return fallback
+    values = rows[monitor].astype(float).to_numpy()
+    return int(np.nanargmin(values) if mode == "min" else np.nanargmax(values)) + 1
+
+
 def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, val_ds, steps: int, monitor: str,
-               compiled, verbose: int, chief: bool, model_name: str, models=None):
+               compiled, verbose: int, chief: bool, model_name: str, models=None, refit_ds=None, refit_steps=None,
+               before_refit=None):
     """Fit every phase of the plan, resuming from `state` (a `resume.State`) when given; returns the model.
 
-    `compiled` is the task's CompileSpec (loss, metrics, class weights); `models` its model registry."""
+    `compiled` is the task's CompileSpec (loss, metrics, class weights); `models` its model registry.
+    A refit phase trains on `refit_ds` (train+val, `refit_steps` a epoch) from the initial weights;
+    `before_refit(model)` sees the model that val chose, before it is replaced.
+    """
+    import dataclasses
+
     from kiln.train.callbacks import ResumeState, build_callbacks
     from kiln.train.optim import build_optimizer
     from kiln.train.resume import State, restore, truncate_history, write_state
 
     plan = plan_phases(cfg, model, model_name, models)
+    initial = model.get_weights() if any(p.refit for p in plan) else None  # the seeded initialisation
     epoch = state.epoch if state else 0
     if state is not None and state.phase > len(plan):  # e.g. finetune_epochs=0 on resume after phase 1
         restore(model, State(**{**state.__dict__, "optimizer": None}))
@@ -161,17 +193,28 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
         if state is not None and phase.index < state.phase:
             continue
         resuming = state is not None and phase.index == state.phase
-        phase_cfg = phase.train_config(cfg.train.model_copy(update={"monitor": monitor}))
+        phase_monitor, phase_train, phase_val, phase_steps = monitor, train_ds, val_ds, steps
+        if phase.refit:
+            chosen = best_epoch_count(run_dir, monitor, phase.index - 1, fallback=epoch, mode=compiled.mode)
+            # phase 1's own schedule (its planned length), stopped where val was best: the same learning-rate path
+            # to the chosen epoch, on more data (a schedule squeezed into fewer epochs decays before the model learns)
+            phase = dataclasses.replace(phase, epochs=max(1, chosen), schedule_epochs=plan[phase.index - 2].epochs)
+            phase_monitor, phase_train, phase_val, phase_steps = monitor.removeprefix("val_"), refit_ds, None, refit_steps
+        phase_cfg = phase.train_config(cfg.train.model_copy(update={"monitor": phase_monitor}))
         note = apply_phase(model, phase)
+        if phase.refit:
+            note = f"refit: a fresh model on train+val for the {phase.epochs} epochs val chose"
         with strategy.scope():
             model.compile(
-                optimizer=build_optimizer(phase_cfg, steps, phase.epochs),
+                optimizer=build_optimizer(phase_cfg, phase_steps, phase.schedule_epochs or phase.epochs),
                 loss=compiled.loss,
                 metrics=compiled.metrics,
                 jit_compile=cfg.train.jit_compile,
             )
             if resuming:
                 restore(model, state)  # weights, and optimizer state (with the schedule's position) mid-phase
+            if phase.refit and (not resuming or state.epoch == state.phase_start):
+                model.set_weights(initial)  # not yet started: begin from the initialisation, not from phase 1's weights
         start = state.phase_start if resuming else epoch
         end = start + phase.epochs
         if len(plan) > 1:
@@ -188,11 +231,13 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
                                         mode=compiled.mode)
             tracker = ResumeState(run_dir, phase.index, start, callbacks, state if resuming else None, writer=chief,
                                   initial_epoch=epoch)
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker], shuffle=False,
-                      class_weight=compiled.class_weight, verbose=verbose)
+            model.fit(phase_train, validation_data=phase_val, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker],
+                      shuffle=False, class_weight=compiled.class_weight, verbose=verbose)
             epoch = tracker.completed
         state = None
-        if chief and phase is not plan[-1]:
+        if before_refit is not None and phase.index < len(plan) and plan[phase.index].refit:
+            before_refit(model)
+        if chief and phase.index < len(plan):
             # Phase boundary: the next phase starts from these (best) weights with a fresh optimizer.
             write_state(run_dir, model, phase=phase.index + 1, epoch=epoch, phase_start=epoch, optimizer=False)
     return model

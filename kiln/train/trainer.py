@@ -51,12 +51,17 @@ def _train(cfg: Config, task, strategy, folder):
     from kiln.evaluate.plots import plot_history
     from kiln.run import Run
     from kiln.train.distribute import agree, shard_options
-    from kiln.train.phases import fit_phases
+    from kiln.train import auto
+    from kiln.train.phases import best_epoch_count, fit_phases
     from kiln.train.resume import check_splits
 
     started = time.time()
     model_name = task.choose_model(cfg)  # fail on a bad model name before touching data
     data = task.analyse(task.read_source(cfg), cfg, model_name)
+    saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are in run.json
+    cfg, decisions = task.resolve_auto(cfg, data, model_name)
+    for decision in decisions:
+        print(f"kiln: {decision.line()}", flush=True)
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():  # before the run folder exists: a failed ImageNet download must not leave one behind
         model = task.build_model(model_name, data, cfg)
@@ -64,12 +69,27 @@ def _train(cfg: Config, task, strategy, folder):
     if folder.resuming:
         check_splits(run_dir, task.splits_frame(data))
     log.info("train: run folder %s", run_dir)
-    write_text(run_dir / "config.yaml", dump_config(cfg))
+    write_text(run_dir / "config.yaml", dump_config(saved_cfg))
     task.write_data(data, run_dir)
 
     replicas = int(strategy.num_replicas_in_sync)
     train_ds, val_ds, steps = task.datasets(data, cfg, run_dir, cfg.data.batch_size * replicas)
     train_ds, val_ds = shard_options(train_ds, strategy), shard_options(val_ds, strategy)
+    refit_ds = refit_steps = None
+    if cfg.train.refit is True and val_ds is not None:
+        refit_ds, refit_steps = task.refit_dataset(data, cfg, run_dir, cfg.data.batch_size * replicas)
+        refit_ds = shard_options(refit_ds, strategy)
+    selection_outputs = run_dir / "state" / "selection_val_outputs.npy"
+
+    def keep_val_outputs(selection_model):
+        """Val's outputs from the model val chose: the honest val metrics once the refit has seen val."""
+        if folder.chief:
+            from kiln.io import atomic_path
+
+            outputs = np.asarray(selection_model.predict(val_ds.map(lambda x, y: x), verbose=0))
+            selection_outputs.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(selection_outputs) as tmp:
+                np.save(tmp, outputs)
 
     compiled = task.compile_spec(data, cfg)
     monitor = compiled.monitor if val_ds is not None else compiled.monitor.removeprefix("val_")
@@ -78,7 +98,10 @@ def _train(cfg: Config, task, strategy, folder):
     agree(strategy, folder.state.epoch if folder.state else 0, "resume epoch")
     model = fit_phases(model, cfg, run_dir=run_dir, state=folder.state, strategy=strategy, train_ds=train_ds, val_ds=val_ds,
                        steps=steps, monitor=monitor, compiled=compiled, verbose=verbose, chief=folder.chief,
-                       model_name=model_name, models=task.models)
+                       model_name=model_name, models=task.models, refit_ds=refit_ds, refit_steps=refit_steps,
+                       before_refit=keep_val_outputs)
+    if refit_ds is not None and selection_outputs.is_file():
+        data.outputs["val"] = np.load(selection_outputs)  # the refit model trained on val; the model val chose did not
     if not folder.chief:
         print("kiln: worker finished; the chief writes the run folder", flush=True)
         return None
@@ -89,7 +112,12 @@ def _train(cfg: Config, task, strategy, folder):
         "keras_version": keras.__version__, "task": task.info.name, "model": model_name, **task.run_meta(data),
         "counts": data.counts(), "train_seconds": round(train_seconds, 2), "replicas": replicas,
         "global_batch": cfg.data.batch_size * replicas,
-        "precision": cfg.train.precision,
+        "precision": cfg.train.precision, "auto": auto.record(decisions),
+        **({"refit": {"epochs": int(best_epoch_count(run_dir, monitor, 1, 0, compiled.mode)),
+                      "examples": int(sum(data.counts()[s] for s in ("train", "val"))),
+                      "val_metrics": "from the model val chose, before the refit" if "val" in data.outputs
+                      else "from the refit model, which trained on val"}}
+           if refit_ds is not None else {}),
     })
     save_model(model, run_dir / "model.keras")
     folder.finish()

@@ -134,6 +134,10 @@ def _oracle(cfg: Config, hp, objective):
 
     t = cfg.tune
     epochs = t.trial_epochs or cfg.train.epochs
+    if epochs == "auto":  # hyperband needs a number before any data is read: the most epochs auto would take
+        from kiln.train.auto import EPOCHS_RANGE
+
+        epochs = EPOCHS_RANGE[1]
     if t.algorithm == "hyperband":
         return kt.oracles.HyperbandOracle(objective=objective, max_epochs=epochs, factor=t.hyperband_factor, seed=cfg.seed,
                                          hyperparameters=hp)

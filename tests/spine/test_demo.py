@@ -24,7 +24,9 @@ def test_demo_end_to_end(tmp_path):
     audit = json.loads((run_dir / "audit.json").read_text())
     assert audit["files"] == 1797 and "too_small" not in audit["kinds"]
     exported = json.loads((run_dir / "exports/tflite-int8/export.json").read_text())
-    assert exported["format"] == "tflite" and exported["quantize"] == "int8" and exported["agreement"] >= 0.97
+    assert exported["format"] == "tflite" and exported["quantize"] == "int8"
+    # kiln export keeps only an export that passed its own gate, so the demo's holds min_agreement (0.99)
+    assert exported["passed"] and exported["agreement"] >= exported["min_agreement"] == 0.99
     assert "TFLite int8 agrees with the Keras model" in out.stdout
     predictions = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [p["label"] for p in predictions] == ["0", "3", "7"]

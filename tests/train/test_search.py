@@ -1,7 +1,6 @@
 """Search: `kiln lr-find` (exponential sweep, plot, suggested LR) and `kiln tune` (KerasTuner over the
 config's tune.space, results table, best config that `kiln train --config` accepts)."""
 
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -9,7 +8,6 @@ import pytest
 import yaml
 
 import kiln
-from conftest import KILN
 from kiln.config import load_config
 from kiln.errors import ConfigError
 from kiln.train.lr_find import suggest
@@ -38,9 +36,11 @@ def test_valley_suggestion_on_a_known_curve():
     assert 1e-4 < suggested < 1e-1 and lowest == pytest.approx(lrs[-4])
 
 
-def test_lr_find_options_are_checked_before_anything_runs():
-    r = subprocess.run([KILN, "lr-find", "data=x", "start_lr=fast"], capture_output=True, text=True)
-    assert r.returncode == 2 and "lr-find received start_lr=fast; it must be a number" in r.stderr
+def test_lr_find_options_are_checked_before_anything_runs(capsys):
+    from kiln.cli import main  # the console script's body in this process
+
+    assert main(["lr-find", "data=x", "start_lr=fast"]) == 2
+    assert "lr-find received start_lr=fast; it must be a number" in capsys.readouterr().err
 
 
 def test_tune_writes_results_and_a_best_config_kiln_train_accepts(tmp_path, shapes_dir):
@@ -58,9 +58,9 @@ def test_tune_writes_results_and_a_best_config_kiln_train_accepts(tmp_path, shap
     assert best["train"]["lr"] == out["best"]["values"]["train.lr"]
     assert best["model"]["filters"] == out["best"]["values"]["model.filters"]
     assert best["train"]["epochs"] == 30 and "tune" not in best and "run_dir" not in best
-    r = subprocess.run([KILN, "train", "--config", out["best_config"], f"run_dir={tmp_path / 'best'}", "epochs=1"],
-                       capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr[-2000:]
+    from kiln.cli import main  # the console script's body, in this process (one TensorFlow import saved)
+
+    assert main(["train", "--config", out["best_config"], f"run_dir={tmp_path / 'best'}", "epochs=1", "verbose=0"]) == 0
     assert load_config(tmp_path / "best" / "config.yaml").train.lr == best["train"]["lr"]
 
 

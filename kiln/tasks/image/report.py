@@ -184,6 +184,13 @@ def _summary_section(run, split: str, m: dict, calib: dict) -> str:
         rows.append(("decision threshold", f"{'argmax (0.5)' if value is None else f'{value:.4f}'} on P({t.get('positive_class')}), "
                                            f"rule {t.get('rule')} on {t.get('split')}: precision {t.get('precision', 0):.3f}, "
                                            f"recall {t.get('recall', 0):.3f}, F1 {t.get('f1', 0):.3f}"))
+    if meta.get("refit"):
+        r = meta["refit"]
+        rows.append(("refit", f"a fresh model on train+val ({r.get('examples', r.get('images'))} images) for the "
+                              f"{r.get('epochs')} epochs val chose; val metrics {r.get('val_metrics')}"))
+    for key, d in meta.get("auto", {}).items():  # why the run looks the way it does (kiln/tasks/image/auto.py)
+        value = ",".join(map(str, d["value"])) if isinstance(d["value"], list) else d["value"]
+        rows.append((f"auto {key}", f"{value} ({d['why']})"))
     kv = "".join(f"<tr><td>{_esc(k)}</td><td class='l'>{_esc(v)}</td></tr>" for k, v in rows)
     headline = (f"<p><b>{split}</b> (n={m['n']}): accuracy <b>{m['accuracy']:.4f}</b>, macro F1 {m['macro_f1']:.4f}, "
                 f"top-{m['top_k']} accuracy {m['top_k_accuracy']:.4f}, ROC-AUC {_fmt(m['roc_auc'])}, "

@@ -74,7 +74,8 @@ class ImageTask(Task):
         from kiln.tasks.image.data.prepare import resolve_spec
 
         entry = self.models.get(model_name)
-        spec = resolve_spec(cfg.data, source.facts, entry.default_size, needs_rgb=entry.family != "simple")
+        spec = resolve_spec(cfg.data, source.facts, entry.default_size, needs_rgb=entry.family != "simple",
+                            n_train=int((source.rows["split"] == "train").sum()))
         return Prepared(source.rows, spec, source.skipped, list(source.extra["classes"]), source.facts,
                         extra={"shards": source.extra.get("shards")})
 
@@ -104,11 +105,8 @@ class ImageTask(Task):
                     shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy(),
                     augment=options.get("augment") if training else None, background=spec.alpha_background)
 
-    def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
-        """Train and val datasets at the global batch, with the cache decided over every image and the
-        `augment` section on the training split only."""
-        import numpy as np
-
+    def _options(self, data: Prepared, cfg, run_dir: Path, batch_size: int) -> dict:
+        """make_dataset options shared by every split: the cache decided over every image, the augment layer."""
         from kiln.tasks.image.data.augment import build_augment
         from kiln.tasks.image.data.pipeline import cache_fits_in_memory
 
@@ -119,8 +117,34 @@ class ImageTask(Task):
         if cache == "disk":
             (run_dir / "cache").mkdir(exist_ok=True)
         augment = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
-        common = dict(num_classes=len(data.classes), batch_size=batch_size, cache=cache, augment=augment,
-                      shards=data.extra.get("shards"))
+        return dict(num_classes=len(data.classes), batch_size=batch_size, cache=cache, augment=augment,
+                    shards=data.extra.get("shards"))
+
+    def refit_dataset(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
+        import numpy as np
+
+        rows = data.rows[data.rows["split"].isin(["train", "val"])]
+        ds = self.make_dataset(rows, data.spec, cfg, True, cache_dir=str(run_dir / "cache" / "refit"),
+                               **self._options(data, cfg, run_dir, batch_size))
+        return ds, int(np.ceil(len(rows) / batch_size))
+
+    def resolve_auto(self, cfg, data: Prepared, model_name: str):
+        """Image size, width, epochs, patience, mild augmentation and the refit from the data (kiln/tasks/image/auto.py)."""
+        from kiln.tasks.image.auto import resolve
+        from kiln.train.phases import has_pretrained_weights
+
+        entry = self.models.get(model_name)
+        return resolve(cfg, spec=data.spec, n_train=len(data.split("train")), n_val=len(data.split("val")),
+                       model_name=model_name, family=entry.family, facts=data.facts, own_size=entry.default_size,
+                       pretrained=has_pretrained_weights(cfg, model_name, self.models))
+
+    def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
+        """Train and val datasets at the global batch, with the cache decided over every image and the
+        `augment` section on the training split only."""
+        import numpy as np
+
+        spec = data.spec
+        common = self._options(data, cfg, run_dir, batch_size)
         train_rows, val_rows = data.split("train"), data.split("val")
         train_ds = self.make_dataset(train_rows, spec, cfg, True, cache_dir=str(run_dir / "cache" / "train"), **common)
         val_ds = self.make_dataset(val_rows, spec, cfg, False, cache_dir=str(run_dir / "cache" / "eval"), **common) \
@@ -170,11 +194,11 @@ class ImageTask(Task):
         from kiln.evaluate.threshold import store_threshold
 
         probs = self._split_probs(run, data, "val")
-        data.extra["probs"] = {"val": probs}
+        data.outputs["val"] = probs
         data.extra["threshold"] = store_threshold(run, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
 
     def _split_probs(self, run, data: Prepared, split: str):
-        cached = data.extra.get("probs", {}).get(split)
+        cached = data.outputs.get(split)
         if cached is not None:
             return cached
         if data.extra.get("shards") is not None:

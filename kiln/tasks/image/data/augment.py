@@ -27,9 +27,9 @@ RGB_ONLY = ("saturation", "hue", "grayscale", "augmix")
 
 
 def active(cfg: AugmentConfig) -> list[str]:
-    """The augmentation keys that are switched on."""
+    """The augmentation keys that are switched on (an unresolved `auto` is off: kiln/train/auto.py decides it)."""
     return [k for k in AugmentConfig.model_fields
-            if not k.startswith("randaugment_") and getattr(cfg, k) not in (0, 0.0, False, "none")]
+            if not k.startswith("randaugment_") and getattr(cfg, k) not in (0, 0.0, False, "none", "auto")]
 
 
 def image_layers(cfg: AugmentConfig, size: tuple[int, int], channels: int, seed: int = 0) -> list:
@@ -38,6 +38,7 @@ def image_layers(cfg: AugmentConfig, size: tuple[int, int], channels: int, seed:
 
     h, w = int(size[0]), int(size[1])
     out: list = []
+    cfg = cfg.model_copy(update={k: 0.0 for k in ("rotation", "zoom", "translation") if getattr(cfg, k) == "auto"})
 
     def add(layer_cls, *args, **kwargs):
         out.append(layer_cls(*args, seed=seed + 1 + len(out), **kwargs))
@@ -130,9 +131,6 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     from kiln.tasks.image.models import get_entry
     from kiln.tasks.image.models.weights import auto_model
 
-    if not active(cfg.augment):
-        raise ConfigError(received("augment-preview", "augment", "<all off>", "no augmentation is switched on",
-                                   "Example: kiln augment-preview data=DIR flip=horizontal rotation=0.05 mixup=0.2"))
     frame = sources.discover(cfg.data.path)
     rng = np.random.default_rng(cfg.seed)
     picked = frame.iloc[rng.permutation(len(frame))[: min(samples, len(frame))]].reset_index(drop=True)
@@ -144,7 +142,16 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     classes = sorted(frame["label"].unique())
     y = picked["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.model.weights))
-    spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple")
+    spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple",
+                        n_train=len(frame))
+    from kiln.tasks.image.auto import resolve
+    from kiln.train.phases import has_pretrained_weights
+
+    cfg = resolve(cfg, spec=spec, n_train=len(frame), n_val=0, model_name=entry.name, family=entry.family,
+                  pretrained=has_pretrained_weights(cfg, entry.name))[0]  # augment=auto as training would take it
+    if not active(cfg.augment):
+        raise ConfigError(received("augment-preview", "augment", "<all off>", "no augmentation is switched on",
+                                   "Example: kiln augment-preview data=DIR flip=horizontal rotation=0.05 mixup=0.2"))
     ds = make_dataset(picked["path"].tolist(), y, len(classes), size=spec.size, channels=spec.channels,
                       resize=spec.resize, batch_size=len(picked), background=spec.alpha_background)
     images, onehot = next(iter(ds))  # (n, H, W, C) uint8, (n, K)

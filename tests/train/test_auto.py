@@ -1,0 +1,83 @@
+"""`auto` values: the rules, their one-line record, and a defaults run that refits on train+val."""
+
+import json
+
+import pytest
+
+import kiln
+from kiln.config import load_config
+from kiln.tasks.image.data.prepare import ImageSpec
+from kiln.tasks.image.auto import auto_epochs, auto_filters, auto_patience, resolve
+
+
+def _resolve(n_train=700, n_val=90, side=32, family="simple", pretrained=False, model="cnn", **overrides):
+    cfg = load_config(overrides=overrides)
+    return resolve(cfg, spec=ImageSpec(side, side, 1, "stretch"), n_train=n_train, n_val=n_val, model_name=model,
+                   family=family, pretrained=pretrained)
+
+
+def test_rules_follow_image_side_and_dataset_size():
+    assert auto_filters(8) == auto_filters(16) == [32, 64]
+    assert auto_filters(32) == [32, 64, 128]
+    assert auto_filters(64) == [32, 64, 128, 256]
+    assert auto_filters(128) == [32, 64, 128, 256, 256]
+    assert [auto_epochs(n) for n in (50, 300, 718, 1500, 100_000)] == [100, 100, 42, 20, 20]
+    assert auto_patience(20) == 10 and auto_patience(100) == 50
+
+
+def test_defaults_decide_recipe_and_say_why():
+    cfg, decisions = _resolve()
+    by_key = {d.key: d for d in decisions}
+    assert set(by_key) == {"model.filters", "model.convs_per_block", "train.epochs", "train.patience", "augment.translation",
+                           "augment.zoom", "augment.rotation", "train.refit"}
+    assert (cfg.model.filters, cfg.model.convs_per_block, cfg.train.epochs, cfg.train.patience) == ([32, 64, 128], 2, 43, 21)
+    assert cfg.train.refit is True and cfg.augment.translation == 0.08 and cfg.augment.flip == "none"
+    assert cfg.augment.hue == 0.0  # colour may be the class: never changed by auto
+    for d in decisions:
+        line = d.line()
+        assert line.startswith(f"auto: {d.key}=") and "\n" not in line and line.endswith(")"), line
+    assert by_key["train.refit"].line() == "auto: train.refit=true (val (90 images) chooses the epoch, then trains too)"
+
+
+def test_given_values_are_kept_and_change_what_auto_decides():
+    cfg, decisions = _resolve(**{"epochs": 8, "model.filters": [16, 32], "augment.translation": 0.2})
+    keys = {d.key for d in decisions}
+    assert "train.epochs" not in keys and "model.filters" not in keys and "augment.translation" not in keys
+    assert (cfg.train.epochs, cfg.model.filters, cfg.augment.translation) == (8, [16, 32], 0.2)
+    assert cfg.model.convs_per_block == 1  # the blocks the user described
+    assert cfg.train.refit is False and cfg.augment.zoom == 0.0  # a run of a given length trains as asked
+    assert cfg.train.patience == 10
+    backbone, _ = _resolve(family="keras_applications", pretrained=True, model="mobilenet_v2")
+    assert backbone.train.refit is False and backbone.augment.rotation == 0.0
+    no_val, _ = _resolve(n_val=0)
+    assert no_val.train.refit is False
+
+
+def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path, capsys):
+    """A short run with the refit on (a full defaults run takes minutes: bench/defaults.py measures those):
+    decisions printed once each and kept in run.json; the final model trained on train+val for the epochs
+    val chose; val metrics from the model val chose."""
+    run = kiln.train(data=str(shapes_dir), run_dir=str(tmp_path / "auto"), image_size=16, seed=3, epochs=4, refit=True,
+                     train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("kiln: auto: ")]
+    meta = json.loads((run.path / "run.json").read_text())
+    assert len(printed) == len(meta["auto"]) and len(set(printed)) == len(printed)
+    assert meta["auto"]["model.filters"] == {"value": [32, 64], "why": "2 blocks halve 16 px to 4 px"}
+    assert "train.refit" not in meta["auto"] and "train.epochs" not in meta["auto"]  # given, not decided
+    history = run.history
+    phase1, refit = history[history["phase"] == 1], history[history["phase"] == 2]
+    chosen = int(phase1["val_loss"].to_numpy().argmin()) + 1
+    assert len(phase1) == 4
+    assert meta["refit"] == {"epochs": chosen, "examples": 108, "val_metrics": "from the model val chose, before the refit"}
+    assert len(refit) == chosen and refit["val_loss"].isna().all() and refit["loss"].notna().all()
+    assert run.config.model.filters == [32, 64] and run.config.model.convs_per_block == 2  # Run.config: what auto chose
+    assert "filters: auto" in (run.path / "config.yaml").read_text()  # config.yaml keeps auto: it retrains the same way
+    assert set(run.metrics) == {"val", "test"} and not (run.path / "state").exists()
+
+
+@pytest.mark.parametrize("value", ["sometimes", -1])
+def test_bad_auto_keys_are_refused(value):
+    from kiln.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="refit|epochs"):
+        load_config(overrides={"refit" if value == "sometimes" else "epochs": value})
