@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/autotune.py [--rounds 3] [--epochs 10]
 
-Kiln turns the autotuner off (kiln/data/pipeline.py, `pipeline_options`): Keras makes a new iterator every
+Kiln turns the autotuner off (kiln/tasks/image/data/pipeline.py, `pipeline_options`): Keras makes a new iterator every
 epoch and every validation pass, and destroying one waits for the autotuner's thread. This measures what
 that costs: the median and the mean epoch (epoch 2 on), and the slowest, with the autotuner switched back on
 through `tf.data.Options` and with Kiln's setting, in alternating rounds.
@@ -28,9 +28,9 @@ def main():
     import tensorflow as tf
     from synth import make_image_folder
 
-    from kiln.data import sources
-    from kiln.data.pipeline import make_dataset
-    from kiln.models import create_model
+    from kiln.tasks.image.data import sources
+    from kiln.tasks.image.data.pipeline import make_dataset
+    from kiln.tasks.image.models import create_model
 
     root = DATA / "png_2000_32"
     if not (root / ".complete").exists():

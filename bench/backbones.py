@@ -29,9 +29,9 @@ SECTION = "## Backbones: images/s on this CPU (`bench/backbones.py`)"
 
 def ordered(names: list[str]) -> tuple[list[str], list[str]]:
     """(each family's smallest member, the rest by input side)."""
-    from kiln.models import get_entry
-    from kiln.models.backbones import BACKBONES
-    from kiln.models.vit import SIZES
+    from kiln.tasks.image.models import get_entry
+    from kiln.tasks.image.models.backbones import BACKBONES
+    from kiln.tasks.image.models.vit import SIZES
 
     smallest_first = list(BACKBONES) + list(SIZES)  # each family is listed smallest first
     names = sorted(names, key=smallest_first.index)
@@ -50,7 +50,7 @@ def measure(name: str, batch: int, steps: int) -> dict:
     import keras
     import numpy as np
 
-    from kiln.models import create_model, get_entry
+    from kiln.tasks.image.models import create_model, get_entry
 
     side = get_entry(name).default_size
     t0 = time.perf_counter()
@@ -99,7 +99,7 @@ def main():
     ap.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     args = ap.parse_args()
 
-    from kiln.models import get_entry, list_models
+    from kiln.tasks.image.models import get_entry, list_models
 
     names = [n for n in list_models() if get_entry(n).family != "simple"
              and any(fnmatch.fnmatch(n, g.strip()) for g in args.models.split(","))]

@@ -37,7 +37,7 @@ def main():
     from synth import make_image_folder
 
     import kiln
-    from kiln.models import create_model
+    from kiln.tasks.image.models import create_model
 
     root = DATA / f"png_{args.n}_32"
     if not (root / ".complete").exists():

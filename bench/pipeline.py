@@ -27,8 +27,8 @@ def main():
     import keras
     import tensorflow as tf
 
-    from kiln.data import sources
-    from kiln.data.pipeline import make_dataset
+    from kiln.tasks.image.data import sources
+    from kiln.tasks.image.data.pipeline import make_dataset
 
     frame = sources.discover(root)
     paths = frame["path"].tolist()

@@ -31,7 +31,7 @@ def main():
     size = (args.size, args.size)
 
     import kiln
-    from kiln.data.audit import AuditOptions, audit
+    from kiln.tasks.image.data.audit import AuditOptions, audit
 
     # The audit first, as `kiln audit` runs it: TensorFlow not loaded yet, so workers are forked.
     cores = os.cpu_count() or 1
@@ -49,9 +49,9 @@ def main():
     all_s, all_cpu = min(r[1] for r in runs)
 
     from kiln.config import Config
-    from kiln.data.pipeline import make_dataset
-    from kiln.data.prepare import prepare
-    from kiln.data.records import ShardSource
+    from kiln.tasks.image.data.pipeline import make_dataset
+    from kiln.tasks.image.data.prepare import prepare
+    from kiln.tasks.image.data.records import ShardSource
 
     out = DATA / f"shards_{root.name}"
     if out.exists():

@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kiln.models import create_model  # noqa: E402
+from kiln.tasks.image.models import create_model  # noqa: E402
 from kiln.train.distribute import precision_policy  # noqa: E402
 from kiln.train.resume import write_state  # noqa: E402
 

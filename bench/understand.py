@@ -70,7 +70,7 @@ def bench_inspect() -> None:
 
 def bench_label_issues() -> None:
     import kiln
-    from kiln.evaluate.label_issues import find_label_issues
+    from kiln.tasks.image.label_issues import find_label_issues
     from synth import make_image_folder
 
     root = DATA / "label_issues"

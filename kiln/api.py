@@ -35,26 +35,26 @@ def augment_preview(config: str | Path | None = None, out: str | Path | None = N
                     **overrides) -> Path:
     """Write a PNG grid of augmented training images (the `augment` section applied); returns its path."""
     from kiln.config import load_config
-    from kiln.data.augment import augment_preview as preview
+    from kiln.tasks.image.data.augment import augment_preview as preview
 
     cfg = load_config(config, overrides=_flatten_kwargs(overrides))
     return preview(cfg, out=out, samples=samples, variants=variants)
 
 
 def audit(data: str | Path, out: str | Path | None = None, fix: str | None = None, progress: bool = True, **options) -> dict:
-    """Audit a dataset (kiln/data/audit.py): the report dict, also written as out/audit.json and audit.html.
+    """Audit a dataset (kiln/tasks/image/data/audit.py): the report dict, also written as out/audit.json and audit.html.
 
     `options` are `AuditOptions` fields (min_side, max_aspect, near_distance, max_pixels, workers,
     thumbnails). `fix="quarantine"` moves problem files beside DATA; the report gains `"manifest"`.
     """
-    from kiln.data.audit import audit as run_audit
+    from kiln.tasks.image.data.audit import audit as run_audit
     from kiln.errors import ConfigError, received
 
     if fix not in (None, "quarantine"):
         raise ConfigError(received("audit", "fix", fix, "the only fix is quarantine (move problem files aside)", "Use fix='quarantine'"))
     report = run_audit(data, out=out, options=options, progress=progress)
     if fix == "quarantine" and report["quarantine"]:
-        from kiln.data.quarantine import quarantine
+        from kiln.tasks.image.data.quarantine import quarantine
 
         report["manifest"] = str(quarantine(report))
     return report
@@ -62,9 +62,9 @@ def audit(data: str | Path, out: str | Path | None = None, fix: str | None = Non
 
 def convert(data: str | Path, out: str | Path, config: str | Path | None = None, shard_mb: int = 100, shard_images: int = 5000,
             workers: int = 0, progress: bool = True, **overrides) -> dict:
-    """Write TFRecord shards of a dataset (kiln/data/records.py); overrides are config keys (val_split, seed, ...)."""
+    """Write TFRecord shards of a dataset (kiln/tasks/image/data/records.py); overrides are config keys (val_split, seed, ...)."""
     from kiln.config import load_config
-    from kiln.data.records import convert as run_convert
+    from kiln.tasks.image.data.records import convert as run_convert
 
     cfg = load_config(config, overrides=_flatten_kwargs(overrides))
     return run_convert(data, out, cfg, shard_mb=shard_mb, shard_images=shard_images, workers=workers, progress=progress)
@@ -99,7 +99,7 @@ def report(run: str | Path | Run, out: str | Path | None = None, split: str | No
 
 def label_issues(run: str | Path | Run, method: str = "cv", folds: int = 5, epochs: int | None = None, **options):
     """Training images whose label is probably wrong (cleanlab on out-of-sample probabilities), as a DataFrame."""
-    from kiln.evaluate.label_issues import find_label_issues
+    from kiln.tasks.image.label_issues import find_label_issues
 
     return find_label_issues(run if isinstance(run, Run) else load_run(run), method=method, folds=folds, epochs=epochs,
                              **options)

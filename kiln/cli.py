@@ -74,7 +74,7 @@ def train(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 def demo(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
     """Train, evaluate and predict on scikit-learn's handwritten digits."""
     from kiln.config import parse_overrides
-    from kiln.demo import demo as run_demo
+    from kiln.tasks.image.demo import demo as run_demo
 
     words, pairs = _split(args)
     _no_words(words, "demo")
@@ -116,7 +116,7 @@ def predict(args: Optional[List[str]] = ARGS):
 @app.command()
 def models(pattern: str = typer.Argument("*", help="glob over model names, e.g. 'efficientnet*'")):
     """List registered models."""
-    from kiln.models import get_entry, list_models
+    from kiln.tasks.image.models import get_entry, list_models
 
     names = list_models(pattern)
     for name in names:
@@ -155,11 +155,11 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
 def audit(args: Optional[List[str]] = ARGS):
     """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [fix=quarantine] [ignore=KIND,..] [min_side=16 ...]; kiln audit restore MANIFEST."""
     from kiln.config.load import build
-    from kiln.data import audit as auditing
+    from kiln.tasks.image.data import audit as auditing
 
     words, pairs = _split(args)
     if words[:1] == ["restore"] and len(words) == 2:
-        from kiln.data.quarantine import restore
+        from kiln.tasks.image.data.quarantine import restore
 
         _options(pairs, {}, "audit restore")
         print(f"kiln: restored {restore(words[1])} file(s) to where they were")
@@ -183,7 +183,7 @@ def audit(args: Optional[List[str]] = ARGS):
     for line in auditing.summary_lines(report):
         print(line)
     if opts.get("fix") == "quarantine" and report["quarantine"]:
-        from kiln.data.quarantine import quarantine
+        from kiln.tasks.image.data.quarantine import quarantine
 
         manifest = quarantine(report)
         print(f"kiln: moved {len(report['quarantine'])} file(s) to {manifest.parent}; undo with kiln audit restore {manifest}")
@@ -197,7 +197,7 @@ def audit(args: Optional[List[str]] = ARGS):
 def convert(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
     """Pack images into TFRecord shards: kiln convert DATA out=DIR [shard_mb=100] [shard_images=5000] [val_split=.. seed=..]; kiln convert verify DIR."""
     from kiln.config import load_config
-    from kiln.data import records
+    from kiln.tasks.image.data import records
 
     words, pairs = _split(args)
     if words[:1] == ["verify"] and len(words) == 2:
@@ -301,7 +301,7 @@ def report(args: Optional[List[str]] = ARGS):
 @app.command(name="label-issues")
 def label_issues(args: Optional[List[str]] = ARGS):
     """Likely label errors in the training split: kiln label-issues RUN_DIR [method=cv|fast] [folds=5] [epochs=N]."""
-    from kiln.evaluate.label_issues import find_label_issues
+    from kiln.tasks.image.label_issues import find_label_issues
     from kiln.run import load_run
 
     words, pairs = _split(args)

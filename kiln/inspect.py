@@ -382,7 +382,7 @@ def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
     if path.exists() or "/" in source or source.endswith(".keras"):
         raise ConfigError(received("inspect", "MODEL", source, "it is neither a run folder with model.keras nor a .keras file",
                                    "Pass a registered model name (kiln models), a run folder or a .keras file"))
-    from kiln.models import create_model, get_entry
+    from kiln.tasks.image.models import create_model, get_entry
 
     entry = get_entry(source)
     if input_shape is None:

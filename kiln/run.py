@@ -40,7 +40,7 @@ class Run:
 
     @property
     def spec(self):
-        from kiln.data.prepare import ImageSpec
+        from kiln.tasks.image.data.prepare import ImageSpec
 
         return ImageSpec.from_dict(self.meta["image"])
 
@@ -71,7 +71,7 @@ class Run:
         return keras.saving.load_model(self.path / "model.keras", safe_mode=True, compile=False)
 
     def dataset(self, paths, labels=None, batch_size: int = 64, use_pil=None):
-        from kiln.data.pipeline import make_dataset
+        from kiln.tasks.image.data.pipeline import make_dataset
 
         labels = np.zeros(len(paths), int) if labels is None else labels
         spec = self.spec
@@ -91,13 +91,13 @@ class Run:
 
         Two-class runs decide with the threshold stored in run.json; `threshold=` overrides it here.
         """
-        from kiln.evaluate.evaluate import evaluate_run
+        from kiln.tasks.image.evaluate import evaluate_run
 
         return evaluate_run(self, data=data, split=split, out=out, top_k=top_k, threshold=threshold)
 
     def predict(self, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
         """One dict per readable image: path, label, score, top_k [[label, score], ...]."""
-        from kiln.evaluate.predict import predict_paths
+        from kiln.tasks.image.predict import predict_paths
 
         return predict_paths(self, paths, top_k=top_k, out=out)
 

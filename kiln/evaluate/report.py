@@ -328,7 +328,7 @@ def _gallery_section(rows: pd.DataFrame, y, pred, probs, classes, limit: int) ->
 
 
 def _gradcam_section(run, rows: pd.DataFrame, y, pred, probs, classes, wrong_order: np.ndarray, limit: int) -> str:
-    from kiln.evaluate.gradcam import gradcam, layer_path_name, overlay, resolve_target
+    from kiln.tasks.image.gradcam import gradcam, layer_path_name, overlay, resolve_target
 
     title = '<h2 id="gradcam">Grad-CAM</h2>'
     if limit <= 0 or not len(rows):
@@ -457,7 +457,7 @@ def build_report(run, split: str | None = None, gallery: int = 24, gradcam_sampl
     split, rows = _split_rows(run, split)
     shard = None
     try:
-        from kiln.data.records import shard_predictions
+        from kiln.tasks.image.data.records import shard_predictions
 
         shard = shard_predictions(run, None, split)
     except ImportError:

@@ -23,11 +23,11 @@ from typing import Optional
 from pydantic import Field
 
 from kiln.config.schema import Section
-from kiln.serve.inputs import ApiError
+from kiln.tasks.image.serve.inputs import ApiError
 
 log = logging.getLogger("kiln.serve")
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parents[1] / "tasks" / "image" / "serve" / "static"
 OPEN_PATHS = {"/", "/favicon.ico", "/v2/health/live", "/v2/health/ready"}  # no API key needed
 
 
@@ -49,7 +49,7 @@ class State:
 
     def __init__(self, model, opts: ServeOptions):
         from kiln.serve.batching import MicroBatcher
-        from kiln.serve.inputs import BatchDecoder
+        from kiln.tasks.image.serve.inputs import BatchDecoder
         from kiln.serve.metrics import Metrics
 
         self.model = model
@@ -148,7 +148,7 @@ def _warm_decoder(state) -> None:
     import numpy as np
     from PIL import Image
 
-    from kiln.serve.inputs import decode_image
+    from kiln.tasks.image.serve.inputs import decode_image
 
     blobs = []
     for fmt in ("PNG", "JPEG"):
@@ -172,7 +172,7 @@ def create_app(source, name: str | None = None, api_key: str | None = None, **op
     from kiln.config import build
     from kiln.serve.metrics import CONTENT_TYPE
     from kiln.serve.model import load_served
-    from kiln.serve.protocols import router
+    from kiln.tasks.image.serve.protocols import router
 
     values = {k: v for k, v in dict(name=name, api_key=api_key, **options).items() if v is not None}
     opts = build(ServeOptions, values, "serve")

@@ -7,7 +7,7 @@ While the model runs, new requests queue up, so under load batches fill without 
 `max_batch_size=1` turns batching off: one model call per request, in arrival order.
 
 A request's images are a uint8 array `(n, H, W, C)` or a list of rows, each an `(H, W, C)` array or
-encoded file bytes (checked by the request, see `kiln.serve.inputs.prepare_images`). The inference
+encoded file bytes (checked by the request, see `kiln.tasks.image.serve.inputs.prepare_images`). The inference
 thread decodes every encoded row of a micro-batch in one `decode` call (`BatchDecoder`), then runs the
 model: neither the decode nor the model call runs on the event loop, and both are shared by the batch.
 

@@ -22,7 +22,7 @@ PLATFORMS = {"keras": "keras", "savedmodel": "tensorflow_savedmodel", "tflite": 
 class ServedModel:
     name: str
     classes: list[str]
-    spec: object  # kiln.data.prepare.ImageSpec
+    spec: object  # kiln.tasks.image.data.prepare.ImageSpec
     predictor: object  # callable (N, H, W, C) uint8 -> (N, K) float32
     format: str
     quantize: str
@@ -40,7 +40,7 @@ class ServedModel:
 
 def load_served(source: str | Path, name: str | None = None) -> ServedModel:
     """A run folder (run.json + model.keras) or an export folder (export.json)."""
-    from kiln.data.prepare import ImageSpec
+    from kiln.tasks.image.data.prepare import ImageSpec
     from kiln.export.export import MANIFEST, format_module
 
     path = Path(source)

@@ -95,8 +95,8 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     """Run the sweep for `cfg`; returns {"suggested_lr", "min_loss_lr", "steps", "folder", ...}."""
     import keras
 
-    from kiln.data.prepare import prepare, resolve_spec
-    from kiln.models import create_model, get_entry
+    from kiln.tasks.image.data.prepare import prepare, resolve_spec
+    from kiln.tasks.image.models import create_model, get_entry
     from kiln.run import new_run_dir
     from kiln.train.distribute import precision_policy
     from kiln.train.optim import build_optimizer

@@ -63,7 +63,7 @@ def has_pretrained_weights(cfg: Config, model_name: str | None = None) -> bool:
     if text == "auto":
         if model_name is None:
             return True
-        from kiln.models import get_entry
+        from kiln.tasks.image.models import get_entry
 
         return bool(get_entry(model_name).meta.get("pretrained", False))
     return True  # imagenet, a run folder, a .keras / .weights.h5 / .h5 file

@@ -25,7 +25,7 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
 
 def choose_model(cfg: Config) -> str:
     """`model=auto`: the weights source's own model (weights=RUN_DIR), else a small CNN from scratch."""
-    from kiln.models.weights import auto_model, check_weights
+    from kiln.tasks.image.models.weights import auto_model, check_weights
 
     name = auto_model(cfg.model.weights) if cfg.model.name == "auto" else cfg.model.name
     check_weights(name, cfg.model.weights)  # a bad weights= fails here, before any data is read
@@ -35,19 +35,19 @@ def choose_model(cfg: Config) -> str:
 def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
     """Train and val datasets batched by the global batch (`data.batch_size` per replica x replicas), and
     steps per epoch."""
-    from kiln.data.pipeline import cache_fits_in_memory, make_dataset
+    from kiln.tasks.image.data.pipeline import cache_fits_in_memory, make_dataset
 
     k = len(data.classes)
     cache = cfg.data.cache
     if cache == "auto":
         cache = "memory" if cache_fits_in_memory(len(data.table), spec.size, spec.channels) else "none"
     batch_size = cfg.data.batch_size * replicas
-    from kiln.data.augment import build_augment
+    from kiln.tasks.image.data.augment import build_augment
 
     augment = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
 
     def ds(rows, training):
-        # a TFRecord shard folder reads its split's shards instead of the files (kiln/data/records.py)
+        # a TFRecord shard folder reads its split's shards instead of the files (kiln/tasks/image/data/records.py)
         make = make_dataset if data.shards is None else data.shards.dataset_for(rows)
         return make(rows["path"].tolist(), rows["y"].to_numpy(), k, size=spec.size, channels=spec.channels,
                             resize=spec.resize, batch_size=batch_size, training=training, seed=cfg.seed,
@@ -88,11 +88,11 @@ def _train(cfg: Config, strategy, folder):
     import tensorflow as tf
 
     from kiln import __version__
-    from kiln.data import check
-    from kiln.data.prepare import prepare, resolve_spec, write_splits
+    from kiln.tasks.image.data import check
+    from kiln.tasks.image.data.prepare import prepare, resolve_spec, write_splits
     from kiln.evaluate.metrics import classification_metrics
     from kiln.evaluate.plots import plot_confusion, plot_history
-    from kiln.models import create_model, get_entry
+    from kiln.tasks.image.models import create_model, get_entry
     from kiln.run import Run
     from kiln.train.distribute import agree, shard_options
     from kiln.train.phases import fit_phases

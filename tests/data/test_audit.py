@@ -117,7 +117,7 @@ def mixed(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mixed_audit(mixed, tmp_path_factory):
-    from kiln.data import audit as auditing
+    from kiln.tasks.image.data import audit as auditing
 
     root, _ = mixed
     before = tree_state(root)
@@ -242,7 +242,7 @@ def test_training_on_the_mixed_folder_finishes(mixed, tmp_path, caplog):
 
 
 def test_near_pairs_matches_brute_force():
-    from kiln.data.audit import near_pairs
+    from kiln.tasks.image.data.audit import near_pairs
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 2**63, 60, dtype=np.uint64)

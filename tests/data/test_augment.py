@@ -24,7 +24,7 @@ def batch(n=8, size=32, channels=3, k=3, seed=0):
 
 
 def test_every_key_is_a_layer_and_nothing_is_on_by_default():
-    from kiln.data.augment import active, build_augment, image_layers
+    from kiln.tasks.image.data.augment import active, build_augment, image_layers
 
     assert active(AugmentConfig()) == [] and build_augment(AugmentConfig(), (32, 32), 3) is None
     cfg = AugmentConfig(**ALL_ON)
@@ -39,7 +39,7 @@ def test_every_key_is_a_layer_and_nothing_is_on_by_default():
 
 @pytest.mark.parametrize("channels", [3, 1])
 def test_all_on_keeps_shape_dtype_and_label_mass(channels):
-    from kiln.data.augment import build_augment
+    from kiln.tasks.image.data.augment import build_augment
 
     images, labels = batch(channels=channels)
     out, soft = build_augment(AugmentConfig(**ALL_ON), (32, 32), channels, seed=3)(images, labels)
@@ -51,7 +51,7 @@ def test_all_on_keeps_shape_dtype_and_label_mass(channels):
 def test_seeded_in_tf_data_and_different_each_epoch():
     import tensorflow as tf
 
-    from kiln.data.augment import build_augment
+    from kiln.tasks.image.data.augment import build_augment
 
     images, labels = batch()
 
@@ -66,7 +66,7 @@ def test_seeded_in_tf_data_and_different_each_epoch():
 
 @pytest.mark.parametrize("key", ["mixup", "cutmix"])
 def test_mixing_softens_labels_consistently(key):
-    from kiln.data.augment import build_augment
+    from kiln.tasks.image.data.augment import build_augment
 
     images, labels = batch(n=16)
     fn = build_augment(AugmentConfig(**{key: 1.0}), (32, 32), 3, seed=0)

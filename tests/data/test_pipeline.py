@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kiln.data.pipeline import _decode, decode_batch, decode_bytes, make_dataset, resize_array
+from kiln.tasks.image.data.pipeline import _decode, decode_batch, decode_bytes, make_dataset, resize_array
 
 
 def smooth(h, w, seed=0):

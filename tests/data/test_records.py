@@ -83,9 +83,9 @@ def test_rerun_is_idempotent_and_verify_catches_a_corrupted_shard(source, shards
 
 
 def test_shards_give_the_same_pixels_as_the_folder(shards):
-    from kiln.data import check
-    from kiln.data.pipeline import make_dataset
-    from kiln.data.records import ShardSource
+    from kiln.tasks.image.data import check
+    from kiln.tasks.image.data.pipeline import make_dataset
+    from kiln.tasks.image.data.records import ShardSource
 
     out, _ = shards
     src = ShardSource(out)

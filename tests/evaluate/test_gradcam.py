@@ -21,7 +21,7 @@ def _images(rng, n):
 def trained():
     import keras
 
-    from kiln.models import create_model
+    from kiln.tasks.image.models import create_model
 
     rng = np.random.default_rng(0)
     x, y, _ = _images(rng, 400)
@@ -33,7 +33,7 @@ def trained():
 
 
 def test_heatmap_peaks_on_the_object(trained):
-    from kiln.evaluate.gradcam import find_target_layer, gradcam, upsample
+    from kiln.tasks.image.gradcam import find_target_layer, gradcam, upsample
 
     model, (x, y, boxes) = trained
     assert [layer.name for layer in find_target_layer(model)] == ["block2_conv1_act"]
@@ -51,7 +51,7 @@ def test_heatmap_peaks_on_the_object(trained):
 def test_nested_backbone_gives_the_same_map(trained):
     import keras
 
-    from kiln.evaluate.gradcam import find_target_layer, gradcam, overlay
+    from kiln.tasks.image.gradcam import find_target_layer, gradcam, overlay
 
     model, (x, y, _) = trained
     backbone = keras.Model(model.input, model.get_layer("block2_conv1_act").output, name="backbone")
@@ -70,8 +70,8 @@ def test_nested_backbone_gives_the_same_map(trained):
 
 
 def test_no_conv_layer_is_a_clear_error():
-    from kiln.evaluate.gradcam import gradcam
-    from kiln.models import create_model
+    from kiln.tasks.image.gradcam import gradcam
+    from kiln.tasks.image.models import create_model
 
     with pytest.raises(KilnError, match="no 2-D convolution"):
         gradcam(create_model("dnn", (8, 8, 1), 2, units=[4]), np.zeros((1, 8, 8, 1), np.uint8))
@@ -81,7 +81,7 @@ def test_tiny_final_map_falls_back_to_a_4x4_map():
     import keras
     from keras import layers
 
-    from kiln.evaluate.gradcam import find_target_layer, gradcam
+    from kiln.tasks.image.gradcam import find_target_layer, gradcam
 
     x = inputs = keras.Input((16, 16, 3))
     for i, f in enumerate((4, 8, 8, 8)):  # 8x8, 4x4, 2x2, 1x1

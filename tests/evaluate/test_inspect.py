@@ -77,7 +77,7 @@ def test_padding_stride_dilation_and_nested_model():
 
 def _order(names):
     """One model per family first (the smallest-looking), then the rest."""
-    from kiln.models import get_entry
+    from kiln.tasks.image.models import get_entry
 
     hint = ("tiny", "small", "_b0", "50", "121", "16", "v2", "v3", "cnn", "dnn", "linear")
     ranked = sorted(names, key=lambda n: (not any(h in n for h in hint), len(n), n))
@@ -94,7 +94,7 @@ def test_totals_equal_keras_for_registered_models():
     """One model of every family (about 30 s); KILN_INSPECT_ALL=1 checks every registered model (minutes)."""
     import keras
 
-    from kiln.models import create_model, get_entry, list_models
+    from kiln.tasks.image.models import create_model, get_entry, list_models
 
     order, families = _order(list_models())
     everything = os.environ.get("KILN_INSPECT_ALL") == "1"

@@ -55,7 +55,7 @@ def test_fast_method_finds_flipped_labels(noisy_run, capsys):
 
 
 def test_cv_method_retrains_per_fold(noisy_run):
-    from kiln.evaluate.label_issues import find_label_issues
+    from kiln.tasks.image.label_issues import find_label_issues
 
     run, flipped = noisy_run
     table = find_label_issues(run, method="cv", folds=3, epochs=20, report=False)
@@ -68,7 +68,7 @@ def test_cv_method_retrains_per_fold(noisy_run):
 
 
 def test_bad_options(noisy_run):
-    from kiln.evaluate.label_issues import find_label_issues
+    from kiln.tasks.image.label_issues import find_label_issues
 
     run, _ = noisy_run
     with pytest.raises(ConfigError, match="method"):

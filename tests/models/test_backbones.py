@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kiln.errors import ConfigError
-from kiln.models import create_model, get_entry, list_models
+from kiln.tasks.image.models import create_model, get_entry, list_models
 
 PRETRAINED = [n for n in list_models() if get_entry(n).family not in ("simple", "vit")]
 VIT = list_models("vit_*")
@@ -54,7 +54,7 @@ def test_folded_preprocessing_equals_keras_preprocess_input(mode, reference):
 
     import keras
 
-    from kiln.models.backbones import preprocess
+    from kiln.tasks.image.models.backbones import preprocess
 
     module, fn = reference.rsplit(".", 1)
     keras_fn = getattr(importlib.import_module(module), fn)
@@ -86,8 +86,8 @@ def test_vit_trains_from_scratch():
     """A tiny ViT learns a colour-coded task in a few epochs (the patch/position/attention path trains)."""
     import keras
 
-    from kiln.models.vit import vit_backbone
-    from kiln.models.backbones import with_head
+    from kiln.tasks.image.models.vit import vit_backbone
+    from kiln.tasks.image.models.backbones import with_head
     from synth import draw
 
     rng = np.random.default_rng(0)

@@ -58,7 +58,7 @@ def test_run_backbone_transfers_to_a_related_dataset(tmp_path):
 
 
 def _save_small(tmp_path, shape=(16, 16, 3), k=3, name="m.keras"):
-    from kiln.models import create_model
+    from kiln.tasks.image.models import create_model
 
     model = create_model("cnn", shape, k, filters=[8], units=[8])
     model.save(tmp_path / name)
@@ -66,7 +66,7 @@ def _save_small(tmp_path, shape=(16, 16, 3), k=3, name="m.keras"):
 
 
 def test_keras_file_backbone_with_grey_and_size_adapters(tmp_path):
-    from kiln.models import create_model
+    from kiln.tasks.image.models import create_model
 
     source = _save_small(tmp_path, shape=(16, 16, 3))
     model = create_model("cnn", (24, 24, 1), 5, weights=str(tmp_path / "m.keras"))
@@ -89,7 +89,7 @@ def test_keras_file_backbone_with_grey_and_size_adapters(tmp_path):
 
 
 def test_weights_h5_round_trip_and_mismatch(tmp_path):
-    from kiln.models import create_model
+    from kiln.tasks.image.models import create_model
 
     model = create_model("cnn", (16, 16, 3), 3, filters=[8], units=[8])
     model.save_weights(tmp_path / "w.weights.h5")
@@ -108,7 +108,7 @@ def test_weights_h5_round_trip_and_mismatch(tmp_path):
     ("imagenet", "model received weights=imagenet; cnn has no ImageNet weights"),
 ])
 def test_weights_mistakes_are_one_line(value, message):
-    from kiln.models.weights import check_weights
+    from kiln.tasks.image.models.weights import check_weights
 
     with pytest.raises(ConfigError) as err:
         check_weights("cnn", value)
@@ -116,7 +116,7 @@ def test_weights_mistakes_are_one_line(value, message):
 
 
 def test_run_folder_of_another_model_is_refused(tiny_run):
-    from kiln.models.weights import auto_model, check_weights
+    from kiln.tasks.image.models.weights import auto_model, check_weights
 
     assert auto_model(str(tiny_run.path)) == tiny_run.meta["model"]
     with pytest.raises(ConfigError, match=f"is a {tiny_run.meta['model']} model.*Leave model=auto"):
@@ -150,7 +150,7 @@ def test_cached_imagenet_file_loads_behind_the_folded_preprocessing(tmp_path, mo
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from kiln.models import create_model
+    from kiln.tasks.image.models import create_model
 
     monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path))
     reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))

@@ -38,9 +38,9 @@ def _files() -> list[bytes]:
 
 @pytest.mark.parametrize("channels,resize", [(3, "stretch"), (3, "crop"), (3, "pad"), (1, "stretch")])
 def test_batched_decode_equals_one_decode_per_file(channels, resize):
-    from kiln.data.pipeline import decode_bytes
-    from kiln.data.prepare import ImageSpec
-    from kiln.serve.inputs import BatchDecoder
+    from kiln.tasks.image.data.pipeline import decode_bytes
+    from kiln.tasks.image.data.prepare import ImageSpec
+    from kiln.tasks.image.serve.inputs import BatchDecoder
 
     spec = ImageSpec(24, 24, channels, resize)
     files = _files()
@@ -54,10 +54,10 @@ def test_batched_decode_equals_one_decode_per_file(channels, resize):
 
 
 def test_a_file_that_fails_to_decode_fails_only_its_own_request():
-    from kiln.data.pipeline import decode_bytes
-    from kiln.data.prepare import ImageSpec
+    from kiln.tasks.image.data.pipeline import decode_bytes
+    from kiln.tasks.image.data.prepare import ImageSpec
     from kiln.serve.batching import MicroBatcher
-    from kiln.serve.inputs import ApiError, BatchDecoder, prepare_images
+    from kiln.tasks.image.serve.inputs import ApiError, BatchDecoder, prepare_images
 
     spec = ImageSpec(24, 24, 3, "stretch")
     files = _files()
@@ -101,7 +101,7 @@ def _with_chunk_after_pixels(png: bytes, kind: bytes, body: bytes) -> bytes:
 def test_png_orientation_shortcut_reads_what_pillow_reads():
     from PIL import Image, PngImagePlugin
 
-    from kiln.serve.inputs import _exif, check_image
+    from kiln.tasks.image.serve.inputs import _exif, check_image
 
     base = _encode(np.random.default_rng(1).integers(0, 256, (12, 10, 3), dtype=np.uint8), "PNG")
     exif = Image.Exif()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kiln.errors import ConfigError
-from kiln.models import create_model, list_models
+from kiln.tasks.image.models import create_model, list_models
 
 
 def test_registry_lists_simple_families():

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from kiln.config.schema import DataConfig
-from kiln.data import sources
-from kiln.data.pipeline import make_dataset
-from kiln.data.prepare import prepare, resolve_spec
-from kiln.data.split import assign_splits
+from kiln.tasks.image.data import sources
+from kiln.tasks.image.data.pipeline import make_dataset
+from kiln.tasks.image.data.prepare import prepare, resolve_spec
+from kiln.tasks.image.data.split import assign_splits
 from kiln.errors import DataError
 from synth import draw, make_image_folder
 

@@ -8,7 +8,7 @@ import pytest
 import kiln
 from kiln.config import load_config
 from kiln.errors import ConfigError
-from kiln.models import create_model, registry
+from kiln.tasks.image.models import create_model, registry
 from kiln.train.phases import Phase, apply_phase, find_backbone, plan_phases, weighted_layers
 
 NAME = "test_tiny_backbone"

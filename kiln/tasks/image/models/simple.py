@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kiln.models.registry import register_model
+from kiln.tasks.image.models.registry import register_model
 
 
 def _regularizer(l1: float, l2: float):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiln.data.sources import IMAGE_SUFFIXES
+from kiln.tasks.image.data.sources import IMAGE_SUFFIXES
 from kiln.errors import DataError, received
 
 log = logging.getLogger("kiln.predict")
@@ -31,7 +31,7 @@ def expand_paths(paths) -> list[str]:
 
 
 def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
-    from kiln.data import check
+    from kiln.tasks.image.data import check
 
     files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
     facts = check.scan(files, run.config.data.max_pixels)

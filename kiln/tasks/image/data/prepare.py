@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from kiln.config.schema import DataConfig
-from kiln.data import check, sources, split
+from kiln.tasks.image.data import check, sources, split
 from kiln.errors import DataError, received
 
-log = logging.getLogger("kiln.data")
+log = logging.getLogger("kiln.tasks.image.data")
 
 
 @dataclass
@@ -90,9 +90,9 @@ def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bo
     Undecodable files are left out (`skipped`) with one warning naming `report_path`; `warn=False` leaves
     the warning to a caller that writes the details first (check.warn_skipped).
     """
-    from kiln.data import records
+    from kiln.tasks.image.data import records
 
-    if records.is_shard_folder(cfg.path):  # splits fixed at conversion; see kiln/data/records.py
+    if records.is_shard_folder(cfg.path):  # splits fixed at conversion; see kiln/tasks/image/data/records.py
         return records.prepare_shards(cfg, seed)
     frame = sources.discover(cfg.path)
     if cfg.check_images:

@@ -8,7 +8,7 @@ The feature layer is found automatically: the last convolution of the model (loo
 sub-models such as a "backbone"), followed forward through the layers that keep its spatial size
 (BatchNorm, activation, residual add), e.g. ResNet50's `conv5_block3_out`, the cnn's last `..._act`.
 
-    from kiln.evaluate.gradcam import gradcam, overlay
+    from kiln.tasks.image.gradcam import gradcam, overlay
     heat, probs, classes = gradcam(model, images)      # images: (N, H, W, C) raw pixels
     picture = overlay(images[0], heat[0])             # (H, W, 3) uint8
 

@@ -93,7 +93,7 @@ def thumbnail(path: str, side: int = 128) -> str | None:
 
 
 def write_html(report: dict, rows: list[dict], dest: Path, per_kind: int = 12) -> Path:
-    from kiln.data.audit import KINDS
+    from kiln.tasks.image.data.audit import KINDS
 
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Kiln audit</title><style>{CSS}</style></head><body>",

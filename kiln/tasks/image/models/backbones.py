@@ -24,9 +24,9 @@ import keras
 from keras import layers
 
 from kiln.errors import ConfigError, received
-from kiln.models.registry import register_model
+from kiln.tasks.image.models.registry import register_model
 
-log = logging.getLogger("kiln.models")
+log = logging.getLogger("kiln.tasks.image.models")
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -90,7 +90,7 @@ def check_size(name: str, input_shape, min_size: int) -> None:
 
 def application_backbone(name: str, input_shape, weights=None) -> keras.Model:
     """The nested feature extractor: raw pixels -> the family's preprocessing -> application without top."""
-    from kiln.models.weights import imagenet_download
+    from kiln.tasks.image.models.weights import imagenet_download
 
     spec = BACKBONES[name]
     check_size(name, input_shape, spec.min_size)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("kiln.demo")
+log = logging.getLogger("kiln.tasks.image.demo")
 
 
 def write_digits(dest: Path) -> Path:
@@ -33,7 +33,7 @@ def demo(overrides: dict | None = None):
     """Write the digits, audit them, train, evaluate, predict, export to TFLite int8 with a parity check,
     and write the report; print where everything is."""
     from kiln.config import load_config
-    from kiln.data.audit import audit
+    from kiln.tasks.image.data.audit import audit
     from kiln.evaluate.report import write_report
     from kiln.export.export import export_run
     from kiln.run import new_run_dir

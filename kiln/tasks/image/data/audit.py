@@ -9,7 +9,7 @@ of the pixels) and given zero or more problems, each `{"path", "kind", "severity
 - severity "warning": files it trains on that probably hurt (duplicates, leaks, tiny or extreme images);
 - severity "info": formats Kiln converts on the fly (CMYK, 16-bit, alpha, palette, animation, EXIF).
 
-    from kiln.data.audit import audit
+    from kiln.tasks.image.data.audit import audit
     report = audit("path/to/images", out="runs/audit")
     report["problems"][0]  # {"path": ..., "kind": "truncated", "severity": "error", "detail": ...}
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from kiln.data import check
+from kiln.tasks.image.data import check
 
 log = logging.getLogger("kiln.audit")
 
@@ -366,7 +366,7 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
         The report (what `audit.json` holds), with `"out"` set to the output folder.
     """
     from kiln import __version__
-    from kiln.data import sources
+    from kiln.tasks.image.data import sources
 
     options = options if isinstance(options, AuditOptions) else AuditOptions(**(options or {}))
     started = time.time()
@@ -432,7 +432,7 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
         "files_per_second": round(len(rows) / max(seconds, 1e-9), 1),
     }
     if write:
-        from kiln.data.audit_report import write_html
+        from kiln.tasks.image.data.audit_report import write_html
         from kiln.io import write_json
         from kiln.run import new_run_dir
 

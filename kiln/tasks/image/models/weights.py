@@ -29,7 +29,7 @@ from pathlib import Path
 
 from kiln.errors import ConfigError, KilnError, received
 
-log = logging.getLogger("kiln.models")
+log = logging.getLogger("kiln.tasks.image.models")
 
 DOWNLOAD_TIMEOUT_S = 20.0  # socket timeout while keras.applications downloads: offline fails fast
 
@@ -82,7 +82,7 @@ def source_model_name(value) -> str | None:
                 name = json.loads(zf.read("config.json")).get("config", {}).get("name")
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None
-    from kiln.models.registry import list_models
+    from kiln.tasks.image.models.registry import list_models
 
     return name if name in list_models() else None
 
@@ -98,7 +98,7 @@ def auto_model(weights) -> str:
 
 def check_weights(model_name: str, weights) -> None:
     """Cheap checks before any data is read: the path exists, and imagenet is asked only of pretrained models."""
-    from kiln.models.registry import get_entry
+    from kiln.tasks.image.models.registry import get_entry
 
     src = parse_weights(weights)
     entry = get_entry(model_name)
@@ -233,7 +233,7 @@ def from_source(src: WeightsSource, name: str, input_shape, num_classes: int, dr
     """`image -> (adapters) -> backbone of a trained model -> new head`."""
     import keras
 
-    from kiln.models.backbones import classifier_head
+    from kiln.tasks.image.models.backbones import classifier_head
 
     source = load_source_model(src)
     backbone = feature_extractor(source)

@@ -21,7 +21,7 @@ import numpy as np
 
 from kiln.config.schema import AugmentConfig, Config
 
-log = logging.getLogger("kiln.data")
+log = logging.getLogger("kiln.tasks.image.data")
 
 RGB_ONLY = ("saturation", "hue", "grayscale", "augmix")
 
@@ -123,12 +123,12 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     """A PNG grid: one row per sampled training image, its original then `variants` augmented copies."""
     import tensorflow as tf
 
-    from kiln.data import check, sources
-    from kiln.data.pipeline import make_dataset
-    from kiln.data.prepare import resolve_spec
+    from kiln.tasks.image.data import check, sources
+    from kiln.tasks.image.data.pipeline import make_dataset
+    from kiln.tasks.image.data.prepare import resolve_spec
     from kiln.errors import ConfigError, received
-    from kiln.models import get_entry
-    from kiln.models.weights import auto_model
+    from kiln.tasks.image.models import get_entry
+    from kiln.tasks.image.models.weights import auto_model
 
     if not active(cfg.augment):
         raise ConfigError(received("augment-preview", "augment", "<all off>", "no augmentation is switched on",

@@ -19,7 +19,7 @@ RUN/label_issues.csv (every training image, lowest quality first: path, label, s
 label_quality, p_label, p_suggested, is_issue) and RUN/label_issues.json (method, counts), then
 refreshes RUN/report.html, which shows the flagged images as a gallery. Files are never moved or relabelled.
 
-    from kiln.evaluate.label_issues import find_label_issues
+    from kiln.tasks.image.label_issues import find_label_issues
     table = find_label_issues(kiln.load_run("runs/train"), method="fast")
 """
 
@@ -66,8 +66,8 @@ def cv_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, epoch
     """
     import keras
 
-    from kiln.data.pipeline import make_dataset
-    from kiln.models import create_model
+    from kiln.tasks.image.data.pipeline import make_dataset
+    from kiln.tasks.image.models import create_model
     from kiln.train.optim import build_optimizer
 
     cfg = run.config
@@ -78,7 +78,7 @@ def cv_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, epoch
     augment = None
     if getattr(cfg, "augment", None) is not None:
         try:
-            from kiln.data.augment import build_augment
+            from kiln.tasks.image.data.augment import build_augment
 
             augment = build_augment(cfg.augment, spec.size, spec.channels, seed)
         except ImportError:

@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from kiln.serve.inputs import ApiError, b64_bytes, pixels, prepare_images
+from kiln.tasks.image.serve.inputs import ApiError, b64_bytes, pixels, prepare_images
 from kiln.serve.model import decide
 
 router = APIRouter()

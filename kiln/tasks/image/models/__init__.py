@@ -1,5 +1,5 @@
 """Model registry and families."""
 
-from kiln.models.registry import create_model, get_entry, list_models, register_model
+from kiln.tasks.image.models.registry import create_model, get_entry, list_models, register_model
 
 __all__ = ["create_model", "get_entry", "list_models", "register_model"]

@@ -25,7 +25,7 @@ def _labelled_files(run, data: str | None, split: str):
             raise DataError(received("evaluate", "split", split, "this run has no images in that split", "Use split=val or split=test"))
         use_pil = rows["use_pil"].str.lower().eq("true").to_numpy() if "use_pil" in rows else None
         return rows["path"].tolist(), rows["label"].tolist(), use_pil
-    from kiln.data import check, sources
+    from kiln.tasks.image.data import check, sources
 
     frame = sources.discover(data, component="evaluate")
     if frame["split"].notna().any() and (frame["split"] == split).any():
@@ -51,7 +51,7 @@ def evaluate_run(run, data: str | None = None, split: str = "test", out: str | N
                                      "Example: threshold=0.3 (rules are chosen at training time: kiln train threshold=max_f1)"))
     else:
         threshold = run_threshold(run)
-    from kiln.data.records import shard_predictions
+    from kiln.tasks.image.data.records import shard_predictions
 
     found = shard_predictions(run, data, split)  # a shard-trained run, or data=SHARD_DIR: read the shards
     if found is not None:

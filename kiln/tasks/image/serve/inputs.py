@@ -16,7 +16,7 @@ import io
 
 import numpy as np
 
-from kiln.data.check import DIRECT_FORMATS  # what training decodes without Pillow
+from kiln.tasks.image.data.check import DIRECT_FORMATS  # what training decodes without Pillow
 
 
 class ApiError(Exception):
@@ -35,7 +35,7 @@ def check_image(data: bytes, max_pixels: int) -> bool:
 
     if not data:
         raise ApiError(400, "the image is empty (0 bytes)")
-    Image.MAX_IMAGE_PIXELS = None  # our own max_pixels below is the limit that counts (as in kiln.data.check)
+    Image.MAX_IMAGE_PIXELS = None  # our own max_pixels below is the limit that counts (as in kiln.tasks.image.data.check)
     try:
         with Image.open(io.BytesIO(data)) as img:
             width, height, fmt, frames = img.width, img.height, img.format, getattr(img, "n_frames", 1)
@@ -54,7 +54,7 @@ def check_image(data: bytes, max_pixels: int) -> bool:
         why = "not a known image format" if isinstance(err, UnidentifiedImageError) else \
             f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else 'unreadable'}"
         raise ApiError(400, f"the image could not be decoded ({why})") from None
-    return orientation != 1 or fmt not in DIRECT_FORMATS or (frames > 1 and fmt != "GIF")  # as kiln.data.check.needs_pil
+    return orientation != 1 or fmt not in DIRECT_FORMATS or (frames > 1 and fmt != "GIF")  # as kiln.tasks.image.data.check.needs_pil
 
 
 PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")  # the chunks Pillow can find an orientation in
@@ -82,7 +82,7 @@ def decode_image(data: bytes, spec, max_pixels: int) -> np.ndarray:
 
 
 def _decode_one(data: bytes, spec, use_pil: bool, out: np.ndarray | None = None) -> np.ndarray:
-    from kiln.data.pipeline import decode_bytes
+    from kiln.tasks.image.data.pipeline import decode_bytes
 
     try:
         return decode_bytes(data, spec.size, spec.channels, spec.resize, use_pil=use_pil, out=out)

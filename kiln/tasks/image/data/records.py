@@ -32,7 +32,7 @@ import pandas as pd
 
 from kiln.errors import DataError, KilnError, received
 
-log = logging.getLogger("kiln.data")
+log = logging.getLogger("kiln.tasks.image.data")
 
 FORMAT = "kiln-tfrecord"
 FORMAT_VERSION = 1
@@ -109,7 +109,7 @@ def _encoded(path: str, use_pil: bool, channels: int) -> bytes:
 
     from PIL import Image
 
-    from kiln.data.pipeline import _pil_load
+    from kiln.tasks.image.data.pipeline import _pil_load
 
     arr = _pil_load(path.encode(), channels)
     buf = io.BytesIO()
@@ -168,8 +168,8 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
 
     from kiln import __version__
     from kiln.config import Config
-    from kiln.data import check, sources
-    from kiln.data.prepare import auto_channels, prepare, resolve_spec
+    from kiln.tasks.image.data import check, sources
+    from kiln.tasks.image.data.prepare import auto_channels, prepare, resolve_spec
     from kiln.io import write_json, write_text
 
     cfg = cfg or Config()
@@ -344,7 +344,7 @@ class ShardSource:
         """
         import tensorflow as tf
 
-        from kiln.data.pipeline import AUTOTUNE, decode_batch_op, decode_in_batches
+        from kiln.tasks.image.data.pipeline import AUTOTUNE, decode_batch_op, decode_in_batches
 
         files = self.files(split)
         if not files:
@@ -393,7 +393,7 @@ class ShardSource:
 
 def prepare_shards(cfg, seed: int):
     """A shard folder as a `Prepared`: the per-image table comes from index.csv, pixels stay in the shards."""
-    from kiln.data.prepare import Prepared
+    from kiln.tasks.image.data.prepare import Prepared
 
     source = ShardSource(cfg.path)
     table = source.table()

@@ -17,8 +17,8 @@ import keras
 from keras import layers, ops
 
 from kiln.errors import ConfigError, received
-from kiln.models.backbones import with_head
-from kiln.models.registry import register_model
+from kiln.tasks.image.models.backbones import with_head
+from kiln.tasks.image.models.registry import register_model
 
 SIZES = {  # name: (width D, depth, heads, MLP width)
     "vit_tiny": (192, 12, 3, 768),

@@ -1,0 +1,472 @@
+"""The task contract: everything that depends on what the data is and what the model must answer.
+
+The spine (cli, api, run, config, train, export, serve, the report renderer) resolves a `Task` from
+`TASKS` and calls the methods below; it never names a task nor looks inside a task's model. A task
+lives in its own folder (kiln/tasks/<name>/) and registers itself once with `@register_task`; the one
+line that makes it known is its entry in `BUILTIN` below (imported lazily, so `kiln --help` stays fast).
+
+    task = get_task("image")                        # or resolve_task(cfg): task=, else inferred from data
+    source = task.read_source(cfg)                  # rows read, unusable ones left out (and said so)
+    data = task.analyse(source, cfg, model_name)    # splits + the spec saved in run.json
+    ds = task.make_dataset(data.split("train"), data.spec, cfg, training=True)   # tf.data of (x, y)
+    model = task.build_model(model_name, data, cfg) # from the task's own ModelRegistry
+    spec = task.compile_spec(data, cfg)             # loss, metrics, monitored metric and direction
+
+A new task implements `Task` (abstract methods must exist; the others raise `TaskError` saying the
+task does not support that command) and adds its module to `BUILTIN`.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import fnmatch
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+
+from kiln.errors import ConfigError, KilnError, received
+
+if TYPE_CHECKING:  # only for annotations: importing them here would pull in TensorFlow
+    import pandas as pd
+
+# name -> module whose import registers the task. The one line a new task adds.
+BUILTIN: dict[str, str] = {
+}
+
+
+class TaskError(KilnError):
+    """A command a task does not support, or a task that cannot be found."""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a task is, in data: read by the CLI, the trainer, `kiln runs` and the contract test."""
+
+    name: str  # the value of `task=` and of run.json's "task"
+    description: str  # one line for `kiln tasks` / help
+    sources: tuple[str, ...]  # what read_source reads, in words ("folder per class", "CSV path,label[,split]")
+    label_kinds: tuple[str, ...]  # "classification", "regression", "forecast", "anomaly", "generation"
+    default_model: str  # what model=auto resolves to unless the task chooses from the data
+    monitor: str  # metric watched by checkpoint / early stopping when train.monitor is left at its default
+    mode: Literal["min", "max"]  # direction of `monitor`
+    export_formats: tuple[str, ...]  # formats `kiln export` accepts for this task (a subset of kiln.export.FORMATS)
+    aliases: tuple[str, ...] = ()  # other values of `task=` that name this task (e.g. "classify", "regress")
+    resume_keys: tuple[str, ...] = ()  # task config keys whose change makes a checkpoint unusable (prefixes allowed)
+
+
+@dataclass
+class Source:
+    """Rows read from `data.path` and checked, before any split: nothing in the user's data changes.
+
+    `rows` holds one row per example (for images: path, label, split when the source has one).
+    `skipped` holds the rows left out, each with an `error` column saying why; `facts` is what the
+    checks measured (image sizes, column types) for `analyse` to choose defaults from.
+    """
+
+    rows: "pd.DataFrame"
+    skipped: "pd.DataFrame"
+    facts: Any = None
+    extra: dict = field(default_factory=dict)  # task-owned (e.g. a TFRecord shard source)
+
+
+@dataclass
+class Prepared:
+    """Rows with their split (train | val | test) and the `spec` the model is built from.
+
+    `rows` must have a "split" column. `spec` has `to_dict()`; the task stores it in run.json through
+    `run_meta` and reads it back with `load_spec`, so evaluate, export and serve see what training saw.
+    `classes` is the label vocabulary for classification tasks (None otherwise).
+    """
+
+    rows: "pd.DataFrame"
+    spec: Any
+    skipped: "pd.DataFrame"
+    classes: list[str] | None = None
+    facts: Any = None
+    extra: dict = field(default_factory=dict)  # task-owned; also where after_fit leaves figures for evaluate
+
+    def split(self, name: str) -> "pd.DataFrame":
+        return self.rows[self.rows["split"] == name]
+
+    def counts(self) -> dict[str, int]:
+        return {s: int((self.rows["split"] == s).sum()) for s in ("train", "val", "test")}
+
+
+@dataclass
+class CompileSpec:
+    """What `model.compile` receives besides the optimizer, and what the callbacks watch."""
+
+    loss: Any  # a keras loss (object or name)
+    metrics: list  # keras metrics, passed by keyword
+    monitor: str  # the monitored metric when the user kept train.monitor's default ("val_" prefix included)
+    mode: Literal["min", "max"] = "min"
+    class_weight: dict | None = None  # passed to fit
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output of an exported model; `shape` leaves out the batch axis (None: any size)."""
+
+    name: str
+    dtype: str  # numpy dtype name: "uint8", "float32", "int64", "string"
+    shape: tuple = ()
+
+
+@dataclass
+class Signature:
+    """The exported function: raw inputs in (preprocessing inside the graph), named outputs out.
+
+    `call(model, inputs)` maps a dict of input tensors (names of `inputs`) to a dict of output tensors
+    (names of `outputs`); every runtime traces it (keras wraps it in a Functional model, savedmodel and
+    onnx in a tf.function). The first output is what predictors return and parity compares.
+    `meta` goes into export.json as is (e.g. the image spec), `labels` into labels.txt.
+    """
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    call: Callable[[Any, dict], dict]
+    labels: list[str] | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    def to_dict(self) -> dict:
+        def one(t: TensorSpec) -> dict:
+            return {"name": t.name, "dtype": t.dtype, "shape": [None, *t.shape]}
+
+        return {"inputs": [one(t) for t in self.inputs], "outputs": [one(t) for t in self.outputs]}
+
+
+@dataclass
+class ReportSection:
+    """One part of report.html: a title, an anchor id and self-contained HTML (images embedded)."""
+
+    id: str
+    title: str
+    html: str
+
+
+@dataclass
+class Example:
+    """A tiny generated dataset for the contract test: train on it in seconds, then export and serve.
+
+    `overrides` are config keys (data= included) that train a tiny model on it; `request` is one
+    JSON body for `request_path` on the server that the adapter must answer with 200.
+    """
+
+    overrides: dict
+    request_path: str
+    request: dict
+    predict_inputs: list = field(default_factory=list)  # what `Run.predict` accepts (paths, rows)
+
+
+class Adapter(abc.ABC):
+    """Serving for one loaded model: the request schema, requests -> model batches, batches -> answers.
+
+    The spine's server owns HTTP, auth, limits, health, metrics and micro-batching; it mounts
+    `routes()` and calls `decode` on each micro-batch (rows a request left encoded) off the event loop.
+    """
+
+    def __init__(self, served):
+        self.served = served  # kiln.serve.model.ServedModel
+
+    @abc.abstractmethod
+    def routes(self) -> list:
+        """Starlette routes answering this task's protocols (e.g. KServe v2, TF Serving REST, /predict)."""
+
+    @abc.abstractmethod
+    def metadata(self) -> dict:
+        """The request schema: inputs and outputs with names, datatypes and shapes (KServe v2 metadata)."""
+
+    def decode(self, rows: list):
+        """Batch-decode rows a request left encoded (None: requests arrive as model-ready arrays)."""
+        return None
+
+    def warm(self, state) -> None:
+        """Run one request's worth of work so the first real request is not slow (optional)."""
+
+    def page(self) -> str | None:
+        """The HTML page served at GET / (None: no page)."""
+        return None
+
+
+@dataclass
+class ModelEntry:
+    """One registered builder: its name is the model name; `meta` holds family facts (pretrained, ...)."""
+
+    name: str
+    builder: Callable
+    family: str
+    description: str
+    default_size: int | None = None  # the input side the family was designed for (image backbones)
+    meta: dict = field(default_factory=dict)
+
+
+class ModelRegistry:
+    """`@registry.register("name")` on a builder `(spec, num_outputs, **kwargs) -> keras.Model`.
+
+    One registry per task (its builders take that task's spec). Unknown names fail with the closest
+    registered ones. `loader` imports the modules whose decorators fill the registry, on first use.
+    """
+
+    def __init__(self, task: str, loader: Callable[[], None] | None = None):
+        self.task = task
+        self._entries: dict[str, Any] = {}
+        self._loader = loader
+        self._loaded = loader is None
+
+    def register(self, name: str | None = None, *, family: str = "simple", default_size: int | None = None, **meta):
+        """Decorator: register a builder under `name` (defaults to the function name)."""
+
+        def wrap(fn):
+            key = name or fn.__name__
+            doc = (inspect.getdoc(fn) or "").splitlines()
+            self._entries[key] = ModelEntry(key, fn, family, doc[0] if doc else "", default_size, meta)
+            return fn
+
+        return wrap
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self._loader()
+
+    def names(self, pattern: str = "*") -> list[str]:
+        self._load()
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def get(self, name: str):
+        self._load()
+        if name not in self._entries:
+            near = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.4)
+            hint = f"Did you mean {', '.join(near)}?" if near else "Run `kiln models` to list them"
+            raise ConfigError(received("models", "model.name", name, "no model is registered under that name", hint))
+        return self._entries[name]
+
+    def create(self, name: str, *args, **kwargs):
+        """Build a registered model; kwargs the builder does not take, or that are None, are left out."""
+        entry = self.get(name)
+        params = inspect.signature(entry.builder).parameters
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        accepted = {k: v for k, v in kwargs.items() if v is not None and (takes_all or k in params)}
+        return entry.builder(*args, **accepted)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+
+class Task(abc.ABC):
+    """One kind of job. Subclasses set `info` and `models` and implement the abstract methods.
+
+    Methods receive the validated `Config` (kiln/config) and the outputs of the previous stage; they
+    never read global state. Optional methods raise `TaskError` through `unsupported`.
+    """
+
+    info: TaskInfo
+    models: ModelRegistry
+    config_section: type | None = None  # a kiln.config.schema.Section validated as cfg.<info.name>; None: shared sections only
+
+    # --- which data is this task's ------------------------------------------------------------
+    @abc.abstractmethod
+    def claims(self, path: str | None, keys: Mapping[str, Any]) -> int:
+        """How sure this task is that `data=path` with these config keys is its data: 0 (not mine) to 100.
+
+        `infer_task` picks the highest; a task must answer from file names and headers, never by
+        reading a whole dataset."""
+
+    # --- data ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def read_source(self, cfg) -> Source:
+        """Read and check `cfg.data.path`: rows, rows left out with why, and facts for defaults."""
+
+    @abc.abstractmethod
+    def analyse(self, source: Source, cfg, model_name: str) -> Prepared:
+        """Splits (the source's own, else seeded), label vocabulary and the spec the model needs."""
+
+    @abc.abstractmethod
+    def write_data(self, data: Prepared, run_dir: Path) -> None:
+        """Write splits.csv (and anything else about the rows, e.g. skipped.csv) into the run folder."""
+
+    def splits_frame(self, data: Prepared) -> "pd.DataFrame":
+        """The rows as splits.csv holds them; resume compares it with the saved file (same rows, same split)."""
+        return data.rows
+
+    @abc.abstractmethod
+    def make_dataset(self, rows: "pd.DataFrame", spec, cfg, training: bool, **options):
+        """A batched tf.data.Dataset of (x, y) for `rows` (options: batch_size, cache_dir, ...)."""
+
+    def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
+        """(train_ds, val_ds or None, steps per epoch) at the global `batch_size`."""
+        import math
+
+        train_rows, val_rows = data.split("train"), data.split("val")
+        train_ds = self.make_dataset(train_rows, data.spec, cfg, True, batch_size=batch_size, run_dir=run_dir)
+        val_ds = self.make_dataset(val_rows, data.spec, cfg, False, batch_size=batch_size, run_dir=run_dir) if len(val_rows) else None
+        return train_ds, val_ds, int(math.ceil(len(train_rows) / batch_size))
+
+    # --- model ---------------------------------------------------------------------------------
+    def choose_model(self, cfg) -> str:
+        """The registered model name `model=` resolves to (auto: `info.default_model`); fails on unknown names."""
+        name = self.info.default_model if cfg.model.name == "auto" else cfg.model.name
+        self.models.get(name)
+        return name
+
+    @abc.abstractmethod
+    def build_model(self, name: str, data: Prepared, cfg):
+        """An uncompiled keras.Model that takes raw inputs (preprocessing inside) for `data.spec`."""
+
+    @abc.abstractmethod
+    def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
+        """Loss, metrics, monitored metric and class weights for this data and config."""
+
+    def describe(self, model_name: str, model, data: Prepared) -> str:
+        """The one line printed before training starts."""
+        c = data.counts()
+        return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} rows, "
+                f"{c['val']} val / {c['test']} test")
+
+    def after_fit(self, run, data: Prepared, cfg) -> None:
+        """Called by the trainer after the model is saved, before `evaluate` (thresholds, calibration)."""
+
+    # --- run folder ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def run_meta(self, data: Prepared) -> dict:
+        """Keys this task adds to run.json (its spec, classes, ...); `load_spec` reads them back."""
+
+    @abc.abstractmethod
+    def load_spec(self, meta: Mapping):
+        """The spec from run.json (or export.json) as `run_meta` wrote it."""
+
+    # --- evaluation and report ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def evaluate(self, run, data: Prepared, cfg) -> dict:
+        """metrics.json of a freshly trained run: {"val": {...}, "test": {...}}; may write plots/."""
+
+    def evaluate_run(self, run, data: str | None = None, split: str = "test", out: str | None = None, **options) -> dict:
+        """`kiln evaluate RUN`: metrics for one split of the run's data, or for another labelled source."""
+        raise self.unsupported("evaluate")
+
+    def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
+        """`kiln predict RUN INPUTS`: one dict per input."""
+        raise self.unsupported("predict")
+
+    def predict_outputs(self, run, inputs, **options):
+        """The model's first output (N, ...) as a numpy array for `inputs` (paths, rows), in order."""
+        raise self.unsupported("predict")
+
+    def report_sections(self, run, split: str | None, **options) -> list[ReportSection]:
+        """The task's parts of report.html, after the spine's summary and learning curves."""
+        return []
+
+    def audit(self, data: str, out: str | None = None, progress: bool = True, **options) -> dict:
+        """`kiln audit DATA`: problems found in the data, written as out/audit.json and audit.html."""
+        raise self.unsupported("audit")
+
+    # --- export and serve --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def signature(self, run) -> Signature:
+        """The function every export runtime writes: raw inputs in, named outputs out."""
+
+    @abc.abstractmethod
+    def parity_data(self, run, limit: int) -> tuple[str, Any, Any]:
+        """(split name, model inputs, targets) the export is compared on (test, else val, else train)."""
+
+    def calibration_data(self, run, n: int):
+        """Model inputs for int8 calibration (a sample of the training split)."""
+        raise self.unsupported("export quantize=int8")
+
+    @abc.abstractmethod
+    def parity(self, reference, candidate, y) -> dict:
+        """Figures comparing an export's outputs with the Keras model's on the same inputs.
+
+        Must hold "agreement" (the share that passes, compared with min_agreement), "accuracy" and
+        "keras_accuracy" (or the task's own quality figure under those names), "max_abs_diff", "mean_abs_diff".
+        """
+
+    @abc.abstractmethod
+    def adapter(self, served) -> Adapter:
+        """The serving adapter for a loaded model (kiln.serve.model.ServedModel)."""
+
+    # --- the contract test -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def example(self, root: Path, seed: int = 0) -> Example:
+        """Write a tiny generated dataset under `root` and say how to train on it and query the server."""
+
+    def unsupported(self, command: str) -> TaskError:
+        return TaskError(received(command, "task", self.info.name, f"the {self.info.name} task does not support {command}",
+                                  f"Tasks: {', '.join(task_names())}"))
+
+
+TASKS: dict[str, Task] = {}  # registered tasks by name (filled on import of BUILTIN modules)
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: register one instance of a Task subclass under `cls.info.name`."""
+    TASKS[cls.info.name] = cls()
+    return cls
+
+
+def _load(name: str | None = None) -> None:
+    for key, module in BUILTIN.items():
+        if (name is None or key == name) and key not in TASKS:
+            importlib.import_module(module)
+
+
+def task_names() -> list[str]:
+    """Every registered task name (BUILTIN and any registered from outside)."""
+    return sorted(set(BUILTIN) | set(TASKS))
+
+
+def _aliases() -> dict[str, str]:
+    _load()
+    return {alias: t.info.name for t in TASKS.values() for alias in t.info.aliases}
+
+
+def get_task(name: str) -> Task:
+    """The registered task named `name` (or one of its aliases); unknown names fail with the closest ones."""
+    key = str(name).strip().lower()
+    if key in BUILTIN or key in TASKS:
+        _load(key)
+        return TASKS[key]
+    aliases = _aliases()
+    if key in aliases:
+        return TASKS[aliases[key]]
+    names = task_names() + sorted(aliases)
+    near = difflib.get_close_matches(key, names, n=3, cutoff=0.4)
+    hint = f"Did you mean {' or '.join(near)}?" if near else f"Tasks: {', '.join(names)}"
+    raise TaskError(received("task", "task", name, "no task is registered under that name", hint))
+
+
+def infer_task(path: str | None, keys: Mapping[str, Any] | None = None) -> Task:
+    """The task whose `claims` is highest for `data=path` and these keys; an error when none claims it."""
+    keys = keys or {}
+    _load()
+    scores = sorted(((t.claims(path, keys), n) for n, t in TASKS.items()), reverse=True)
+    if not scores or scores[0][0] <= 0:
+        raise TaskError(received("task", "data", path, "no task recognises this data",
+                                 f"Name the task with task=NAME ({', '.join(task_names())})"))
+    return TASKS[scores[0][1]]
+
+
+def resolve_task(cfg) -> Task:
+    """`cfg.task` when it names a task, else the task inferred from `cfg.data.path` and the config."""
+    name = getattr(cfg, "task", "auto") or "auto"
+    if name != "auto":
+        return get_task(name)
+    return infer_task(cfg.data.path, cfg.model_dump())
+
+
+def task_of(meta: Mapping) -> Task:
+    """The task a run.json or export.json names; files written before tasks existed are image runs."""
+    return get_task(meta.get("task", "image"))
+
+
+__all__ = ["Adapter", "BUILTIN", "CompileSpec", "Example", "ModelEntry", "ModelRegistry", "Prepared", "ReportSection", "Signature",
+           "Source", "TASKS", "Task", "TaskError", "TaskInfo", "TensorSpec", "get_task", "infer_task", "register_task",
+           "resolve_task", "task_names", "task_of"]

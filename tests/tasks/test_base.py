@@ -1,0 +1,62 @@
+"""The task registry: lookup by name and alias, closest-name errors, inference by claims."""
+
+import pytest
+
+from kiln.tasks import base
+
+
+class _Fake(base.Task):
+    info = base.TaskInfo(name="fake", description="a task for registry tests", sources=("*.fake",),
+                         label_kinds=("classification",), default_model="m", monitor="val_loss", mode="min",
+                         export_formats=("keras",), aliases=("faux",))
+    models = base.ModelRegistry("fake")
+
+    def claims(self, path, keys):
+        return 90 if str(path).endswith(".fake") else 0
+
+    read_source = analyse = write_data = make_dataset = build_model = compile_spec = None
+    run_meta = load_spec = evaluate = signature = parity_data = parity = adapter = example = None
+
+
+_Fake.__abstractmethods__ = frozenset()
+
+
+@pytest.fixture
+def fake():
+    base.register_task(_Fake)
+    yield base.TASKS["fake"]
+    base.TASKS.pop("fake")
+
+
+def test_get_task_by_name_and_alias(fake):
+    assert base.get_task("fake") is fake
+    assert base.get_task("FAUX") is fake
+
+
+def test_unknown_task_names_the_closest(fake):
+    with pytest.raises(base.TaskError) as err:
+        base.get_task("fkae")
+    msg = str(err.value)
+    assert msg.startswith("task received task=fkae; no task is registered under that name. Did you mean fake")
+    assert "\n" not in msg
+
+
+def test_infer_task_takes_the_highest_claim(fake):
+    assert base.infer_task("x.fake") is fake
+    with pytest.raises(base.TaskError, match="no task recognises this data"):
+        base.infer_task("x.unknown-kind-of-data")
+
+
+def test_model_registry_closest_names_and_create():
+    reg = base.ModelRegistry("fake")
+
+    @reg.register("small_net", family="simple")
+    def small_net(width, depth=2):
+        """A builder."""
+        return (width, depth)
+
+    assert reg.names("small*") == ["small_net"]
+    assert reg.get("small_net").description == "A builder."
+    assert reg.create("small_net", 3, depth=None, unknown=1) == (3, 2)  # None keeps the default; unknown kwargs dropped
+    with pytest.raises(Exception, match="Did you mean small_net"):
+        reg.get("smal_net")
