@@ -1,0 +1,1 @@
+"""report.html for a table run (placeholder filled in below)."""
