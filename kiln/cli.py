@@ -151,6 +151,36 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
     print(dump_config(load_config(config, pairs)), end="")
 
 
+def _table_audit(path: str, pairs: list[str]) -> bool:
+    """`kiln audit FILE target=COL`: the table task's audit (a table file with target=, or TSV / Parquet)."""
+    from kiln.tasks.base import TaskError, infer_task
+
+    opts = _options(pairs, {"out": str, "strict": bool, "ignore": list, "target": str, "task": str}, "audit") \
+        if any(p.startswith("target=") for p in pairs) or not path.lower().endswith(".csv") else None
+    if opts is None:
+        return False
+    try:
+        task = infer_task(path, {"table": {"target": opts.get("target")}})
+    except TaskError:
+        return False
+    from kiln.tasks.table.audit import KINDS, strict_failures, summary_lines
+
+    ignore = opts.get("ignore") or []
+    ignore = [ignore] if isinstance(ignore, str) else [str(k) for k in ignore]
+    unknown = [k for k in ignore if k not in KINDS]
+    if unknown:
+        raise ConfigError(received("audit", "ignore", unknown[0], "no such problem kind", f"Kinds: {', '.join(KINDS)}"))
+    report = task.audit(path, out=opts.get("out"), target=opts.get("target"), task=opts.get("task", "auto"))
+    for line in summary_lines(report):
+        print(line)
+    print(f"kiln: wrote {report['out']}/audit.json and audit.html")
+    failures = strict_failures(report, ignore)
+    if opts.get("strict") and failures:
+        print(f"kiln: strict: {len(failures)} problem(s) found; exit 1", file=sys.stderr)
+        raise SystemExit(1)
+    return True
+
+
 @app.command()
 def audit(args: Optional[List[str]] = ARGS):
     """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [fix=quarantine] [ignore=KIND,..] [min_side=16 ...]; kiln audit restore MANIFEST."""
@@ -165,6 +195,8 @@ def audit(args: Optional[List[str]] = ARGS):
         print(f"kiln: restored {restore(words[1])} file(s) to where they were")
         return
     _one(words, "audit", "kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json", "DATA", "dataset (folder or CSV)")
+    if _table_audit(words[0], pairs):
+        return
     limits = set(auditing.AuditOptions.model_fields)
     own = {"out": str, "strict": bool, "fix": str, "ignore": list}
     opts = _options([p for p in pairs if p.split("=", 1)[0] not in limits], own, "audit")
@@ -395,8 +427,13 @@ def tune(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 def _summary(run) -> None:
     m = run.metrics
     for split in ("val", "test"):
-        if split in m:
+        if split in m and "accuracy" in m[split]:
             print(f"kiln: {split} accuracy {m[split]['accuracy']:.4f}  macro F1 {m[split]['macro_f1']:.4f}  (n={m[split]['n']})")
+        elif split in m and "r2" in m[split]:
+            print(f"kiln: {split} R2 {m[split]['r2']:.4f}  RMSE {m[split]['rmse']:.4g}  MAE {m[split]['mae']:.4g}  (n={m[split]['n']})")
+    for name, b in (m.get("baselines") or {}).get("test", {}).items():
+        key = "accuracy" if "accuracy" in b else "r2"
+        print(f"kiln: baseline {name:<24} test {key} {b[key]:.4f}")
     print(f"kiln: run folder {run.path}")
 
 

@@ -91,12 +91,20 @@ class Run:
 
         Two-class runs decide with the threshold stored in run.json; `threshold=` overrides it here.
         """
+        if "task" in self.meta:  # runs of a task behind the contract (image runs get there with the seam)
+            from kiln.tasks.base import task_of
+
+            return task_of(self.meta).evaluate_run(self, data=data, split=split, out=out, threshold=threshold)
         from kiln.tasks.image.evaluate import evaluate_run
 
         return evaluate_run(self, data=data, split=split, out=out, top_k=top_k, threshold=threshold)
 
     def predict(self, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
         """One dict per readable image: path, label, score, top_k [[label, score], ...]."""
+        if "task" in self.meta:
+            from kiln.tasks.base import task_of
+
+            return task_of(self.meta).predict(self, paths, out=out, top_k=top_k)
         from kiln.tasks.image.predict import predict_paths
 
         return predict_paths(self, paths, top_k=top_k, out=out)

@@ -64,6 +64,17 @@ def make_inputs(cfg: Config, data, spec, run_dir: Path, replicas: int = 1):
     return train_ds, val_ds, steps
 
 
+def _self_training_task(cfg: Config):
+    """A registered task that still runs its own training flow (until this trainer is task-blind), else None."""
+    from kiln.tasks.base import TaskError, resolve_task
+
+    try:
+        task = resolve_task(cfg)
+    except TaskError:
+        return None
+    return task if getattr(task, "trains_itself", False) else None
+
+
 def train(cfg: Config):
     """Run one training job end to end and return its `Run` (None on a multi-worker process that is not the chief).
 
@@ -73,6 +84,9 @@ def train(cfg: Config):
     from kiln.train.distribute import is_chief, make_strategy, precision_policy
     from kiln.train.resume import RunFolder
 
+    own = _self_training_task(cfg)
+    if own is not None:
+        return own.train_run(cfg)
     chief = is_chief() if cfg.train.distribute in ("auto", "multi_worker") else True
     folder = RunFolder(cfg, chief=chief)  # refuses a finished run_dir before TensorFlow starts
     strategy = make_strategy(cfg.train.distribute)  # before other TF ops: multi-worker collectives need that

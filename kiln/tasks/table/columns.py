@@ -87,14 +87,14 @@ def infer_column(name: str, values: pd.Series, kind: str | None = None) -> Colum
         elif num_ok.sum() >= MOSTLY * n:
             whole = np.all(nums[num_ok] == np.round(nums[num_ok]))
             kind = "integer" if whole else "number"
-            if whole and uniq == n and n >= 20 and (ID_NAME.search(name) or _consecutive(nums[num_ok])):
+            if whole and uniq >= 0.98 * n and n >= 20 and (ID_NAME.search(name) or _consecutive(nums[num_ok])):
                 kind = "identifier"
         else:
             sample = present.iloc[:200]
             if sample.str.contains(r"\d").mean() >= MOSTLY and np.isfinite(parse_days(sample)).mean() >= MOSTLY \
                     and sample.str.len().min() >= 6:
                 kind = "datetime"
-            elif uniq == n and n >= 20 and (ID_NAME.search(name) or present.str.len().nunique() <= 2):
+            elif uniq >= 0.98 * n and n >= 20 and (ID_NAME.search(name) or present.str.len().nunique() <= 2):
                 kind = "identifier"
             elif uniq > max(20, 0.5 * n) and present.str.split().str.len().median() >= TEXT_WORDS:
                 kind = "text"

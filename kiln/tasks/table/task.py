@@ -30,6 +30,11 @@ class TableTask(Task):
     config_section = TableConfig
     trains_itself = True  # until the spine trainer is task-blind (kiln/tasks/table/train.py)
 
+    def train_run(self, cfg):
+        from kiln.tasks.table.train import train_run
+
+        return train_run(self, cfg)
+
     # --- which data -----------------------------------------------------------------------------
     def claims(self, path, keys: Mapping[str, Any]) -> int:
         from kiln.tasks.table.source import TABLE_SUFFIXES
@@ -154,6 +159,7 @@ class TableTask(Task):
         return {"task": "table", "table": data.spec.to_dict(), "classes": data.spec.classes, "source": data.facts}
 
     def load_spec(self, meta: Mapping):
+        import kiln.tasks.table.layers  # noqa: F401  (registers the custom layers model.keras refers to)
         from kiln.tasks.table.spec import TableSpec
 
         return TableSpec.from_dict(meta["table"])
@@ -176,6 +182,15 @@ class TableTask(Task):
         from kiln.tasks.table.evaluate import evaluate_file
 
         return evaluate_file(self, run, data, split, out, **options)
+
+    def evaluate_split_rows(self, run, split: str):
+        """(targets, model outputs) of one split of the run's data (None when it is empty)."""
+        from kiln.tasks.table.evaluate import split_rows
+
+        rows = split_rows(run, split)
+        if not len(rows):
+            return None
+        return self.targets(rows, self.load_spec(run.meta)), self.predict_outputs(run, rows)
 
     def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
         from kiln.tasks.table.evaluate import predict_file

@@ -45,7 +45,7 @@ def fit_model(task, data, cfg, model_name: str, run_dir, verbose: int = 0, callb
         callbacks = build_callbacks(tcfg, callbacks_dir)
     else:
         callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.train.patience, restore_best_weights=True)] if cfg.train.patience else []
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=callbacks, class_weight=cs.class_weight,
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=callbacks, class_weight=cs.class_weight, shuffle=False,
               verbose=verbose)
     return model, bs
 
@@ -75,6 +75,9 @@ def train_run(task, cfg):
     verbose = cfg.train.verbose if (cfg.train.verbose != 1 or sys.stdout.isatty()) else 2
     print(f"kiln: training {model_name} on {c['train']} rows x {len(spec.used)} columns ({len(spec.features) - len(spec.used)} left out), "
           f"{spec.task}{f' of {len(spec.classes)} classes' if spec.classes else ''}, {c['val']} val / {c['test']} test", flush=True)
+    dropped = [f"{f.column} ({f.reason})" for f in spec.features if f.encoding == "dropped"]
+    if dropped:
+        print(f"kiln: left out of the model: {'; '.join(dropped)}", flush=True)
     model, bs = fit_model(task, data, cfg, model_name, run_dir, verbose=verbose, callbacks_dir=run_dir)
     write_json(run_dir / "run.json", {
         "kiln_version": __version__, "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
