@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kiln.config.schema import Section
 
@@ -23,6 +23,12 @@ class TableConfig(Section):
     frequencies: int = Field(16, ge=1, le=256, description="table resnet_plr: periodic embedding frequencies per number")
     embed_dim: int = Field(8, ge=1, le=256, description="table resnet_plr: embedding size per number")
     sigma: float = Field(0.1, gt=0.0, le=100.0, description="table resnet_plr: scale of the initial frequencies")
+
+
+    @field_validator("drop", "id", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
 
 
 __all__ = ["TableConfig"]

@@ -35,5 +35,5 @@ def regress_run(tmp_path_factory):
     path = root / "reg.csv"
     make_table(400, seed=1, task="regression").to_csv(path, index=False)
     cfg = load_config(None, [f"data={path}", "target=label", f"run_dir={root / 'run'}", "epochs=20", "verbose=0",
-                             "tensorboard=false", "model=resnet_plr", "lr=3e-3", "importance=false", "evaluate.report=false"])
+                             "tensorboard=false", "model=resnet_plr", "lr=3e-3", "importance=false", "evaluate.report=false", "cv=2", "drop=id"])
     return train(cfg)

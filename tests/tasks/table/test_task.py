@@ -34,6 +34,10 @@ def test_regression_run(regress_run):
     assert m["r2"] >= 0.7 and set(m) >= {"mse", "rmse", "mae", "r2", "mape", "bias"}
     assert m["r2"] > regress_run.metrics["baselines"]["test"]["dummy"]["r2"] + 0.5
     assert abs(m["bias"]) < 0.5 * m["rmse"]
+    cv = regress_run.metrics["cv"]
+    assert cv["folds"] == 2 and set(cv["r2"]) == {"mean", "std"} and cv["r2"]["mean"] > 0.5
+    decisions = {f["column"]: f for f in regress_run.meta["table"]["features"]}
+    assert decisions["id"]["encoding"] == "dropped" and decisions["id"]["reason"] == "drop= names it"
 
 
 def test_predict_keeps_every_column_and_evaluate(table_run, table_csv, tmp_path, capsys):
