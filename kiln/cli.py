@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -267,12 +268,31 @@ def export_cmd(args: Optional[List[str]] = ARGS):
     words, pairs = _split(args)
     _one(words, "export", "kiln export runs/train format=tflite quantize=int8", "RUN_DIR", "run folder")
     opts = options(_raw_strings(pairs, parse_overrides(pairs, "export"), ("out",)))
+    if _table_export(words[0], opts):
+        return
     try:
         result = export_run(words[0], **opts.model_dump())
     except AgreementError as err:
         print(table(err.figures))
         raise
     print(table(result))
+
+
+def _table_export(path: str, opts) -> bool:
+    """A run of a task behind the contract exports through that task (image runs: the spine's export)."""
+    from kiln.run import load_run
+
+    run = load_run(path)
+    if "task" not in run.meta:
+        return False
+    from kiln.tasks.table.export import export_table
+
+    if opts.quantize != "none":
+        raise ConfigError(received("export", "quantize", opts.quantize, "table exports are not quantized", "Leave quantize out"))
+    r = export_table(run, opts.format, out=opts.out, force=opts.force, min_agreement=opts.min_agreement, limit=opts.parity_images)
+    print(f"kiln: {r['format']} export {r['path']}: agreement {r['agreement']:.2%} on {r['n']} {r['split']} rows, "
+          f"max abs diff {r['max_abs_diff']:.3g}, {r['size_bytes']:,} bytes, {r['rows_per_s']:,} rows/s")
+    return True
 
 
 @app.command()
@@ -288,6 +308,16 @@ def serve(args: Optional[List[str]] = ARGS):
     if "api_key" not in values and os.environ.get("KILN_API_KEY"):
         values["api_key"] = os.environ["KILN_API_KEY"]  # keeps the key out of the process list
     opts = build(ServeOptions, values, "serve")
+    meta = Path(words[0]) / "run.json"
+    if meta.is_file() and "task" in json.loads(meta.read_text()):  # a task behind the contract serves its own rows
+        import uvicorn
+
+        from kiln.run import load_run
+        from kiln.tasks.table.serve import create_app
+
+        print(f"kiln: serving {words[0]} on http://{opts.host}:{opts.port}/", flush=True)
+        uvicorn.run(create_app(load_run(words[0]), opts.name), host=opts.host, port=opts.port, log_level="warning")
+        return
     run_server(words[0], **opts.model_dump())
 
 

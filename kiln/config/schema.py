@@ -182,7 +182,7 @@ class EvaluateConfig(Section):
         return self
 
 
-from kiln.tasks.table.config import TableConfig  # noqa: E402  (a task's section; it imports Section above)
+from kiln.tasks.table.config import TableConfig  # noqa: E402  (a task's own section)
 
 
 class Config(Section):

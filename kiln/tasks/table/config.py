@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import Field, field_validator
-
-from kiln.config.schema import Section
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-class TableConfig(Section):
+class TableConfig(BaseModel):
+    # the shared Section's settings, without importing kiln.config.schema (which imports this module)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
     target: Optional[str] = Field(None, description="table: the column to predict")
     drop: list[str] = Field(default_factory=list, description="table: columns left out of the model")
     id: list[str] = Field(default_factory=list, description="table: identifier columns (kept in predictions, left out of the model)")

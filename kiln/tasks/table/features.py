@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from kiln.tasks.table.layers import DateParts, Impute
+from kiln.tasks.table.layers import DateParts, Impute, VocabLookup
 from kiln.tasks.table.spec import TableSpec
 
 
@@ -34,10 +34,9 @@ def build_features(spec: TableSpec, inputs: dict | None = None):
             if f.missing_indicator:
                 indicators.append(missing)
         elif f.one_hot:
-            categories.append(keras.layers.StringLookup(vocabulary=f.vocabulary, num_oov_indices=1, output_mode="one_hot",
-                                                        name=f"onehot_{f.input}")(x))
+            categories.append(VocabLookup(f.vocabulary, one_hot=True, name=f"onehot_{f.input}")(x))
         else:
-            ids = keras.layers.StringLookup(vocabulary=f.vocabulary, num_oov_indices=1, name=f"lookup_{f.input}")(x)
+            ids = VocabLookup(f.vocabulary, one_hot=False, name=f"lookup_{f.input}")(x)
             emb = keras.layers.Embedding(len(f.vocabulary) + 1, f.embed_dim, name=f"embed_{f.input}")(ids)
             categories.append(keras.layers.Flatten(name=f"flat_{f.input}")(emb))
     num = _cat(numbers, "numbers")

@@ -90,3 +90,33 @@ class PeriodicEmbedding(keras.layers.Layer):
 
 
 __all__ = ["DateParts", "Impute", "PeriodicEmbedding"]
+
+
+@keras.saving.register_keras_serializable("kiln_table")
+class VocabLookup(keras.layers.Layer):
+    """(N, 1) strings -> one-hot (N, V + 1) or indices (N, 1), the last slot for values not in `vocabulary`.
+
+    The same job as Keras `StringLookup`, done as one string equality against the vocabulary instead
+    of a hash table: ONNX (tf2onnx) and TFLite builtins have string Equal but no portable hash table,
+    so the exported graph stays self-contained in every runtime.
+    """
+
+    def __init__(self, vocabulary, one_hot: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary, self.one_hot = [str(v) for v in vocabulary], bool(one_hot)
+
+    def call(self, x):
+        import tensorflow as tf
+
+        eq = tf.cast(tf.equal(x, tf.constant(self.vocabulary, tf.string)[None, :]), "float32")  # (N, V)
+        hot = tf.concat([eq, 1.0 - tf.reduce_max(eq, axis=-1, keepdims=True)], axis=-1)  # (N, V + 1)
+        return hot if self.one_hot else tf.argmax(hot, axis=-1, output_type=tf.int32)[:, None]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.vocabulary) + 1) if self.one_hot else (input_shape[0], 1)
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(self.compute_output_shape(x.shape), dtype="float32" if self.one_hot else "int32")
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "one_hot": self.one_hot}

@@ -24,7 +24,7 @@ class TableTask(Task):
         name="table", description="classification or regression on the rows of a CSV, TSV or Parquet table",
         sources=("CSV (comma, semicolon or tab; UTF-8, UTF-8 BOM, Latin-1)", "TSV", "Parquet"),
         label_kinds=("classification", "regression"), default_model="auto", monitor="val_loss", mode="min",
-        export_formats=("keras", "savedmodel", "onnx", "tflite"), aliases=("classify", "regress", "tabular"),
+        export_formats=("keras", "savedmodel", "tflite"), aliases=("classify", "regress", "tabular"),
         resume_keys=("table.target", "table.drop", "table.id", "table.loss"))
     models = MODELS
     config_section = TableConfig
