@@ -112,12 +112,14 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    from kiln.export.export import export_run, format_module, parity_images
+    from kiln.export.export import export_run, format_module
+    from kiln.tasks.image.export import parity_images
     from kiln.export.keras import KerasPredictor
     from kiln.run import load_run
 
     run = load_run(args.run or bench_run())
-    reference = KerasPredictor(run.model, run.spec.shape)
+    signature = run.task.signature(run)
+    reference = KerasPredictor(run.model, signature)
     _, images, _ = parity_images(run, 200)  # timing inputs: decoded test images
     rows = []
     with tempfile.TemporaryDirectory(prefix="kiln-bench-export-") as tmp:
@@ -126,7 +128,7 @@ def main() -> None:
             m = export_run(run.path, fmt, q, out=str(Path(tmp) / f"{fmt}-{q}"), force=True,
                            timing={"latency_runs": 3, "batch_runs": 1, "batch_size": 8})
             seconds = time.perf_counter() - t
-            candidate = format_module(fmt).load(m["out"], run.spec.shape)
+            candidate = format_module(fmt).load(m["out"], signature)
             keras_ms, ms = latency_pair(reference, candidate, images, args.latency_runs)
             keras_tp, tp = throughput_pair(reference, candidate, images, args.batch_runs)
             rows.append({"format": fmt, "quantize": q, "size_bytes": m["size_bytes"], "keras_size_bytes": m["keras_size_bytes"],

@@ -143,8 +143,8 @@ def model_ceiling(path: Path) -> dict:
     from kiln.serve.model import load_served
 
     served = load_served(path)
-    x1 = np.zeros((1, *served.shape), np.uint8)
-    x32 = np.zeros((32, *served.shape), np.uint8)
+    x1 = np.zeros((1, *served.spec.shape), np.uint8)
+    x32 = np.zeros((32, *served.spec.shape), np.uint8)
     for _ in range(5):
         served.predictor(x1), served.predictor(x32)
     t = time.perf_counter()

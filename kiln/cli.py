@@ -283,7 +283,7 @@ def _table_export(path: str, opts) -> bool:
     from kiln.run import load_run
 
     run = load_run(path)
-    if "task" not in run.meta:
+    if not getattr(run.task, "trains_itself", False):  # tasks on the spine export through kiln/export
         return False
     from kiln.tasks.table.export import export_table
 
@@ -309,7 +309,9 @@ def serve(args: Optional[List[str]] = ARGS):
         values["api_key"] = os.environ["KILN_API_KEY"]  # keeps the key out of the process list
     opts = build(ServeOptions, values, "serve")
     meta = Path(words[0]) / "run.json"
-    if meta.is_file() and "task" in json.loads(meta.read_text()):  # a task behind the contract serves its own rows
+    from kiln.tasks.base import task_of
+
+    if meta.is_file() and getattr(task_of(json.loads(meta.read_text())), "trains_itself", False):  # the table task's own server, for now
         import uvicorn
 
         from kiln.run import load_run

@@ -1,7 +1,8 @@
 """A run folder: the unit a person handles. `Run` reads one and evaluates or predicts with it.
 
-Layout: config.yaml, run.json (classes, image spec), splits.csv, model.keras, history.csv,
-metrics.json, tensorboard/, plots/, checkpoints/.
+Layout: config.yaml, run.json (the task, its spec, counts, versions), splits.csv, model.keras,
+history.csv, metrics.json, tensorboard/, plots/, checkpoints/. What depends on the data (the spec,
+predictions, evaluation) is the run's task's (run.json "task"; a run.json without one is an image run).
 """
 
 from __future__ import annotations
@@ -34,15 +35,20 @@ class Run:
     def meta(self) -> dict:
         return json.loads((self.path / "run.json").read_text())
 
+    @cached_property
+    def task(self):
+        """The registered task this run was trained for (kiln/tasks/base.py)."""
+        from kiln.tasks.base import task_of
+
+        return task_of(self.meta)
+
     @property
-    def classes(self) -> list[str]:
-        return self.meta["classes"]
+    def classes(self) -> list[str] | None:
+        return self.meta.get("classes")
 
     @property
     def spec(self):
-        from kiln.tasks.image.data.prepare import ImageSpec
-
-        return ImageSpec.from_dict(self.meta["image"])
+        return self.task.load_spec(self.meta)
 
     @cached_property
     def config(self):
@@ -70,44 +76,20 @@ class Run:
         # safe_mode refuses Lambda layers and anything that would unpickle code.
         return keras.saving.load_model(self.path / "model.keras", safe_mode=True, compile=False)
 
-    def dataset(self, paths, labels=None, batch_size: int = 64, use_pil=None):
-        from kiln.tasks.image.data.pipeline import make_dataset
+    def predict_proba(self, inputs, **options) -> np.ndarray:
+        """The model's output for `inputs` (image files: (N, K) class probabilities), in order."""
+        return self.task.predict_outputs(self, inputs, **options)
 
-        labels = np.zeros(len(paths), int) if labels is None else labels
-        spec = self.spec
-        return make_dataset(paths, labels, len(self.classes), size=spec.size, channels=spec.channels, resize=spec.resize,
-                            batch_size=batch_size, use_pil=use_pil)
-
-    def predict_proba(self, paths, batch_size: int = 64, use_pil=None) -> np.ndarray:
-        """(N, K) class probabilities for image files, in order."""
-        if len(paths) == 0:
-            return np.zeros((0, len(self.classes)), np.float32)
-        ds = self.dataset(list(paths), batch_size=batch_size, use_pil=use_pil).map(lambda x, y: x)
-        return np.asarray(self.model.predict(ds, verbose=0))
-
-    def evaluate(self, data: str | None = None, split: str = "test", out: str | None = None, top_k: int | None = None,
-                 threshold: float | None = None) -> dict:
-        """Metrics for one split of this run's data, or for every image of another labelled source.
+    def evaluate(self, data: str | None = None, split: str = "test", out: str | None = None, **options) -> dict:
+        """Metrics for one split of this run's data, or for every example of another labelled source.
 
         Two-class runs decide with the threshold stored in run.json; `threshold=` overrides it here.
         """
-        if "task" in self.meta:  # runs of a task behind the contract (image runs get there with the seam)
-            from kiln.tasks.base import task_of
+        return self.task.evaluate_run(self, data=data, split=split, out=out, **options)
 
-            return task_of(self.meta).evaluate_run(self, data=data, split=split, out=out, threshold=threshold)
-        from kiln.tasks.image.evaluate import evaluate_run
-
-        return evaluate_run(self, data=data, split=split, out=out, top_k=top_k, threshold=threshold)
-
-    def predict(self, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
-        """One dict per readable image: path, label, score, top_k [[label, score], ...]."""
-        if "task" in self.meta:
-            from kiln.tasks.base import task_of
-
-            return task_of(self.meta).predict(self, paths, out=out, top_k=top_k)
-        from kiln.tasks.image.predict import predict_paths
-
-        return predict_paths(self, paths, top_k=top_k, out=out)
+    def predict(self, inputs, out: str | None = None, **options) -> list[dict]:
+        """One dict per input (image runs: path, label, score, top_k [[label, score], ...]); `top_k=5`."""
+        return self.task.predict(self, inputs, out=out, **options)
 
 
 def load_run(path: str | Path) -> Run:

@@ -86,13 +86,19 @@ def run_summary(folder: str | Path) -> dict:
             epochs = len(pd.read_csv(folder / "history.csv"))
         except (OSError, ValueError, pd.errors.EmptyDataError):
             epochs = 0
-    image = meta.get("image", {})
+    from kiln.tasks.base import TaskError, task_of
+
+    try:
+        task = task_of(meta)
+        shown = {"task": task.info.name if meta else None, **task.describe_run(meta)}  # as the run's task describes it
+    except TaskError:  # a run of a task this Kiln does not have
+        shown = {"task": meta.get("task"), "classes": None, "input": None}
     val, test = metrics.get("val", {}), metrics.get("test", {})
     return {
         "run": folder.name, "path": str(folder), "status": "finished" if (folder / "model.keras").is_file() else "unfinished",
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(_created(folder))),
-        "model": meta.get("model") or model.get("name"), "classes": len(meta.get("classes", [])) or None,
-        "input": f"{image['height']}x{image['width']}x{image['channels']}" if image else None,
+        "task": shown["task"],
+        "model": meta.get("model") or model.get("name"), "classes": shown["classes"], "input": shown["input"],
         "train_images": meta.get("counts", {}).get("train"), "epochs": epochs,
         "optimizer": train.get("optimizer"), "lr": train.get("lr"), "batch_size": data.get("batch_size"),
         "val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),

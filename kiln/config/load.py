@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from kiln.config.schema import Config
+from kiln.config.schema import Config, config_model
 from kiln.errors import ConfigError, received
 
 
@@ -89,8 +89,9 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def mapping_keys(model: type[BaseModel] = Config) -> set[str]:
+def mapping_keys(model: type[BaseModel] | None = None) -> set[str]:
     """Keys whose value is itself a mapping (`tune.space`), by dotted name and by unique shortcut."""
+    model = config_model() if model is None else model
     keys = {k for k, f in leaf_keys(model).items() if getattr(f.annotation, "__origin__", None) is dict}
     return keys | {short for short, dotted in _shortcuts(model).items() if dotted in keys}
 
@@ -169,7 +170,7 @@ def load_config(file: str | Path | None = None, overrides: Iterable[str] | Mappi
         values.update(overrides)
     else:
         values.update(parse_overrides(overrides))
-    return build(Config, values)
+    return build(config_model(), values)
 
 
 def dump_config(config: BaseModel) -> str:

@@ -191,6 +191,7 @@ class Config(Section):
     run_dir: Optional[str] = Field(None, description="explicit run folder (overrides runs_root/name)")
     runs_root: str = Field("runs", description="folder that holds auto-numbered runs")
     seed: int = Field(42, ge=0, description="seed for splits, shuffling, initialisation")
+    task: str = Field("auto", description="what the model does: auto infers it from the data and keys (image: a folder of images, a CSV of paths or shards); or a registered task name")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -200,10 +201,29 @@ class Config(Section):
     table: TableConfig = Field(default_factory=TableConfig)
 
 
-def render_default_yaml(model: type[BaseModel] = Config, indent: int = 0) -> str:
+def config_model() -> type[Config]:
+    """`Config` plus one section per registered task that declares one (`Task.config_section`, named after
+    the task): the one schema the shared loader validates against."""
+    from kiln.tasks.base import TASKS, _load
+
+    _load()
+    sections = tuple((name, t.config_section) for name, t in sorted(TASKS.items()) if t.config_section is not None)
+    if sections not in _MODELS:
+        from pydantic import create_model
+
+        fields = {name: (cls, Field(default_factory=cls)) for name, cls in sections}
+        _MODELS[sections] = create_model("Config", __base__=Config, **fields) if fields else Config
+    return _MODELS[sections]
+
+
+_MODELS: dict[tuple, type[Config]] = {}
+
+
+def render_default_yaml(model: type[BaseModel] | None = None, indent: int = 0) -> str:
     """The commented default config: `key: value  # meaning`, one line a key."""
     import yaml
 
+    model = config_model() if model is None else model
     lines = []
     if indent == 0:
         lines.append("# Kiln default config. Every key can be overridden: kiln train key=value or section.key=value.")

@@ -20,11 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Literal, Optional
 
-import numpy as np
 from pydantic import Field
 
 from kiln.config.schema import Section
-from kiln.errors import ConfigError, DataError, KilnError, received
+from kiln.errors import ConfigError, KilnError, received
 from kiln.export import FORMATS
 
 log = logging.getLogger("kiln.export")
@@ -90,57 +89,6 @@ def default_out(run_path: Path, fmt: str, quantize: str) -> Path:
     return path
 
 
-def _existing_paths(rows) -> tuple[list[str], list[str], np.ndarray]:
-    """Paths, labels and use_pil (decode with Pillow, as training did) of the rows whose file still exists."""
-    pil = rows["use_pil"].astype(str).str.lower().eq("true") if "use_pil" in rows else [False] * len(rows)
-    paths, labels, use_pil = [], [], []
-    for p, label, u in zip(rows["path"], rows["label"], pil):
-        if os.path.isfile(p):
-            paths.append(p)
-            labels.append(label)
-            use_pil.append(bool(u))
-    missing = len(rows) - len(paths)
-    if missing:
-        log.warning("export: %d image(s) of the run's splits no longer exist; left out", missing)
-    return paths, labels, np.array(use_pil, bool)
-
-
-def parity_images(run, limit: int, seed: int = 0) -> tuple[str, np.ndarray, np.ndarray]:
-    """(split name, uint8 images (N, H, W, C), labels (N,)) for the parity check."""
-    table = run.splits
-    for split in ("test", "val", "train"):
-        rows = table[table["split"] == split]
-        if len(rows):
-            break
-    if len(rows) > limit:
-        rows = rows.sample(limit, random_state=seed)
-    paths, labels, use_pil = _existing_paths(rows)
-    if not paths:
-        raise DataError(received("export", "run", run.path, "none of the run's images can be read for the parity check",
-                                 "Keep the training data where it was when the run trained"))
-    index = {c: i for i, c in enumerate(run.classes)}
-    return split, decode(run, paths, use_pil), np.array([index[label] for label in labels])
-
-
-def calibration_images(run, n: int, seed: int = 0) -> np.ndarray:
-    """A random sample of `n` training images, decoded as in training: (n, H, W, C) uint8."""
-    rows = run.splits
-    rows = rows[rows["split"] == "train"]
-    if len(rows) > n:
-        rows = rows.sample(n, random_state=seed)
-    paths, _, use_pil = _existing_paths(rows)
-    if not paths:
-        raise DataError(received("export", "quantize", "int8", "int8 calibrates on the run's training images and none can be read",
-                                 "Keep the training data where it was, or use quantize=dynamic"))
-    return decode(run, paths, use_pil)
-
-
-def decode(run, paths: list[str], use_pil=None) -> np.ndarray:
-    """(N, H, W, C) uint8 pixels, decoded and resized by the training pipeline."""
-    ds = run.dataset(paths, batch_size=64, use_pil=use_pil).map(lambda x, y: x)
-    return np.concatenate([b.numpy() for b in ds])
-
-
 def size_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -177,27 +125,31 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     from kiln.io import write_json, write_text
 
     module = format_module(opts.format)
-    spec = run.spec
-    shape = spec.shape
+    task = run.task
+    if opts.format not in task.info.export_formats:
+        raise ConfigError(received("export", "format", opts.format, f"{task.info.name} runs export to "
+                                   f"{', '.join(task.info.export_formats)} only", f"Use format={task.info.export_formats[0]}"))
+    signature = task.signature(run)
     model = run.model
-    calib = calibration_images(run, opts.calibration_images) if opts.quantize == "int8" else None
-    split, images, y = parity_images(run, opts.parity_images)
+    calib = task.calibration_data(run, opts.calibration_images) if opts.quantize == "int8" else None
+    split, inputs, y = task.parity_data(run, opts.parity_images)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}-", dir=out_path.parent))
     try:
         try:
-            artifact = module.write(model, shape, stage, opts.quantize, calib)
+            artifact = module.write(model, signature, stage, opts.quantize, calib)
         except Exception as err:  # a converter that cannot handle this model: say which, keep the details in the log
             log.info("export: %s %s failed", opts.format, opts.quantize, exc_info=True)
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
             raise KilnError(received("export", "format", f"{opts.format} quantize={opts.quantize}",
                                      f"the {opts.format} converter failed on this model ({type(err).__name__}: {first})",
                                      "Try another quantize= or format=; KILN_VERBOSE=1 shows more")) from None
-        write_text(stage / LABELS, "".join(f"{c}\n" for c in run.classes))
-        candidate = module.load(stage, shape)
-        figures = compare(KerasPredictor(model, shape), candidate, images, y, timing)
-        k = len(run.classes)
+        if signature.labels is not None:
+            write_text(stage / LABELS, "".join(f"{c}\n" for c in signature.labels))
+        candidate = module.load(stage, signature)
+        figures = compare(KerasPredictor(model, signature), candidate, inputs, y, task.parity, timing)
+        tensors = signature.to_dict()
         notes = module.NOTES[opts.quantize].format(n=0 if calib is None else len(calib))
         manifest = {
             "format": opts.format,
@@ -221,11 +173,12 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "forced": bool(opts.force and figures["agreement"] < opts.min_agreement),
             "runtime": candidate.runtime,
             "file": artifact.name,
-            "labels": LABELS,
-            "classes": list(run.classes),
-            "image": spec.to_dict(),
-            "input": {"name": "image", "dtype": "uint8", "shape": [None, *shape]},
-            "output": {"name": "probabilities", "dtype": "float32", "shape": [None, k]},
+            "task": task.info.name,
+            **({"labels": LABELS, "classes": list(signature.labels)} if signature.labels is not None else {}),
+            **signature.meta,
+            "input": tensors["inputs"][0],
+            "output": tensors["outputs"][0],
+            **({"inputs": tensors["inputs"]} if len(tensors["inputs"]) > 1 else {}),
             "notes": notes,
             "calibration_images": 0 if calib is None else int(len(calib)),
             "threshold": run.meta.get("threshold"),
@@ -243,7 +196,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             raise AgreementError(
                 received("export", "min_agreement", opts.min_agreement,
                          f"the {opts.format} {opts.quantize} export agrees with the Keras model on only "
-                         f"{figures['agreement']:.2%} of {figures['n']} {split} images, so it was not kept",
+                         f"{figures['agreement']:.2%} of {figures['n']} {split} inputs, so it was not kept",
                          "Try a milder quantize= (dynamic or float16), more calibration_images=, or pass force=true to keep it"),
                 manifest)
         write_json(stage / MANIFEST, manifest)

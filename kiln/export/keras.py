@@ -1,4 +1,4 @@
-"""Keras 3 `.keras` export: the trained model behind a uint8 input, loadable in safe mode."""
+"""Keras 3 `.keras` export: the trained model behind the signature's typed inputs, loadable in safe mode."""
 
 from __future__ import annotations
 
@@ -8,21 +8,24 @@ import numpy as np
 
 QUANTIZE = ("none",)
 FILE = "model.keras"
-NOTES = {"none": "float32 weights; uint8 input cast to float32 by the model; output float32 probabilities"}
+NOTES = {"none": "float32 weights; inputs as the signature types them, cast inside the model; outputs float32"}
 
 
-def wrap_uint8(model, shape: tuple[int, int, int]):
-    """`model` (float input of raw 0-255 pixels) behind a `uint8` input named `image`: same outputs."""
+def wrap(model, signature):
+    """`model` behind one typed `keras.Input` per signature input (named as in the signature): same outputs.
+    A single input or output is passed bare, as Keras users expect."""
     import keras
 
-    inputs = keras.Input(shape=shape, dtype="uint8", name="image")  # (B, H, W, C) raw pixels
-    return keras.Model(inputs, model(inputs), name="kiln_export")
+    inputs = {t.name: keras.Input(shape=t.shape, dtype=t.dtype, name=t.name) for t in signature.inputs}
+    outputs = signature.call(model, inputs)
+    outputs = outputs[signature.outputs[0].name] if len(signature.outputs) == 1 else outputs
+    return keras.Model(next(iter(inputs.values())) if len(inputs) == 1 else inputs, outputs, name="kiln_export")
 
 
-def write(model, shape, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
+def write(model, signature, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
     from kiln.io import save_model
 
-    return save_model(wrap_uint8(model, shape), Path(out_dir) / FILE)
+    return save_model(wrap(model, signature), Path(out_dir) / FILE)
 
 
 def load_keras(path: str | Path):
@@ -41,21 +44,35 @@ def load_keras(path: str | Path):
 
 
 class KerasPredictor:
-    """(N, H, W, C) uint8 -> (N, K) float32 through one traced `tf.function` (no per-call retracing)."""
+    """The signature's inputs -> its first output (float32) through one traced `tf.function` (no
+    per-call retracing). Serves a trained model, or an exported one that already has the signature's inputs."""
 
     runtime = "keras"
 
-    def __init__(self, model, shape: tuple[int, int, int]):
-        import tensorflow as tf
+    def __init__(self, model, signature, exported: bool = False):
+        from kiln.export import traced
 
         self.model = model
-        dtype = model.inputs[0].dtype
-        spec = tf.TensorSpec((None, *shape), tf.uint8, name="image")
-        self._fn = tf.function(lambda x: model(tf.cast(x, dtype), training=False), input_signature=[spec])
+        self._names = signature.input_names
+        self._out = signature.outputs[0].name
+        if exported:  # a kiln_export model: its inputs are the signature's; call it as it is
+            import tensorflow as tf
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(images), dtype=np.float32)
+            from kiln.export import tf_specs
+
+            one = len(self._names) == 1
+            fn = tf.function(lambda x: {self._out: model(x[self._names[0]] if one else x, training=False)},
+                             input_signature=[tf_specs(signature)])
+            self._fn = fn
+        else:
+            self._fn, _ = traced(model, signature)
+
+    def __call__(self, x) -> np.ndarray:
+        from kiln.export import as_inputs
+
+        out = self._fn(as_inputs(self._names, x))[self._out]
+        return np.asarray(out, dtype=np.float32)
 
 
-def load(out_dir: str | Path, shape) -> KerasPredictor:
-    return KerasPredictor(load_keras(Path(out_dir) / FILE), shape)
+def load(out_dir: str | Path, signature) -> KerasPredictor:
+    return KerasPredictor(load_keras(Path(out_dir) / FILE), signature, exported=True)

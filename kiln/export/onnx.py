@@ -24,26 +24,25 @@ NOTES = {
 }
 
 
-def to_onnx(model, shape, dest: Path) -> Path:
-    import tensorflow as tf
+def to_onnx(model, signature, dest: Path) -> Path:
     import tf2onnx
 
-    dtype = model.inputs[0].dtype
-    spec = [tf.TensorSpec((None, *shape), tf.uint8, name="image")]
+    from kiln.export import traced
 
-    @tf.function(input_signature=spec)
-    def serve(image):
-        return {"probabilities": model(tf.cast(image, dtype), training=False)}
-
-    tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=str(dest))
+    serve, specs = traced(model, signature)
+    tf2onnx.convert.from_function(serve, input_signature=[specs], opset=OPSET, output_path=str(dest))
     return dest
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over (N, H, W, C) uint8 images, one at a time."""
+    """onnxruntime CalibrationDataReader over calibration inputs (an array, or a dict by input name), one row at a time."""
 
-    def __init__(self, images: np.ndarray):
-        self._items = iter([{"image": images[i:i + 1]} for i in range(len(images))])
+    def __init__(self, inputs, names: list[str]):
+        from kiln.export import as_inputs
+        from kiln.export.parity import count, take
+
+        feed = as_inputs(names, inputs)
+        self._items = iter([take(feed, slice(i, i + 1)) for i in range(count(feed))])
 
     def get_next(self):
         return next(self._items, None)
@@ -52,7 +51,7 @@ class _Reader:
         pass
 
 
-def write(model, shape, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
+def write(model, signature, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
     import logging
 
     from onnxruntime import quantization as q
@@ -61,7 +60,7 @@ def write(model, shape, out_dir: Path, quantize: str = "none", calibration=None)
 
     dest = Path(out_dir) / FILE
     with tempfile.TemporaryDirectory(prefix="kiln-onnx-") as tmp:
-        float_path = to_onnx(model, shape, Path(tmp) / "float.onnx")
+        float_path = to_onnx(model, signature, Path(tmp) / "float.onnx")
         with atomic_path(dest) as tmp_dest:
             if quantize == "none":
                 tmp_dest.write_bytes(float_path.read_bytes())
@@ -77,7 +76,7 @@ def write(model, shape, out_dir: Path, quantize: str = "none", calibration=None)
                     else:
                         if calibration is None or len(calibration) == 0:
                             raise ValueError("int8 needs calibration images")
-                        q.quantize_static(str(prepped), str(tmp_dest), _Reader(calibration), quant_format=q.QuantFormat.QDQ,
+                        q.quantize_static(str(prepped), str(tmp_dest), _Reader(calibration, signature.input_names), quant_format=q.QuantFormat.QDQ,
                                           activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, per_channel=True)
                 finally:
                     root.setLevel(level)
@@ -87,16 +86,19 @@ def write(model, shape, out_dir: Path, quantize: str = "none", calibration=None)
 class OnnxPredictor:
     runtime = "onnxruntime"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, signature):
         import onnxruntime as ort
 
         self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
+        self._dtypes = {t.name: np.dtype(object if t.dtype == "string" else t.dtype) for t in signature.inputs}
+        self._out = signature.outputs[0].name
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        out = self._session.run(None, {self._input: np.ascontiguousarray(images, dtype=np.uint8)})[0]
-        return np.asarray(out, dtype=np.float32)
+    def __call__(self, x) -> np.ndarray:
+        from kiln.export import as_inputs
+
+        feed = {k: np.ascontiguousarray(v, dtype=self._dtypes[k]) for k, v in as_inputs(list(self._dtypes), x).items()}
+        return np.asarray(self._session.run([self._out], feed)[0], dtype=np.float32)
 
 
-def load(out_dir: str | Path, shape=None) -> OnnxPredictor:
-    return OnnxPredictor(Path(out_dir) / FILE)
+def load(out_dir: str | Path, signature) -> OnnxPredictor:
+    return OnnxPredictor(Path(out_dir) / FILE, signature)

@@ -1,9 +1,10 @@
-"""Verify an export in its own runtime against the Keras model: same images, same figures.
+"""Verify an export in its own runtime against the Keras model: same inputs, same figures.
 
-    figures = compare(keras_predictor, export_predictor, images, y)
-    figures["agreement"]  # share of images whose top-1 class is the same
+    figures = compare(keras_predictor, export_predictor, inputs, y, task.parity)
+    figures["agreement"]  # the task's share of inputs on which the two agree
 
-Images are uint8 `(N, H, W, C)` decoded by the training pipeline; `y` their integer labels.
+`inputs` is what the task's signature takes: one array `(N, ...)`, or a dict of them by input name;
+`y` the targets. Predictors take the same and return the first output `(N, ...)`.
 """
 
 from __future__ import annotations
@@ -13,28 +14,41 @@ import time
 import numpy as np
 
 
-def predict_all(predictor, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """(N, K) probabilities in batches."""
-    return np.concatenate([predictor(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+def count(inputs) -> int:
+    return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
 
 
-def latency_ms(predictor, images: np.ndarray, runs: int = 30, warmup: int = 3) -> float:
-    """Median wall time of one single-image call, in milliseconds."""
-    one = images[:1]
+def take(inputs, index):
+    """Rows `index` (a slice or an index array) of an array or of every array in a dict."""
+    if isinstance(inputs, dict):
+        return {k: v[index] for k, v in inputs.items()}
+    return inputs[index]
+
+
+def predict_all(predictor, inputs, batch_size: int = 64) -> np.ndarray:
+    """The first output for every row, in batches."""
+    n = count(inputs)
+    return np.concatenate([predictor(take(inputs, slice(i, i + batch_size))) for i in range(0, n, batch_size)])
+
+
+def latency_ms(predictor, inputs, runs: int = 30, warmup: int = 3) -> float:
+    """Median wall time of one single-row call, in milliseconds."""
+    n = count(inputs)
+    one = take(inputs, slice(0, 1))
     for _ in range(warmup):
         predictor(one)
     times = []
     for i in range(runs):
-        x = images[i % len(images):i % len(images) + 1]
+        x = take(inputs, slice(i % n, i % n + 1))
         t = time.perf_counter()
         predictor(x)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1000)
 
 
-def throughput(predictor, images: np.ndarray, batch_size: int = 32, runs: int = 5, warmup: int = 1) -> float:
-    """Images per second at `batch_size` (the images are tiled when fewer)."""
-    batch = np.resize(images, (batch_size, *images.shape[1:])).astype(np.uint8)
+def throughput(predictor, inputs, batch_size: int = 32, runs: int = 5, warmup: int = 1) -> float:
+    """Rows per second at `batch_size` (the rows are repeated when fewer)."""
+    batch = take(inputs, np.resize(np.arange(count(inputs)), batch_size))
     for _ in range(warmup):
         predictor(batch)
     t = time.perf_counter()
@@ -43,27 +57,17 @@ def throughput(predictor, images: np.ndarray, batch_size: int = 32, runs: int = 
     return float(batch_size * runs / (time.perf_counter() - t))
 
 
-def compare(reference, candidate, images: np.ndarray, y: np.ndarray, timing: dict | None = None) -> dict:
-    """Agreement, probability differences and accuracy of `candidate` against `reference` (the Keras model)."""
+def compare(reference, candidate, inputs, y, figures, timing: dict | None = None) -> dict:
+    """`figures(reference outputs, candidate outputs, y)` (the task's parity: agreement, accuracy, differences)
+    plus the latency and throughput of both."""
     timing = timing or {}
-    ref = predict_all(reference, images)
-    got = predict_all(candidate, images)
-    y = np.asarray(y, dtype=int)
-    diff = np.abs(got - ref)
-    figures = {
-        "n": int(len(images)),
-        "agreement": float(np.mean(got.argmax(1) == ref.argmax(1))),
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-        "accuracy": float(np.mean(got.argmax(1) == y)),
-        "keras_accuracy": float(np.mean(ref.argmax(1) == y)),
-    }
+    result = {"n": int(count(inputs)), **figures(predict_all(reference, inputs), predict_all(candidate, inputs), y)}
     runs = timing.get("latency_runs", 30)
     batch = timing.get("batch_size", 32)
     batch_runs = timing.get("batch_runs", 5)
-    figures["latency_ms"] = latency_ms(candidate, images, runs)
-    figures["keras_latency_ms"] = latency_ms(reference, images, runs)
-    figures["throughput"] = throughput(candidate, images, batch, batch_runs)
-    figures["keras_throughput"] = throughput(reference, images, batch, batch_runs)
-    figures["batch_size"] = batch
-    return figures
+    result["latency_ms"] = latency_ms(candidate, inputs, runs)
+    result["keras_latency_ms"] = latency_ms(reference, inputs, runs)
+    result["throughput"] = throughput(candidate, inputs, batch, batch_runs)
+    result["keras_throughput"] = throughput(reference, inputs, batch, batch_runs)
+    result["batch_size"] = batch
+    return result

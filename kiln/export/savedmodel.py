@@ -1,5 +1,5 @@
-"""TensorFlow SavedModel export: a `serving_default` signature `image: uint8 (N, H, W, C)` ->
-`probabilities: float32 (N, K)`, the layout TF Serving and `tf.saved_model.load` expect."""
+"""TensorFlow SavedModel export: a `serving_default` signature with the task signature's named inputs and
+outputs, the layout TF Serving and `tf.saved_model.load` expect."""
 
 from __future__ import annotations
 
@@ -9,23 +9,19 @@ import numpy as np
 
 QUANTIZE = ("none",)
 FILE = "saved_model"
-NOTES = {"none": "float32 weights; serving_default signature image uint8 (N,H,W,C) -> probabilities float32 (N,K)"}
+NOTES = {"none": "float32 weights; serving_default signature: the task's named inputs -> named float32 outputs"}
 
 
-def write(model, shape, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
-    """Write `out_dir/saved_model` through keras.export.ExportArchive with a uint8 signature."""
+def write(model, signature, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
+    """Write `out_dir/saved_model` through keras.export.ExportArchive with the signature's typed inputs."""
     import keras
-    import tensorflow as tf
+
+    from kiln.export import traced
 
     dest = Path(out_dir) / FILE
     archive = keras.export.ExportArchive()
     archive.track(model)
-    dtype = model.inputs[0].dtype
-
-    @tf.function(input_signature=[tf.TensorSpec((None, *shape), tf.uint8, name="image")])
-    def serve(image):
-        return {"probabilities": model(tf.cast(image, dtype), training=False)}
-
+    serve, _ = traced(model, signature)
     archive.add_endpoint("serving_default", serve)
     archive.write_out(str(dest), verbose=False)
     return dest
@@ -36,17 +32,21 @@ class SavedModelPredictor:
 
     runtime = "tensorflow"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, signature):
         import tensorflow as tf
 
         self._tf = tf
         self._loaded = tf.saved_model.load(str(path))  # a graph + variables; nothing is unpickled
         self._fn = self._loaded.signatures["serving_default"]
+        self._inputs = {t.name: tf.as_dtype(t.dtype) for t in signature.inputs}
+        self._out = signature.outputs[0].name
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        out = self._fn(image=self._tf.constant(images, self._tf.uint8))
-        return np.asarray(out["probabilities"], dtype=np.float32)
+    def __call__(self, x) -> np.ndarray:
+        from kiln.export import as_inputs
+
+        feed = {k: self._tf.constant(v, self._inputs[k]) for k, v in as_inputs(list(self._inputs), x).items()}
+        return np.asarray(self._fn(**feed)[self._out], dtype=np.float32)
 
 
-def load(out_dir: str | Path, shape=None) -> SavedModelPredictor:
-    return SavedModelPredictor(Path(out_dir) / FILE)
+def load(out_dir: str | Path, signature) -> SavedModelPredictor:
+    return SavedModelPredictor(Path(out_dir) / FILE, signature)

@@ -30,7 +30,7 @@ NOTES = {
 }
 
 
-def convert(saved_model_dir: str | Path, quantize: str, calibration: np.ndarray | None = None) -> bytes:
+def convert(saved_model_dir: str | Path, quantize: str, calibration=None, names: list[str] | None = None) -> bytes:
     """A SavedModel with a uint8 signature -> TFLite flatbuffer bytes."""
     import tensorflow as tf
 
@@ -44,20 +44,28 @@ def convert(saved_model_dir: str | Path, quantize: str, calibration: np.ndarray 
         if calibration is None or len(calibration) == 0:
             raise ValueError("int8 needs calibration images")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+        converter.representative_dataset = _representative(calibration, names)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8  # the signature is uint8 already; kept explicit
         converter.inference_output_type = tf.float32
     return converter.convert()
 
 
-def write(model, shape, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
+def _representative(calibration, names: list[str] | None):
+    """One calibration row at a time: a list holding the one input, or a dict by input name for several."""
+    if not isinstance(calibration, dict):
+        return lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+    n = len(next(iter(calibration.values())))
+    return lambda: ({k: v[i:i + 1] for k, v in calibration.items()} for i in range(n))
+
+
+def write(model, signature, out_dir: Path, quantize: str = "none", calibration=None) -> Path:
     from kiln.export import savedmodel
     from kiln.io import atomic_path
 
     with tempfile.TemporaryDirectory(prefix="kiln-tflite-") as tmp:
-        sm = savedmodel.write(model, shape, Path(tmp), "none")
-        flatbuffer = convert(sm, quantize, calibration)
+        sm = savedmodel.write(model, signature, Path(tmp), "none")
+        flatbuffer = convert(sm, quantize, calibration, signature.input_names)
     dest = Path(out_dir) / FILE
     with atomic_path(dest) as tmp_file:
         tmp_file.write_bytes(flatbuffer)
@@ -72,7 +80,7 @@ class TFLitePredictor:
 
     runtime = "litert"
 
-    def __init__(self, path: str | Path, num_threads: int | None = None):
+    def __init__(self, path: str | Path, signature=None, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
@@ -80,6 +88,11 @@ class TFLitePredictor:
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         self._batch = None
+        self._dtype = np.dtype(signature.inputs[0].dtype) if signature is not None else np.uint8
+        self._runner = None
+        if signature is not None and len(signature.inputs) > 1:  # several named inputs: the signature runner maps them
+            self._runner = self._interp.get_signature_runner("serving_default")
+            self._names, self._first = signature.input_names, signature.outputs[0].name
 
     def tensor_types(self) -> dict[str, int]:
         """Count of tensors per dtype (int8 models hold mostly int8 tensors)."""
@@ -89,8 +102,10 @@ class TFLitePredictor:
             counts[name] = counts.get(name, 0) + 1
         return counts
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = np.ascontiguousarray(images, dtype=np.uint8)
+    def __call__(self, images) -> np.ndarray:
+        if self._runner is not None:
+            return np.array(self._runner(**images)[self._first], dtype=np.float32)
+        images = np.ascontiguousarray(images, dtype=self._dtype)
         if images.shape[0] != self._batch:
             self._interp.resize_tensor_input(self._in["index"], images.shape)
             self._interp.allocate_tensors()
@@ -100,5 +115,5 @@ class TFLitePredictor:
         return np.array(self._interp.get_tensor(self._out["index"]), dtype=np.float32)
 
 
-def load(out_dir: str | Path, shape=None) -> TFLitePredictor:
-    return TFLitePredictor(Path(out_dir) / FILE)
+def load(out_dir: str | Path, signature=None) -> TFLitePredictor:
+    return TFLitePredictor(Path(out_dir) / FILE, signature)

@@ -17,17 +17,15 @@ import signal
 import threading
 import time
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Optional
 
 from pydantic import Field
 
 from kiln.config.schema import Section
-from kiln.tasks.image.serve.inputs import ApiError
+from kiln.serve.errors import ApiError
 
 log = logging.getLogger("kiln.serve")
 
-STATIC = Path(__file__).parents[1] / "tasks" / "image" / "serve" / "static"
 OPEN_PATHS = {"/", "/favicon.ico", "/v2/health/live", "/v2/health/ready"}  # no API key needed
 
 
@@ -45,14 +43,14 @@ class ServeOptions(Section):
 
 
 class State:
-    """What every handler reads: the model, the batcher, the metrics and the limits."""
+    """What every handler reads: the model, its task's adapter, the batcher, the metrics and the limits."""
 
     def __init__(self, model, opts: ServeOptions):
         from kiln.serve.batching import MicroBatcher
-        from kiln.tasks.image.serve.inputs import BatchDecoder
         from kiln.serve.metrics import Metrics
 
         self.model = model
+        self.adapter = model.task.adapter(model)
         self.opts = opts
         self.api_key = opts.api_key
         self.max_pixels = opts.max_pixels
@@ -60,7 +58,7 @@ class State:
         self.top_k = opts.top_k
         self.metrics = Metrics(model.name)
         self.batcher = MicroBatcher(model.predictor, opts.max_batch_size, opts.max_delay_ms, self.metrics,
-                                    decode=BatchDecoder(model.spec))
+                                    decode=self.adapter.decode)
         self.ready = False
 
 
@@ -140,30 +138,10 @@ class Guard:
             metrics.request_done(self._route(scope), code["status"], time.perf_counter() - started)
 
 
-def _warm_decoder(state) -> None:
-    """Decode a small PNG and JPEG (batched, and through Pillow) so the first request does not pay
-    TensorFlow's tracing and op setup."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    from kiln.tasks.image.serve.inputs import decode_image
-
-    blobs = []
-    for fmt in ("PNG", "JPEG"):
-        buf = io.BytesIO()
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, fmt)
-        blobs.append(buf.getvalue())
-        decode_image(blobs[-1], state.model.spec, 64)
-    state.batcher.decode(blobs)
-    state.batcher.decode(blobs[:1])
-
-
 def create_app(source, name: str | None = None, api_key: str | None = None, **options):
     """The FastAPI app for a run folder or an export folder; the model is loaded (safe mode) and warmed now."""
     import numpy as np
-    from fastapi import FastAPI, Request
+    from fastapi import APIRouter, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
     from starlette.exceptions import HTTPException
@@ -172,14 +150,13 @@ def create_app(source, name: str | None = None, api_key: str | None = None, **op
     from kiln.config import build
     from kiln.serve.metrics import CONTENT_TYPE
     from kiln.serve.model import load_served
-    from kiln.tasks.image.serve.protocols import router
+    from kiln.serve.routes import router
 
     values = {k: v for k, v in dict(name=name, api_key=api_key, **options).items() if v is not None}
     opts = build(ServeOptions, values, "serve")
     served = load_served(source, opts.name)
     state = State(served, opts)
-    _warm_decoder(state)
-    state.batcher.warm(served.shape)  # every batch size the model will see, before the first request
+    state.adapter.warm(state)  # decoders traced and every batch size the model will see, before the first request
 
     @asynccontextmanager
     async def lifespan(app):
@@ -215,20 +192,21 @@ def create_app(source, name: str | None = None, api_key: str | None = None, **op
         log.exception("serve: %s %s failed", request.method, request.url.path)
         return JSONResponse({"error": f"internal error ({type(err).__name__})"}, status_code=500)
 
-    page = (STATIC / "index.html").read_text()
-    page_config = json.dumps({"model": served.name, "auth": bool(opts.api_key), "classes": len(served.classes),
-                              "input": list(served.shape), "platform": served.platform}).replace("<", "\\u003c")
-
-    @app.get("/", response_class=HTMLResponse)
-    async def index():
-        return HTMLResponse(page.replace("__KILN_CONFIG__", page_config))
+    page = state.adapter.page(state)
+    if page is not None:
+        @app.get("/", response_class=HTMLResponse)
+        async def index():
+            return HTMLResponse(page)
 
     @app.get("/metrics")
     async def metrics():
         return PlainTextResponse(state.metrics.render(), media_type=CONTENT_TYPE)
 
+    task_routes = state.adapter.routes()  # the task's protocols
     app.include_router(router)
-    routes = [r for r in app.router.routes if hasattr(r, "path")] + list(router.routes)
+    app.include_router(APIRouter(routes=task_routes))
+    # included routers do not list their routes in app.router.routes here; Guard matches against all of them
+    routes = [r for r in app.router.routes if hasattr(r, "path")] + list(router.routes) + list(task_routes)
     app.add_middleware(Guard, state=state, routes=routes)
     return app
 
@@ -245,8 +223,8 @@ def serve(source, host: str = "127.0.0.1", port: int = 8000, name: str | None = 
     app = create_app(source, **values)
     opts = app.state.kiln.opts
     served = app.state.kiln.model
-    print(f"kiln: serving {served.name} ({served.platform}, {len(served.classes)} classes, input "
-          f"{'x'.join(map(str, served.shape))} uint8) on http://{opts.host}:{opts.port}/  (Ctrl+C stops)", flush=True)
+    print(f"kiln: serving {served.name} ({served.platform}, {app.state.kiln.adapter.describe()}) on "
+          f"http://{opts.host}:{opts.port}/  (Ctrl+C stops)", flush=True)
     # TensorFlow and the model leave ~440k long-lived objects: each full garbage collection scanning them
     # stalled the event loop ~0.2 s (a whole micro-batch's p99). Freeze them out of the collector's scans.
     gc.collect()

@@ -41,7 +41,7 @@ class MicroBatcher:
     def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None):
         self.predict_fn = predict
         self.decode = decode  # [bytes] -> ((m, H, W, C) uint8, {index: error}); needed for encoded rows
-        self.shape = tuple(decode.shape) if decode is not None else None
+        self.shape = tuple(decode.shape) if getattr(decode, "shape", None) is not None else None  # else set by warm()
         self.max_batch_size = max(1, int(max_batch_size))
         self.buckets = bucket_sizes(self.max_batch_size)
         self.max_delay = max(0.0, float(max_delay_ms)) / 1000.0

@@ -2,13 +2,16 @@
 
     served = load_served("runs/train")          # run.json + model.keras (Keras safe mode)
     served = load_served("runs/train/exports/tflite-int8")   # export.json + model file
-    served.predictor(images)                    # (N, H, W, C) uint8 -> (N, K) float32
+    served.predictor(inputs)                    # the task's signature inputs -> its first output
+
+Both name their task (a file without "task" is an image run or export); the task's adapter turns
+requests into predictor inputs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,47 +24,48 @@ PLATFORMS = {"keras": "keras", "savedmodel": "tensorflow_savedmodel", "tflite": 
 @dataclass
 class ServedModel:
     name: str
-    classes: list[str]
-    spec: object  # kiln.tasks.image.data.prepare.ImageSpec
-    predictor: object  # callable (N, H, W, C) uint8 -> (N, K) float32
+    classes: list[str] | None
+    spec: object  # the task's spec (kiln/tasks/<task>), as run.json / export.json hold it
+    predictor: object  # callable: the signature's inputs -> its first output
     format: str
     quantize: str
     threshold: float | None
     source: Path
+    task: object = None  # the kiln.tasks.base.Task the model was trained for
+    signature: object = None  # kiln.tasks.base.Signature
+    meta: dict = field(default_factory=dict)  # run.json or export.json
 
     @property
     def platform(self) -> str:
         return PLATFORMS[self.format]
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.spec.shape
-
 
 def load_served(source: str | Path, name: str | None = None) -> ServedModel:
     """A run folder (run.json + model.keras) or an export folder (export.json)."""
-    from kiln.tasks.image.data.prepare import ImageSpec
     from kiln.export.export import MANIFEST, format_module
+    from kiln.tasks.base import Signature, task_of
 
     path = Path(source)
     if (path / MANIFEST).is_file():
         manifest = json.loads((path / MANIFEST).read_text())
-        spec = ImageSpec.from_dict(manifest["image"])
+        task = task_of(manifest)
+        signature = Signature.from_dict(manifest)
         labels = path / manifest.get("labels", "labels.txt")
-        classes = labels.read_text().splitlines() if labels.is_file() else list(manifest["classes"])
+        classes = labels.read_text().splitlines() if labels.is_file() else manifest.get("classes")
         fmt = manifest["format"]
-        predictor = format_module(fmt).load(path, spec.shape)
-        return ServedModel(name or manifest.get("run_name") or path.resolve().name, classes, spec, predictor, fmt,
-                           manifest.get("quantize", "none"), manifest.get("threshold"), path)
+        predictor = format_module(fmt).load(path, signature)
+        return ServedModel(name or manifest.get("run_name") or path.resolve().name, classes, task.load_spec(manifest),
+                           predictor, fmt, manifest.get("quantize", "none"), manifest.get("threshold"), path,
+                           task, signature, manifest)
     if (path / "run.json").is_file() and (path / "model.keras").is_file():
         from kiln.export.keras import KerasPredictor, load_keras
         from kiln.run import Run
 
         run = Run(path)
         model = load_keras(path / "model.keras")
-        spec = run.spec
-        return ServedModel(name or run.name, list(run.classes), spec, KerasPredictor(model, spec.shape), "keras", "none",
-                           run.meta.get("threshold"), path)
+        signature = run.task.signature(run)
+        return ServedModel(name or run.name, run.classes, run.spec, KerasPredictor(model, signature), "keras", "none",
+                           run.meta.get("threshold"), path, run.task, signature, run.meta)
     raise KilnError(received("serve", "path", source, "it is neither a run folder (run.json + model.keras) nor an export folder "
                              "(export.json)", "Pass a folder written by kiln train or kiln export"))
 

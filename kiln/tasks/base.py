@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import abc
 import difflib
-import fnmatch
 import importlib
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
-from kiln.errors import ConfigError, KilnError, received
+from kiln.errors import KilnError, received
+from kiln.tasks.models import ModelEntry, ModelRegistry  # noqa: F401  (part of the contract)
 
 if TYPE_CHECKING:  # only for annotations: importing them here would pull in TensorFlow
     import pandas as pd
 
 # name -> module whose import registers the task. The one line a new task adds.
 BUILTIN: dict[str, str] = {
+    "image": "kiln.tasks.image",
     "table": "kiln.tasks.table.task",
 }
 
@@ -142,14 +142,31 @@ class Signature:
 
         return {"inputs": [one(t) for t in self.inputs], "outputs": [one(t) for t in self.outputs]}
 
+    @classmethod
+    def from_dict(cls, manifest: Mapping) -> "Signature":
+        """The tensors of an export.json ("inputs", else its one "input"; "output"), without `call`: enough
+        for a runtime to load and feed the export."""
+        def one(d: Mapping) -> TensorSpec:
+            return TensorSpec(d["name"], d["dtype"], tuple(d["shape"][1:]))
+
+        inputs = manifest.get("inputs") or [manifest["input"]]
+        outputs = manifest.get("outputs") or [manifest["output"]]
+
+        def no_call(model, inputs):
+            raise TypeError("a Signature read from export.json describes tensors only")
+
+        return cls(tuple(one(d) for d in inputs), tuple(one(d) for d in outputs), no_call, manifest.get("classes"))
+
 
 @dataclass
 class ReportSection:
-    """One part of report.html: a title, an anchor id and self-contained HTML (images embedded)."""
+    """One part of report.html: its anchor id, its label in the page's navigation and self-contained HTML
+    (an <h2 id=...> heading first, images embedded)."""
 
     id: str
     title: str
     html: str
+    in_nav: bool = True
 
 
 @dataclass
@@ -191,75 +208,13 @@ class Adapter(abc.ABC):
     def warm(self, state) -> None:
         """Run one request's worth of work so the first real request is not slow (optional)."""
 
-    def page(self) -> str | None:
-        """The HTML page served at GET / (None: no page)."""
+    def describe(self) -> str:
+        """What `kiln serve` prints about the model's inputs and outputs, e.g. "3 classes, input 32x32x3 uint8"."""
+        return ", ".join(f"{t.name} {t.dtype}" for t in self.served.signature.inputs)
+
+    def page(self, state) -> str | None:
+        """The HTML page served at GET / (None: no page); `state` is the server's (api_key, limits)."""
         return None
-
-
-@dataclass
-class ModelEntry:
-    """One registered builder: its name is the model name; `meta` holds family facts (pretrained, ...)."""
-
-    name: str
-    builder: Callable
-    family: str
-    description: str
-    default_size: int | None = None  # the input side the family was designed for (image backbones)
-    meta: dict = field(default_factory=dict)
-
-
-class ModelRegistry:
-    """`@registry.register("name")` on a builder `(spec, num_outputs, **kwargs) -> keras.Model`.
-
-    One registry per task (its builders take that task's spec). Unknown names fail with the closest
-    registered ones. `loader` imports the modules whose decorators fill the registry, on first use.
-    """
-
-    def __init__(self, task: str, loader: Callable[[], None] | None = None):
-        self.task = task
-        self._entries: dict[str, Any] = {}
-        self._loader = loader
-        self._loaded = loader is None
-
-    def register(self, name: str | None = None, *, family: str = "simple", default_size: int | None = None, **meta):
-        """Decorator: register a builder under `name` (defaults to the function name)."""
-
-        def wrap(fn):
-            key = name or fn.__name__
-            doc = (inspect.getdoc(fn) or "").splitlines()
-            self._entries[key] = ModelEntry(key, fn, family, doc[0] if doc else "", default_size, meta)
-            return fn
-
-        return wrap
-
-    def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            self._loader()
-
-    def names(self, pattern: str = "*") -> list[str]:
-        self._load()
-        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
-
-    def get(self, name: str):
-        self._load()
-        if name not in self._entries:
-            near = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.4)
-            hint = f"Did you mean {', '.join(near)}?" if near else "Run `kiln models` to list them"
-            raise ConfigError(received("models", "model.name", name, "no model is registered under that name", hint))
-        return self._entries[name]
-
-    def create(self, name: str, *args, **kwargs):
-        """Build a registered model; kwargs the builder does not take, or that are None, are left out."""
-        entry = self.get(name)
-        params = inspect.signature(entry.builder).parameters
-        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        accepted = {k: v for k, v in kwargs.items() if v is not None and (takes_all or k in params)}
-        return entry.builder(*args, **accepted)
-
-    def __contains__(self, name: str) -> bool:
-        self._load()
-        return name in self._entries
 
 
 class Task(abc.ABC):
@@ -343,6 +298,10 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def load_spec(self, meta: Mapping):
         """The spec from run.json (or export.json) as `run_meta` wrote it."""
+
+    def describe_run(self, meta: Mapping) -> dict:
+        """Columns of `kiln runs` / `kiln compare` for a run.json: "classes" (count or None) and "input" (text)."""
+        return {"classes": len(meta.get("classes") or []) or None, "input": None}
 
     # --- evaluation and report ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -440,7 +399,7 @@ def get_task(name: str) -> Task:
         return TASKS[aliases[key]]
     names = task_names() + sorted(aliases)
     near = difflib.get_close_matches(key, names, n=3, cutoff=0.4)
-    hint = f"Did you mean {' or '.join(near)}?" if near else f"Tasks: {', '.join(names)}"
+    hint = f"Did you mean {' or '.join(near)}" if near else f"Tasks: {', '.join(names)}"
     raise TaskError(received("task", "task", name, "no task is registered under that name", hint))
 
 

@@ -208,9 +208,10 @@ def monitor_mode(monitor: str) -> str:
 
 
 def build_callbacks(cfg: TrainConfig, run_dir: Path, history_file: str = "history.csv", *, phase: int = 1,
-                    append: bool = False, writer: bool = True) -> list:
-    """The callbacks of one phase. `append` continues history.csv; `writer=False` (non-chief workers) writes no file."""
-    mode = monitor_mode(cfg.monitor)
+                    append: bool = False, writer: bool = True, mode: str | None = None) -> list:
+    """The callbacks of one phase. `append` continues history.csv; `writer=False` (non-chief workers) writes no file;
+    `mode` (min | max) is the monitored metric's direction, the task's (CompileSpec.mode); None guesses from its name."""
+    mode = mode or monitor_mode(cfg.monitor)
     callbacks = [keras.callbacks.TerminateOnNaN(), EpochInfo(phase)]
     if writer:
         callbacks.append(BestCheckpoint(run_dir / "checkpoints" / "best.keras", cfg.monitor, mode))

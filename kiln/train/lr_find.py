@@ -95,37 +95,37 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     """Run the sweep for `cfg`; returns {"suggested_lr", "min_loss_lr", "steps", "folder", ...}."""
     import keras
 
-    from kiln.tasks.image.data.prepare import prepare, resolve_spec
-    from kiln.tasks.image.models import create_model, get_entry
     from kiln.run import new_run_dir
+    from kiln.tasks.base import resolve_task
     from kiln.train.distribute import precision_policy
     from kiln.train.optim import build_optimizer
     from kiln.train.phases import apply_phase, plan_phases
-    from kiln.train.trainer import choose_model, make_inputs
 
     if not 0 < start_lr < end_lr:
         raise ConfigError(received("lr-find", "start_lr", start_lr, f"it must be > 0 and below end_lr={end_lr}",
                                    "Example: start_lr=1e-7 end_lr=10"))
     if steps < 10:
         raise ConfigError(received("lr-find", "steps", steps, "a sweep needs at least 10 steps", "Example: steps=100"))
-    model_name = choose_model(cfg)
-    entry = get_entry(model_name)
-    data = prepare(cfg.data, cfg.seed)
+    task = resolve_task(cfg)
+    model_name = task.choose_model(cfg)
+    source = task.read_source(cfg)
+    if len(source.skipped):
+        log.warning("lr-find: %d of %d inputs could not be read and are left out (kiln audit shows which)",
+                    len(source.skipped), len(source.skipped) + len(source.rows))
     folder = Path(out) if out else new_run_dir(cfg.run_dir, cfg.runs_root, cfg.name, default_name="lr-find")
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "config.yaml", dump_config(cfg))
-    spec = resolve_spec(cfg.data, data.facts, entry.default_size, needs_rgb=entry.family != "simple")
+    data = task.analyse(source, cfg, model_name)
     keras.utils.set_random_seed(cfg.seed)
     with precision_policy(cfg.train.precision):
-        train_ds, _, steps_per_epoch = make_inputs(cfg, data, spec, folder)
-        model = create_model(model_name, spec.shape, len(data.classes), **cfg.model.model_dump(exclude={"name"}))
-        phase = plan_phases(cfg, model, model_name)[0]
+        train_ds, _, steps_per_epoch = task.datasets(data, cfg, folder, cfg.data.batch_size)
+        model = task.build_model(model_name, data, cfg)
+        phase = plan_phases(cfg, model, model_name, task.models)[0]
         apply_phase(model, phase)
         constant = cfg.train.model_copy(update={"schedule": "constant", "lr": start_lr, "warmup_epochs": 0.0})
-        model.compile(optimizer=build_optimizer(constant, steps_per_epoch),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+        model.compile(optimizer=build_optimizer(constant, steps_per_epoch), loss=task.compile_spec(data, cfg).loss,
                       jit_compile=cfg.train.jit_compile)
-        print(f"kiln: lr-find on {model_name}, phase {phase.index} ({len(data.split('train'))} images), "
+        print(f"kiln: lr-find on {model_name}, phase {phase.index} ({len(data.split('train'))} examples), "
               f"lr {start_lr:g} -> {end_lr:g} over {steps} steps", flush=True)
         lrs, losses, smoothed = sweep(model, train_ds.repeat(), start_lr, end_lr, steps)
     if len(lrs) < 3:

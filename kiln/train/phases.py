@@ -54,8 +54,9 @@ def find_backbone(model):
     return None
 
 
-def has_pretrained_weights(cfg: Config, model_name: str | None = None) -> bool:
-    """Whether `model.weights` gives the backbone learned features (auto: the family's own default)."""
+def has_pretrained_weights(cfg: Config, model_name: str | None = None, models=None) -> bool:
+    """Whether `model.weights` gives the backbone learned features (auto: the family's own default, read
+    from the task's model registry `models`, by default the config's task's)."""
     weights = getattr(cfg.model, "weights", "auto")
     text = "none" if weights is None else str(weights).strip().lower()
     if text in ("none", "null", "", "scratch"):
@@ -63,19 +64,21 @@ def has_pretrained_weights(cfg: Config, model_name: str | None = None) -> bool:
     if text == "auto":
         if model_name is None:
             return True
-        from kiln.tasks.image.models import get_entry
+        if models is None:
+            from kiln.tasks.base import resolve_task
 
-        return bool(get_entry(model_name).meta.get("pretrained", False))
+            models = resolve_task(cfg).models
+        return bool(models.get(model_name).meta.get("pretrained", False))
     return True  # imagenet, a run folder, a .keras / .weights.h5 / .h5 file
 
 
-def plan_phases(cfg: Config, model, model_name: str | None = None) -> list[Phase]:
+def plan_phases(cfg: Config, model, model_name: str | None = None, models=None) -> list[Phase]:
     t = cfg.train
     backbone = find_backbone(model)
     if t.phases == 2 and backbone is None:
         raise ConfigError(received("train", "phases", 2, f"model {model_name or model.name} has no '{BACKBONE}' layer to freeze",
                                    "Use phases=auto, or a model with a backbone (kiln models)"))
-    two = backbone is not None and (t.phases == 2 or (t.phases == "auto" and has_pretrained_weights(cfg, model_name)))
+    two = backbone is not None and (t.phases == 2 or (t.phases == "auto" and has_pretrained_weights(cfg, model_name, models)))
     if not two:
         return [Phase(1, t.epochs, t.lr, t.patience, "model")]
     plan = [Phase(1, t.epochs, t.lr, t.patience, "head")]
@@ -141,15 +144,15 @@ def count_trainable(model) -> int:
 
 
 def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, val_ds, steps: int, monitor: str,
-               top_k: int, class_weight, verbose: int, chief: bool, model_name: str):
-    """Fit every phase of the plan, resuming from `state` (a `resume.State`) when given; returns the model."""
-    import keras
+               compiled, verbose: int, chief: bool, model_name: str, models=None):
+    """Fit every phase of the plan, resuming from `state` (a `resume.State`) when given; returns the model.
 
+    `compiled` is the task's CompileSpec (loss, metrics, class weights); `models` its model registry."""
     from kiln.train.callbacks import ResumeState, build_callbacks
     from kiln.train.optim import build_optimizer
     from kiln.train.resume import State, restore, truncate_history, write_state
 
-    plan = plan_phases(cfg, model, model_name)
+    plan = plan_phases(cfg, model, model_name, models)
     epoch = state.epoch if state else 0
     if state is not None and state.phase > len(plan):  # e.g. finetune_epochs=0 on resume after phase 1
         restore(model, State(**{**state.__dict__, "optimizer": None}))
@@ -163,8 +166,8 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
         with strategy.scope():
             model.compile(
                 optimizer=build_optimizer(phase_cfg, steps, phase.epochs),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-                metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
+                loss=compiled.loss,
+                metrics=compiled.metrics,
                 jit_compile=cfg.train.jit_compile,
             )
             if resuming:
@@ -181,11 +184,12 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
         elif epoch < end:
             if chief:
                 truncate_history(run_dir / "history.csv", epoch)
-            callbacks = build_callbacks(phase_cfg, run_dir, phase=phase.index, append=epoch > 0, writer=chief)
+            callbacks = build_callbacks(phase_cfg, run_dir, phase=phase.index, append=epoch > 0, writer=chief,
+                                        mode=compiled.mode)
             tracker = ResumeState(run_dir, phase.index, start, callbacks, state if resuming else None, writer=chief,
                                   initial_epoch=epoch)
             model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker], shuffle=False,
-                      class_weight=class_weight, verbose=verbose)
+                      class_weight=compiled.class_weight, verbose=verbose)
             epoch = tracker.completed
         state = None
         if chief and phase is not plan[-1]:

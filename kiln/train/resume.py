@@ -34,9 +34,10 @@ from kiln.io import atomic_path, write_text
 log = logging.getLogger("kiln.train")
 
 STATE = Path("state") / "checkpoint.npz"
-# Keys whose change makes a checkpoint unusable or the continued run a different experiment.
-BINDING = ("seed", "model.", "data.path", "data.image_size", "data.channels", "data.resize", "data.val_split",
-           "data.test_split", "train.optimizer", "train.precision", "train.phases", "train.unfreeze")
+# Keys whose change makes a checkpoint unusable or the continued run a different experiment; each task
+# adds its own (TaskInfo.resume_keys, e.g. the input size).
+BINDING = ("seed", "model.", "data.path", "data.val_split", "data.test_split", "train.optimizer", "train.precision",
+           "train.phases", "train.unfreeze")
 STATEFUL = {  # callback class name -> attributes that carry over a restart
     "EarlyStopping": ("wait", "best", "best_epoch", "stopped_epoch"),
     "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
@@ -165,10 +166,13 @@ def check_config(run_dir: Path, cfg: Config) -> None:
     saved_file = run_dir / "config.yaml"
     if not saved_file.is_file():
         return
+    from kiln.tasks.base import resolve_task
+
+    binding = BINDING + tuple(resolve_task(cfg).info.resume_keys)
     saved = _flatten(yaml.safe_load(saved_file.read_text()) or {})
     now = _flatten(cfg.model_dump(mode="json"))
     for key in sorted(set(saved) | set(now)):
-        if not key.startswith(BINDING) or saved.get(key) == now.get(key):
+        if not key.startswith(binding) or saved.get(key) == now.get(key):
             continue
         raise KilnError(received("train", key, now.get(key), f"the unfinished run in {run_dir} was started with {key}={saved.get(key)}, "
                                  "and a checkpoint continues only with the same value",
@@ -176,15 +180,21 @@ def check_config(run_dir: Path, cfg: Config) -> None:
 
 
 def check_splits(run_dir: Path, table) -> None:
-    """The resumed run must train on the same files with the same split."""
+    """The resumed run must train on the same rows with the same split: `table` (the task's splits_frame)
+    against the saved splits.csv, compared on its columns."""
     import pandas as pd
 
     saved_file = run_dir / "splits.csv"
     if not saved_file.is_file():
         return
-    saved = pd.read_csv(saved_file, dtype=str, keep_default_na=False)[["path", "label", "split"]]
-    now = table[["path", "label", "split"]].astype(str).reset_index(drop=True)
-    if len(saved) != len(now) or not (saved.sort_values("path").to_numpy() == now.sort_values("path").to_numpy()).all():
+    columns = list(table.columns)
+    saved = pd.read_csv(saved_file, dtype=str, keep_default_na=False)
+    now = table.astype(str).reset_index(drop=True)
+    if set(columns) - set(saved.columns):
+        raise KilnError(received("train", "data", "<changed>", f"the columns of the rows differ from {saved_file}",
+                                 "Resume with the same data, or start a new run_dir"))
+    saved = saved[columns]
+    if len(saved) != len(now) or not (saved.sort_values(columns).to_numpy() == now.sort_values(columns).to_numpy()).all():
         raise KilnError(received("train", "data", "<changed>", f"the files or their split differ from {saved_file}",
                                  "Resume with the same data, or start a new run_dir"))
 

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from kiln.config import Config, dump_config, load_config
+from kiln.config.schema import config_model
 from kiln.config.load import _flatten, leaf_keys, resolve_key
 from kiln.errors import ConfigError, KilnError, received
 from kiln.io import write_text
@@ -86,7 +87,7 @@ def parse_space(cfg: Config) -> list[Dimension]:
     if not cfg.tune.space:
         raise ConfigError(received("tune", "tune.space", "{}", "the search space is empty",
                                    "Declare it in the config, e.g. tune: {space: {train.lr: {min: 1.0e-4, max: 1.0e-2, sampling: log}}}"))
-    leaves = leaf_keys(Config)
+    leaves = leaf_keys(config_model())
     base = _flatten(cfg.model_dump(mode="json"))
     dims = []
     for raw_key, spec in cfg.tune.space.items():

@@ -18,7 +18,7 @@ FAST = {"latency_runs": 5, "batch_runs": 2, "batch_size": 8}  # timing figures a
 @pytest.fixture(scope="module")
 def test_images(tiny_run):
     """(paths, uint8 images decoded as in training, labels, Keras probabilities from Run.predict_proba)."""
-    from kiln.export.export import decode
+    from kiln.tasks.image.export import decode
 
     rows = tiny_run.splits[tiny_run.splits["split"] == "test"]
     paths = rows["path"].tolist()

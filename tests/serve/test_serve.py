@@ -39,7 +39,7 @@ def server(tiny_run):
 @pytest.fixture(scope="module")
 def files(tiny_run):
     """The test split: paths, encoded bytes, pixels decoded as in training, and what Run.predict says."""
-    from kiln.export.export import decode
+    from kiln.tasks.image.export import decode
 
     paths = tiny_run.splits[tiny_run.splits["split"] == "test"]["path"].tolist()
     return {"paths": paths, "bytes": [Path(p).read_bytes() for p in paths], "pixels": decode(tiny_run, paths),

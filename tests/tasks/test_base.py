@@ -41,9 +41,11 @@ def test_unknown_task_names_the_closest(fake):
     assert "\n" not in msg
 
 
-def test_infer_task_takes_the_highest_claim(fake):
+def test_infer_task_takes_the_highest_claim(fake, monkeypatch):
     assert base.infer_task("x.fake") is fake
-    with pytest.raises(base.TaskError, match="no task recognises this data"):
+    monkeypatch.setattr(base, "TASKS", {"fake": fake})
+    monkeypatch.setattr(base, "BUILTIN", {})
+    with pytest.raises(base.TaskError, match="no task recognises this data. Name the task with task=NAME"):
         base.infer_task("x.unknown-kind-of-data")
 
 
@@ -60,3 +62,40 @@ def test_model_registry_closest_names_and_create():
     assert reg.create("small_net", 3, depth=None, unknown=1) == (3, 2)  # None keeps the default; unknown kwargs dropped
     with pytest.raises(Exception, match="Did you mean small_net"):
         reg.get("smal_net")
+
+
+def test_image_is_registered_and_inferred(tmp_path):
+    from kiln.config import load_config
+
+    image = base.get_task("image")
+    assert image.info.name == "image" and "tflite" in image.info.export_formats
+    folder = tmp_path / "pets" / "cat"
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(b"")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\npets/cat/a.png,cat\n")
+    for data in (tmp_path / "pets", csv):
+        assert base.resolve_task(load_config(overrides={"data": str(data)})) is image
+    assert base.resolve_task(load_config(overrides={"task": "image"})) is image
+
+
+def test_unknown_task_key_is_one_line_with_the_closest_name():
+    from kiln.config import load_config
+
+    with pytest.raises(base.TaskError) as err:
+        base.resolve_task(load_config(overrides={"task": "imgae"}))
+    assert str(err.value) == "task received task=imgae; no task is registered under that name. Did you mean image."
+
+
+def test_old_run_json_without_task_is_an_image_run():
+    assert base.task_of({"classes": ["a", "b"], "image": {"height": 8, "width": 8, "channels": 1}}) is base.get_task("image")
+
+
+def test_cli_unknown_task_exits_2_with_one_line(tmp_path, capsys):
+    from kiln.cli import main
+
+    code = main(["train", f"data={tmp_path}", "task=imgae", f"run_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.splitlines() == ["task received task=imgae; no task is registered under that name. Did you mean image."]
+    assert not (tmp_path / "run").exists()

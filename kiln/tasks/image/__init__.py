@@ -4,3 +4,5 @@ data/ (sources, checks, splits, the tf.data pipeline, augmentation, audit, shard
 linear, keras.applications backbones, ViT), evaluate/predict/report sections, export signature and
 serving adapter, all behind the task contract (kiln/tasks/base.py).
 """
+
+from kiln.tasks.image import task  # noqa: E402,F401  registers ImageTask

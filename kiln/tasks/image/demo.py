@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("kiln.tasks.image.demo")
+log = logging.getLogger("kiln.demo")
 
 
 def write_digits(dest: Path) -> Path:
@@ -27,6 +27,30 @@ def write_digits(dest: Path) -> Path:
         Image.fromarray(pixels, mode="L").save(folder / f"{i:04d}.png")
     marker.write_text(f"{len(digits.images)}\n")
     return dest
+
+
+def write_shapes(dest: Path, classes: int = 3, per_class: int = 20, size: int = 16, seed: int = 0) -> Path:
+    """DEST/class_<a..>/<i>.png: class c is a bright bar across (0), a bar down (1) or a square (2) over noise,
+    in its own colour; learnable in a couple of epochs. The image task's generated example."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    colours = [(230, 40, 40), (40, 200, 60), (50, 80, 230), (230, 200, 40)]
+    lo, hi = size // 4, size - size // 4
+    for c in range(classes):
+        folder = Path(dest) / f"class_{chr(97 + c)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            shape = c % 3
+            if shape == 0:
+                img[size // 2 - 2:size // 2 + 2, 1:-1] = colours[c % 4]
+            elif shape == 1:
+                img[1:-1, size // 2 - 2:size // 2 + 2] = colours[c % 4]
+            else:
+                img[lo:hi, lo:hi] = colours[c % 4]
+            Image.fromarray(img).save(folder / f"{i:03d}.png")
+    return Path(dest)
 
 
 def demo(overrides: dict | None = None):

@@ -115,6 +115,8 @@ def feature_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, 
     """(N, K) out-of-fold probabilities of a logistic regression on the trained model's penultimate features."""
     import keras
     from sklearn.linear_model import LogisticRegression
+
+    from kiln.tasks.image.predict import dataset
     from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -126,7 +128,7 @@ def feature_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, 
         raise ConfigError(received("label-issues", "method", "fast", "the model has no layer named predictions",
                                    "Use method=cv")) from None
     extractor = keras.Model(model.inputs, head.input)
-    ds = run.dataset(list(paths), batch_size=64).map(lambda x, _: x)
+    ds = dataset(run, list(paths), batch_size=64).map(lambda x, _: x)
     features = np.asarray(extractor.predict(ds, verbose=0), np.float64).reshape(len(paths), -1)
     k = len(run.classes)
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))

@@ -14,6 +14,16 @@ from kiln.errors import DataError, received
 log = logging.getLogger("kiln.predict")
 
 
+def dataset(run, paths, labels=None, batch_size: int = 64, use_pil=None):
+    """A tf.data of (pixels, one-hot) for image files, decoded and resized as the run's training was."""
+    from kiln.tasks.image.data.pipeline import make_dataset
+
+    labels = np.zeros(len(paths), int) if labels is None else labels
+    spec = run.spec
+    return make_dataset(paths, labels, len(run.classes), size=spec.size, channels=spec.channels, resize=spec.resize,
+                        batch_size=batch_size, use_pil=use_pil)
+
+
 def expand_paths(paths) -> list[str]:
     """Files as given; folders searched recursively for image files."""
     files = []

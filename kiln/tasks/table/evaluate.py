@@ -83,19 +83,17 @@ def evaluate_file(task, run, data: str | None, split: str, out: str | None, thre
 
     if data is None:
         spec, rows = task.load_spec(run.meta), split_rows(run, split)
-        name = split
     else:
         spec, rows = _read_labelled(task, run, data, "evaluate")
         if spec.target not in rows.columns:
             raise DataError(received("evaluate", "data", data, f"it has no target column {spec.target}", "Evaluate on a labelled file"))
-        name = Path(data).name
     y = task.targets(rows, spec)
     keep = y >= 0 if spec.task == "classification" else np.isfinite(y)
     rows, y = rows[keep].reset_index(drop=True), y[keep]
     if not len(rows):
         raise DataError(received("evaluate", "data", data or split, "no rows with a known target", "Evaluate on labelled rows"))
     t = threshold if threshold is not None else (run_threshold(run.meta) if spec.classes and len(spec.classes) == 2 else None)
-    result = {"source": name, **metrics_for(spec, y, task.predict_outputs(run, rows), t)}
+    result = metrics_for(spec, y, task.predict_outputs(run, rows), t)  # the keys metrics.json has for a split
     if out:
         write_json(out, result)
     return result
@@ -105,11 +103,17 @@ def predict_file(task, run, inputs, out: str | None) -> list[dict]:
     """Every column of the file kept, plus `prediction` (and proba_<class> columns)."""
     from kiln.evaluate.threshold import apply_threshold, run_threshold
 
-    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    if len(paths) != 1:
-        raise DataError(received("predict", "inputs", " ".join(map(str, paths)), "a table run predicts one file at a time",
-                                 "Example: kiln predict runs/train rows.csv out=pred.csv"))
-    spec, frame = _read_labelled(task, run, paths[0], "predict")
+    if isinstance(inputs, pd.DataFrame):  # rows already read (Python API, the contract test)
+        spec, frame = task.load_spec(run.meta), inputs.astype(object).where(inputs.notna(), "").astype(str)
+        missing = [f.column for f in spec.used if f.column not in frame.columns]
+        if missing:
+            raise DataError(received("predict", "column", missing[0], "the model needs it and the rows have no such column", "Add the column"))
+    else:
+        paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if len(paths) != 1:
+            raise DataError(received("predict", "inputs", " ".join(map(str, paths)), "a table run predicts one file at a time",
+                                     "Example: kiln predict runs/train rows.csv out=pred.csv"))
+        spec, frame = _read_labelled(task, run, paths[0], "predict")
     outputs = task.predict_outputs(run, frame)
     result = frame.copy()
     if spec.classes:

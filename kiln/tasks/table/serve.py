@@ -21,13 +21,14 @@ class RowError(ValueError):
 
 class TableAdapter(Adapter):
     def __init__(self, served):
+        """`served`: the spine's ServedModel (a run or an export folder: predictor, meta, threshold, name)."""
         super().__init__(served)
         from kiln.tasks.base import task_of
 
-        self.run = served.run if hasattr(served, "run") else served
-        self.task = task_of(self.run.meta)
-        self.spec = self.task.load_spec(self.run.meta)
-        self.name = getattr(served, "name", None) or self.run.name
+        self.task = getattr(served, "task", None) or task_of(served.meta)
+        self.spec = self.task.load_spec(served.meta)
+        self.name = served.name
+        self.threshold = getattr(served, "threshold", None)
 
     # --- requests -> frame -------------------------------------------------------------------------
     def frame(self, rows: list) -> pd.DataFrame:
@@ -62,14 +63,16 @@ class TableAdapter(Adapter):
         return [{c: v[i] for c, v in inputs.items()} for i in range(n)]
 
     def predict(self, rows: list) -> np.ndarray:
-        return self.task.predict_outputs(self.run, self.frame(rows))
+        from kiln.tasks.table.spec import encode_rows
+
+        return np.asarray(self.served.predictor(encode_rows(self.frame(rows), self.spec)))
 
     def answer(self, out: np.ndarray) -> list[dict]:
-        from kiln.evaluate.threshold import apply_threshold, run_threshold
+        from kiln.evaluate.threshold import apply_threshold
 
         if not self.spec.classes:
             return [{"prediction": float(v)} for v in out[:, 0]]
-        t = run_threshold(self.run.meta) if len(self.spec.classes) == 2 else None
+        t = self.threshold if len(self.spec.classes) == 2 else None
         labels = np.asarray(self.spec.classes, dtype=object)[apply_threshold(out, t)]
         return [{"prediction": str(lab), "probabilities": dict(zip(self.spec.classes, map(float, p)))} for lab, p in zip(labels, out)]
 
@@ -155,7 +158,7 @@ class TableAdapter(Adapter):
                 Route("/predict", guard(predict_row), methods=["POST"]),
                 Route(f"/v2/models/{n}", meta, methods=["GET"]), Route(f"/v1/models/{n}/metadata", meta, methods=["GET"])]
 
-    def page(self) -> str:
+    def page(self, state=None) -> str:
         import html
 
         fields = "".join(f"<label>{html.escape(f.column)} <input name='{html.escape(f.column)}'></label><br>" for f in self.spec.used)
@@ -184,11 +187,14 @@ def create_app(run, name: str | None = None):
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
 
-    class Served:
-        pass
+    from types import SimpleNamespace
 
-    served = Served()
-    served.run, served.name = run, name or run.name
+    from kiln.evaluate.threshold import run_threshold
+    from kiln.tasks.table.spec import predict_inputs
+
+    model = run.model
+    served = SimpleNamespace(name=name or run.name, meta=run.meta, task=run.task, threshold=run_threshold(run.meta),
+                             predictor=lambda x: predict_inputs(model, x))
     adapter = TableAdapter(served)
 
     async def live(request):

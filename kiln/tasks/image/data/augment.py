@@ -21,7 +21,7 @@ import numpy as np
 
 from kiln.config.schema import AugmentConfig, Config
 
-log = logging.getLogger("kiln.tasks.image.data")
+log = logging.getLogger("kiln.data")
 
 RGB_ONLY = ("saturation", "hue", "grayscale", "augmix")
 

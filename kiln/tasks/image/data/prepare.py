@@ -13,7 +13,7 @@ from kiln.config.schema import DataConfig
 from kiln.tasks.image.data import check, sources, split
 from kiln.errors import DataError, received
 
-log = logging.getLogger("kiln.tasks.image.data")
+log = logging.getLogger("kiln.data")
 
 
 @dataclass

@@ -32,7 +32,7 @@ import pandas as pd
 
 from kiln.errors import DataError, KilnError, received
 
-log = logging.getLogger("kiln.tasks.image.data")
+log = logging.getLogger("kiln.data")
 
 FORMAT = "kiln-tfrecord"
 FORMAT_VERSION = 1

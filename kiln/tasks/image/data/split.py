@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 
 from kiln.errors import DataError, received
 
-log = logging.getLogger("kiln.tasks.image.data")
+log = logging.getLogger("kiln.data")
 
 
 def _carve(frame: pd.DataFrame, fraction: float, seed: int, name: str, component: str):

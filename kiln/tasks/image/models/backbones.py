@@ -26,7 +26,7 @@ from keras import layers
 from kiln.errors import ConfigError, received
 from kiln.tasks.image.models.registry import register_model
 
-log = logging.getLogger("kiln.tasks.image.models")
+log = logging.getLogger("kiln.models")
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)

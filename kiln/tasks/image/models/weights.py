@@ -29,7 +29,7 @@ from pathlib import Path
 
 from kiln.errors import ConfigError, KilnError, received
 
-log = logging.getLogger("kiln.tasks.image.models")
+log = logging.getLogger("kiln.models")
 
 DOWNLOAD_TIMEOUT_S = 20.0  # socket timeout while keras.applications downloads: offline fails fast
 

@@ -16,16 +16,10 @@ import io
 
 import numpy as np
 
+from kiln.serve.errors import ApiError
 from kiln.tasks.image.data.check import DIRECT_FORMATS  # what training decodes without Pillow
 
-
-class ApiError(Exception):
-    """A bad request: answered as `{"error": message}` with `status` (400, 401, 404, 413)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+__all__ = ["ApiError", "BatchDecoder", "b64_bytes", "check_image", "decode_image", "pixels", "prepare_images"]
 
 
 def check_image(data: bytes, max_pixels: int) -> bool:

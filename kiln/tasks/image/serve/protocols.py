@@ -1,6 +1,7 @@
-"""The three HTTP protocols, all answered through the shared micro-batcher:
+"""The three HTTP protocols for images, all answered through the shared micro-batcher (health and
+server metadata are the spine's, kiln/serve/routes.py):
 
-- Open Inference Protocol (KServe v2): /v2/health/{live,ready}, /v2/models/{name}[/ready], /v2/models/{name}/infer
+- Open Inference Protocol (KServe v2): /v2/models/{name}[/ready], /v2/models/{name}/infer
 - TF Serving REST: GET /v1/models/{name}[/metadata], POST /v1/models/{name}:predict
 - POST /predict: one multipart image upload (or a raw image body) -> top-k labels and scores
 """
@@ -8,45 +9,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from kiln.tasks.image.serve.inputs import ApiError, b64_bytes, pixels, prepare_images
+from kiln.serve.errors import ApiError
 from kiln.serve.model import decide
+from kiln.serve.routes import read_json as _json
+from kiln.serve.routes import served_model as _model
+from kiln.serve.routes import state_of as _state
+from kiln.tasks.image.serve.inputs import b64_bytes, pixels, prepare_images
 
 router = APIRouter()
 OUTPUTS = ("probabilities", "label")
-
-
-def _state(request: Request):
-    return request.app.state.kiln
-
-
-def _model(request: Request, name: str, version: str | None = None):
-    state = _state(request)
-    served = state.model
-    if name != served.name:
-        raise ApiError(404, f"model '{name}' is not served here; this server serves '{served.name}'")
-    if version is not None and version != "1":
-        raise ApiError(404, f"model '{name}' has no version '{version}'; the only version is '1'")
-    return state, served
-
-
-async def _json(request: Request) -> dict:
-    body = await request.body()
-    if not body:
-        raise ApiError(400, "the request body is empty; send a JSON object")
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ApiError(400, f"malformed JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise ApiError(400, "the JSON body must be an object")
-    return value
 
 
 INLINE_BYTES = 64 * 1024  # encoded images up to this size in all are checked on the event loop
@@ -64,26 +41,8 @@ async def _prepare(state, blobs: list[bytes]) -> list:
 
 # ---- Open Inference Protocol v2 -------------------------------------------------------------------------
 
-@router.get("/v2")
-async def v2_server(request: Request):
-    import kiln
-
-    return {"name": "kiln", "version": kiln.__version__, "extensions": []}
-
-
-@router.get("/v2/health/live")
-async def v2_live():
-    return {"live": True}
-
-
-@router.get("/v2/health/ready")
-async def v2_ready(request: Request):
-    ready = _state(request).ready
-    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
-
-
 def _v2_metadata(served) -> dict:
-    h, w, c = served.shape
+    h, w, c = served.spec.shape
     return {
         "name": served.name,
         "versions": ["1"],
@@ -121,9 +80,9 @@ async def _v2_images(state, tensor: dict):
         raise ApiError(400, "input 'image' needs shape, a list of whole numbers")
     if not isinstance(data, list):
         raise ApiError(400, "input 'image' needs data, a list")
-    h, w, c = served.shape
+    h, w, c = served.spec.shape
     if datatype == "UINT8":
-        if len(shape) != 4 or shape[0] < 1 or tuple(shape[1:]) != served.shape:
+        if len(shape) != 4 or shape[0] < 1 or tuple(shape[1:]) != served.spec.shape:
             raise ApiError(400, f"input 'image' has shape {shape}; UINT8 input must be [N, {h}, {w}, {c}] with N >= 1")
         try:
             arr = np.asarray(data)
@@ -131,7 +90,7 @@ async def _v2_images(state, tensor: dict):
             raise ApiError(400, "input 'image' data is not a rectangular array of numbers") from None
         if arr.size != int(np.prod(shape)):
             raise ApiError(400, f"input 'image' has {arr.size} values but shape {shape} needs {int(np.prod(shape))}")
-        return pixels(arr.reshape(shape) if arr.dtype != object else arr, served.shape, "input 'image'", batch=True)
+        return pixels(arr.reshape(shape) if arr.dtype != object else arr, served.spec.shape, "input 'image'", batch=True)
     if datatype == "BYTES":
         if len(shape) not in (1, 2) or shape[0] < 1 or (len(shape) == 2 and shape[1] != 1) or len(data) != shape[0]:
             raise ApiError(400, f"input 'image' has shape {shape} and {len(data)} values; BYTES input must be [N] "
@@ -195,7 +154,7 @@ async def v1_get(request: Request, target: str):
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE" if state.ready else "UNAVAILABLE",
                                           "status": {"error_code": "OK", "error_message": ""}}]}
     if rest == "metadata":
-        h, w, c = served.shape
+        h, w, c = served.spec.shape
         dims = lambda *d: {"dim": [{"size": str(x)} for x in d]}  # noqa: E731
         return {"model_spec": {"name": served.name, "signature_name": "", "version": "1"},
                 "metadata": {"signature_def": {"signature_def": {"serving_default": {
@@ -224,7 +183,7 @@ async def _v1_instances(state, instances, where: str):
             blobs.append(b64_bytes(inst, item))
             blob_at.append(i)
         else:
-            slots[i] = pixels(inst, served.shape, item, batch=False)
+            slots[i] = pixels(inst, served.spec.shape, item, batch=False)
     if not blobs:
         return np.stack(slots)
     for i, row in zip(blob_at, await _prepare(state, blobs)):

@@ -1,0 +1,58 @@
+"""Routes and helpers every task's adapter shares: KServe v2 server metadata and health, request JSON,
+the served model by name. Task protocols (kiln/tasks/<task>/serve/) build on these."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from kiln.serve.errors import ApiError
+
+router = APIRouter()
+
+
+def state_of(request: Request):
+    return request.app.state.kiln
+
+
+def served_model(request: Request, name: str, version: str | None = None):
+    state = state_of(request)
+    served = state.model
+    if name != served.name:
+        raise ApiError(404, f"model '{name}' is not served here; this server serves '{served.name}'")
+    if version is not None and version != "1":
+        raise ApiError(404, f"model '{name}' has no version '{version}'; the only version is '1'")
+    return state, served
+
+
+async def read_json(request: Request) -> dict:
+    body = await request.body()
+    if not body:
+        raise ApiError(400, "the request body is empty; send a JSON object")
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ApiError(400, f"malformed JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "the JSON body must be an object")
+    return value
+
+
+@router.get("/v2")
+async def v2_server(request: Request):
+    import kiln
+
+    return {"name": "kiln", "version": kiln.__version__, "extensions": []}
+
+
+@router.get("/v2/health/live")
+async def v2_live():
+    return {"live": True}
+
+
+@router.get("/v2/health/ready")
+async def v2_ready(request: Request):
+    ready = state_of(request).ready
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)

@@ -1,0 +1,296 @@
+"""Image classification behind the task contract: the glue between the spine and kiln/tasks/image/*.
+
+Every method hands over to the module that did the same work before tasks existed (data/prepare,
+data/pipeline, models/registry, evaluate, predict, report, export, serve), so behaviour is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
+from kiln.tasks.image.models.registry import MODELS
+
+log = logging.getLogger("kiln.train")
+
+EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "onnx")
+
+
+@register_task
+class ImageTask(Task):
+    info = TaskInfo(
+        name="image",
+        description="image classification: labelled images -> class probabilities",
+        sources=("folder per class", "pre-split folder {train,val,test}/<class>", "CSV path,label[,split]",
+                 "TFRecord shard folder (kiln convert)"),
+        label_kinds=("classification",),
+        default_model="cnn",
+        monitor="val_loss",
+        mode="min",
+        export_formats=EXPORT_FORMATS,
+        resume_keys=("data.image_size", "data.channels", "data.resize"),
+    )
+    models = MODELS
+
+    # --- which data is this task's --------------------------------------------------------------
+    def claims(self, path: str | None, keys: Mapping[str, Any]) -> int:
+        """80 for image folders, CSVs with a path column and shard folders; 1 for anything else, because
+        image was Kiln's only task and its own errors say best what is wrong with such a path."""
+        from kiln.tasks.image.data.sources import IMAGE_SUFFIXES
+
+        if not path:
+            return 1
+        p = Path(path).expanduser()
+        if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"):
+            try:
+                with open(p, encoding="utf-8-sig", errors="replace") as f:
+                    header = [c.strip().lower() for c in f.readline().replace("\t", ",").split(",")]
+            except OSError:
+                return 1
+            return 80 if "path" in header else 1
+        if p.is_dir():
+            if (p / "manifest.json").is_file() and any(p.glob("*.tfrecord*")):
+                return 90
+            for depth, pattern in enumerate(("*/*", "*/*/*")):
+                for i, f in enumerate(p.glob(pattern)):
+                    if f.suffix.lower() in IMAGE_SUFFIXES:
+                        return 80
+                    if i > 200 + depth * 800:
+                        break
+        return 1
+
+    # --- data -------------------------------------------------------------------------------------
+    def read_source(self, cfg) -> Source:
+        """Discover, decode-check and split (kiln/tasks/image/data/prepare.py); skipped files are warned
+        about once write_data has written skipped.csv."""
+        from kiln.tasks.image.data.prepare import prepare
+
+        p = prepare(cfg.data, cfg.seed, warn=False)
+        return Source(p.table, p.skipped, p.facts, extra={"classes": p.classes, "shards": p.shards})
+
+    def analyse(self, source: Source, cfg, model_name: str) -> Prepared:
+        from kiln.tasks.image.data.prepare import resolve_spec
+
+        entry = self.models.get(model_name)
+        spec = resolve_spec(cfg.data, source.facts, entry.default_size, needs_rgb=entry.family != "simple")
+        return Prepared(source.rows, spec, source.skipped, list(source.extra["classes"]), source.facts,
+                        extra={"shards": source.extra.get("shards")})
+
+    def write_data(self, data: Prepared, run_dir: Path) -> None:
+        from kiln.io import write_text
+        from kiln.tasks.image.data import check
+        from kiln.tasks.image.data.prepare import write_splits
+
+        write_splits(_legacy(data), run_dir / "splits.csv")
+        if len(data.skipped):
+            write_text(run_dir / "skipped.csv", data.skipped[["path", "label", "error"]].to_csv(index=False))
+            check.warn_skipped(data.skipped["error"], len(data.skipped) + len(data.rows), str(run_dir / "skipped.csv"))
+
+    def splits_frame(self, data: Prepared):
+        return data.rows[["path", "label", "split"]]
+
+    def make_dataset(self, rows, spec, cfg, training: bool, **options):
+        """`pipeline.make_dataset` (or the shards' reader) for `rows`; options: batch_size, cache, cache_dir,
+        augment, shards, num_classes."""
+        from kiln.tasks.image.data.pipeline import make_dataset
+
+        shards = options.get("shards")
+        make = make_dataset if shards is None else shards.dataset_for(rows)  # shards read their split's records
+        return make(rows["path"].tolist(), rows["y"].to_numpy(), options["num_classes"], size=spec.size, channels=spec.channels,
+                    resize=spec.resize, batch_size=options["batch_size"], training=training, seed=cfg.seed,
+                    cache=options.get("cache", "none"), cache_dir=options.get("cache_dir"),
+                    shuffle_buffer=cfg.data.shuffle_buffer, use_pil=rows["use_pil"].to_numpy(),
+                    augment=options.get("augment") if training else None)
+
+    def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
+        """Train and val datasets at the global batch, with the cache decided over every image and the
+        `augment` section on the training split only."""
+        import numpy as np
+
+        from kiln.tasks.image.data.augment import build_augment
+        from kiln.tasks.image.data.pipeline import cache_fits_in_memory
+
+        spec = data.spec
+        cache = cfg.data.cache
+        if cache == "auto":
+            cache = "memory" if cache_fits_in_memory(len(data.rows), spec.size, spec.channels) else "none"
+        if cache == "disk":
+            (run_dir / "cache").mkdir(exist_ok=True)
+        augment = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
+        common = dict(num_classes=len(data.classes), batch_size=batch_size, cache=cache, augment=augment,
+                      shards=data.extra.get("shards"))
+        train_rows, val_rows = data.split("train"), data.split("val")
+        train_ds = self.make_dataset(train_rows, spec, cfg, True, cache_dir=str(run_dir / "cache" / "train"), **common)
+        val_ds = self.make_dataset(val_rows, spec, cfg, False, cache_dir=str(run_dir / "cache" / "eval"), **common) \
+            if len(val_rows) else None
+        return train_ds, val_ds, int(np.ceil(len(train_rows) / batch_size))
+
+    # --- model --------------------------------------------------------------------------------------
+    def choose_model(self, cfg) -> str:
+        """`model=auto`: the weights source's own model (weights=RUN_DIR), else a small CNN from scratch."""
+        from kiln.tasks.image.models.weights import auto_model, check_weights
+
+        name = auto_model(cfg.model.weights) if cfg.model.name == "auto" else cfg.model.name
+        self.models.get(name)  # a bad model name fails before any data is read
+        check_weights(name, cfg.model.weights)  # so does a bad weights=
+        return name
+
+    def build_model(self, name: str, data: Prepared, cfg):
+        from kiln.tasks.image.models import create_model
+
+        return create_model(name, data.spec.shape, len(data.classes), **cfg.model.model_dump(exclude={"name"}))
+
+    def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
+        import keras
+
+        k = len(data.classes)
+        top_k = min(cfg.train.top_k, k)
+        weights = None
+        if cfg.train.class_weight == "balanced":
+            from kiln.train.trainer import class_weights
+
+            weights = class_weights(data.split("train")["y"].to_numpy(), k)
+        return CompileSpec(
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+            metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
+            monitor=cfg.train.monitor, mode="min" if "loss" in cfg.train.monitor else "max", class_weight=weights)
+
+    def describe(self, model_name: str, model, data: Prepared) -> str:
+        c, spec = data.counts(), data.spec
+        return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} images, "
+                f"{len(data.classes)} classes, input {spec.height}x{spec.width}x{spec.channels}, {c['val']} val / {c['test']} test")
+
+    def after_fit(self, run, data: Prepared, cfg) -> None:
+        """Two-class runs: the decision threshold chosen on val (cfg.evaluate.threshold), stored in run.json."""
+        rows = data.split("val")
+        if len(data.classes) != 2 or not len(rows):
+            return
+        from kiln.evaluate.threshold import store_threshold
+
+        probs = self._split_probs(run, data, "val")
+        data.extra["probs"] = {"val": probs}
+        data.extra["threshold"] = store_threshold(run, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
+
+    def _split_probs(self, run, data: Prepared, split: str):
+        cached = data.extra.get("probs", {}).get(split)
+        if cached is not None:
+            return cached
+        if data.extra.get("shards") is not None:
+            return data.extra["shards"].predict_proba(run, split)[1]  # same order as rows (index.csv)
+        rows = data.split(split)
+        return run.predict_proba(rows["path"].tolist(), use_pil=rows["use_pil"].to_numpy())
+
+    # --- run folder ----------------------------------------------------------------------------------
+    def run_meta(self, data: Prepared) -> dict:
+        shards = data.extra.get("shards")
+        return {"classes": data.classes, "image": data.spec.to_dict(), "skipped": int(len(data.skipped)),
+                **({"shards": shards.describe()} if shards is not None else {})}
+
+    def load_spec(self, meta: Mapping):
+        from kiln.tasks.image.data.prepare import ImageSpec
+
+        return ImageSpec.from_dict(meta["image"])
+
+    def describe_run(self, meta: Mapping) -> dict:
+        """`kiln runs` columns: classes and input size."""
+        image = meta.get("image", {})
+        return {"classes": len(meta.get("classes", [])) or None,
+                "input": f"{image['height']}x{image['width']}x{image['channels']}" if image else None}
+
+    # --- evaluation and report -------------------------------------------------------------------------
+    def evaluate(self, run, data: Prepared, cfg) -> dict:
+        """Val and test metrics (the two-class threshold from after_fit applied) and confusion plots."""
+        from kiln.evaluate.metrics import classification_metrics
+        from kiln.evaluate.plots import plot_confusion
+
+        top_k = min(cfg.train.top_k, len(data.classes))
+        metrics = {}
+        for split in ("val", "test"):
+            rows = data.split(split)
+            if len(rows):
+                probs = self._split_probs(run, data, split)
+                metrics[split] = classification_metrics(rows["y"].to_numpy(), probs, data.classes, top_k,
+                                                        threshold=data.extra.get("threshold"))
+        for split, m in metrics.items():
+            plot_confusion(m["confusion_matrix"], data.classes, run.path / "plots" / f"confusion_{split}.png",
+                           f"{split} confusion matrix")
+        return metrics
+
+    def evaluate_run(self, run, data=None, split="test", out=None, **options) -> dict:
+        from kiln.tasks.image.evaluate import evaluate_run
+
+        return evaluate_run(run, data=data, split=split, out=out, **options)
+
+    def predict(self, run, inputs, out=None, **options) -> list[dict]:
+        from kiln.tasks.image.predict import predict_paths
+
+        return predict_paths(run, inputs, out=out, **options)
+
+    def predict_outputs(self, run, inputs, batch_size: int = 64, use_pil=None):
+        """(N, K) class probabilities for image files, in order."""
+        import numpy as np
+
+        from kiln.tasks.image.predict import dataset
+
+        if len(inputs) == 0:
+            return np.zeros((0, len(run.classes)), np.float32)
+        ds = dataset(run, list(inputs), batch_size=batch_size, use_pil=use_pil).map(lambda x, y: x)
+        return np.asarray(run.model.predict(ds, verbose=0))
+
+    def report_sections(self, run, split, **options):
+        from kiln.tasks.image.report import sections
+
+        return sections(run, split, **options)
+
+    def audit(self, data, out=None, progress=True, **options) -> dict:
+        from kiln.tasks.image.data.audit import audit
+
+        return audit(data, out=out, options=options, progress=progress)
+
+    # --- export and serve ---------------------------------------------------------------------------------
+    def signature(self, run):
+        from kiln.tasks.image.export import signature
+
+        return signature(run)
+
+    def parity_data(self, run, limit: int):
+        from kiln.tasks.image.export import parity_images
+
+        return parity_images(run, limit)
+
+    def calibration_data(self, run, n: int):
+        from kiln.tasks.image.export import calibration_images
+
+        return calibration_images(run, n)
+
+    def parity(self, reference, candidate, y) -> dict:
+        from kiln.tasks.image.export import agreement
+
+        return agreement(reference, candidate, y)
+
+    def adapter(self, served):
+        from kiln.tasks.image.serve.adapter import ImageAdapter
+
+        return ImageAdapter(served)
+
+    # --- the contract test ----------------------------------------------------------------------------------
+    def example(self, root: Path, seed: int = 0) -> Example:
+        """3 classes x 20 generated 16x16 PNGs (a coloured bar, a bar across, a square) and a linear model."""
+        import base64
+
+        from kiln.tasks.image.demo import write_shapes
+
+        data = write_shapes(Path(root) / "shapes", classes=3, per_class=20, size=16, seed=seed)
+        one = sorted((data / "class_a").iterdir())[0]
+        request = {"instances": [{"b64": base64.b64encode(one.read_bytes()).decode()}]}
+        return Example(overrides={"data": str(data), "image_size": 16, "model": "linear", "epochs": 2},
+                       request_path="/v1/models/{name}:predict", request=request, predict_inputs=[str(one)])
+
+
+def _legacy(data: Prepared):
+    """The image pipeline's own Prepared (kiln/tasks/image/data/prepare.py) for functions that take it."""
+    from kiln.tasks.image.data.prepare import Prepared as ImagePrepared
+
+    return ImagePrepared(data.rows, data.classes, data.facts, data.skipped, data.extra.get("shards"))

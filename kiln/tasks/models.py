@@ -1,0 +1,80 @@
+"""One model registry per task: `@registry.register("name")` on a builder; its name is the model name.
+
+Kept apart from kiln/tasks/base.py (which re-exports both names) so the contract stays one screen.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kiln.errors import ConfigError, received
+
+
+@dataclass
+class ModelEntry:
+    """One registered builder: its name is the model name; `meta` holds family facts (pretrained, ...)."""
+
+    name: str
+    builder: Callable
+    family: str
+    description: str
+    default_size: int | None = None  # the input side the family was designed for (image backbones)
+    meta: dict = field(default_factory=dict)
+
+
+class ModelRegistry:
+    """`@registry.register("name")` on a builder `(spec, num_outputs, **kwargs) -> keras.Model`.
+
+    One registry per task (its builders take that task's spec). Unknown names fail with the closest
+    registered ones. `loader` imports the modules whose decorators fill the registry, on first use.
+    """
+
+    def __init__(self, task: str, loader: Callable[[], None] | None = None):
+        self.task = task
+        self._entries: dict[str, Any] = {}
+        self._loader = loader
+        self._loaded = loader is None
+
+    def register(self, name: str | None = None, *, family: str = "simple", default_size: int | None = None, **meta):
+        """Decorator: register a builder under `name` (defaults to the function name)."""
+
+        def wrap(fn):
+            key = name or fn.__name__
+            doc = (inspect.getdoc(fn) or "").splitlines()
+            self._entries[key] = ModelEntry(key, fn, family, doc[0] if doc else "", default_size, meta)
+            return fn
+
+        return wrap
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self._loader()
+
+    def names(self, pattern: str = "*") -> list[str]:
+        self._load()
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def get(self, name: str):
+        self._load()
+        if name not in self._entries:
+            near = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.4)
+            hint = f"Did you mean {', '.join(near)}?" if near else "Run `kiln models` to list them"
+            raise ConfigError(received("models", "model.name", name, "no model is registered under that name", hint))
+        return self._entries[name]
+
+    def create(self, name: str, *args, **kwargs):
+        """Build a registered model; kwargs the builder does not take, or that are None, are left out."""
+        entry = self.get(name)
+        params = inspect.signature(entry.builder).parameters
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        accepted = {k: v for k, v in kwargs.items() if v is not None and (takes_all or k in params)}
+        return entry.builder(*args, **accepted)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
