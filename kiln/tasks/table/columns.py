@@ -130,7 +130,7 @@ def infer_columns(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -> d
 
 
 def category_values(values: pd.Series, missing: np.ndarray) -> np.ndarray:
-    """Category cells as stripped strings, '' where missing: the form the model's StringLookup reads."""
+    """Category cells as stripped strings, '' where missing: the form the model's VocabLookup reads."""
     s = values.astype(object).where(~missing, "").astype(str).str.strip()
     return s.where(~missing, "").to_numpy(dtype=object)
 
