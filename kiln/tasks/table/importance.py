@@ -22,7 +22,7 @@ def permutation_importance(predict, frame: pd.DataFrame, y, spec, seed: int = 0,
         keep = np.random.default_rng(seed).choice(len(x), MAX_ROWS, replace=False)
         x, y = x.iloc[keep].reset_index(drop=True), y[keep]
 
-    class Model:  # what sklearn needs of an estimator here: something the scorer can call
+    class KerasBehindScorer:  # what sklearn needs of an estimator here: something the scorer can call
         def fit(self, *_):
             return self
 
@@ -31,7 +31,7 @@ def permutation_importance(predict, frame: pd.DataFrame, y, spec, seed: int = 0,
         m = classify_metrics(yp, out, spec.classes) if spec.task == "classification" else regress_metrics(yp, out)
         return score(m, spec.task)
 
-    r = sk_permutation(Model(), x, y, scoring=scorer, n_repeats=repeats, random_state=seed)
+    r = sk_permutation(KerasBehindScorer(), x, y, scoring=scorer, n_repeats=repeats, random_state=seed)
     order = np.argsort(-r.importances_mean)
     return {cols[i]: {"mean": float(r.importances_mean[i]), "std": float(r.importances_std[i])} for i in order}
 
