@@ -1,4 +1,5 @@
-"""`kiln MODE [--config FILE] key=value ...` -> the library API. User mistakes: one line, exit 2."""
+"""`kiln MODE [--config FILE] key=value ...` -> the library API. User mistakes: one line, exit 2
+(a misspelt mode or option too: kiln/cli_errors.py; a damaged run file: kiln/io.py)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,21 @@ import typer
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
 
 from kiln import quiet  # noqa: E402
-from kiln.errors import ConfigError, KilnError, received  # noqa: E402
+from kiln.cli_errors import KilnGroup, print_version, run_app  # noqa: E402
+from kiln.errors import ConfigError, received  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+app = typer.Typer(cls=KilnGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Kiln: labelled images -> trained, evaluated, exported and served Keras model.")
 
 KEY_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
 ARGS = typer.Argument(None, help="key=value overrides (and paths where the mode takes them)")
 CONFIG = typer.Option(None, "--config", help="YAML config file; key=value arguments override it")
+
+
+@app.callback()
+def _kiln(version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version,
+                                       help="Print Kiln's, TensorFlow's and Keras's versions and exit")):
+    pass
 
 
 def _split(args: list[str] | None) -> tuple[list[str], list[str]]:
@@ -481,27 +489,7 @@ def _setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     quiet.install()  # TensorFlow's start-up lines stay off stderr (kiln/quiet.py)
-    try:
-        app(args=argv, standalone_mode=False)
-    except KilnError as err:
-        print(str(err), file=sys.stderr)
-        return err.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        print("kiln: interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as err:
-        return int(err.code or 0)
-    except Exception as err:  # click usage errors
-        import click
-
-        if isinstance(err, click.exceptions.UsageError):
-            print(f"kiln received {' '.join(sys.argv[1:2]) or 'no mode'}; {err.format_message()}. Run kiln --help.", file=sys.stderr)
-            return 2
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            return err.exit_code
-        raise
-    return 0
+    return run_app(app, argv)
 
 
 if __name__ == "__main__":

@@ -365,8 +365,6 @@ def parse_input_shape(value) -> tuple[int, int, int] | None:
 
 def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
     """A registered model name (built without downloading weights), a run folder or a .keras file -> (model, label)."""
-    import keras
-
     path = Path(source)
     if path.is_dir() and (path / "model.keras").is_file():
         path = path / "model.keras"
@@ -374,7 +372,9 @@ def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
         if path.suffix not in (".keras",):
             raise ConfigError(received("inspect", "MODEL", source, "only .keras model files can be read",
                                        "Pass a registered model name, a run folder or a .keras file"))
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        from kiln.io import load_keras
+
+        model = load_keras(path, fix="Pass another .keras file, or train the run again")
         if input_shape is not None and tuple(_dims(model.inputs[0].shape)) != tuple(input_shape):
             log.warning("inspect: %s has input %s; input_shape=%s ignored", source, tuple(_dims(model.inputs[0].shape)),
                         ",".join(map(str, input_shape)))
@@ -393,9 +393,7 @@ def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
 
 def inspect_model(source, input_shape=None, classes: int = 10) -> dict:
     """Per-layer costs and totals of a registered model name, run folder, .keras file or Keras model."""
-    import keras
-
-    if isinstance(source, keras.Model):
+    if not isinstance(source, (str, Path)):  # a Keras model (not imported for a name or path: a damaged file fails fast)
         return inspect_keras_model(source)
     model, label = load_model_for_inspection(str(source), parse_input_shape(input_shape), classes)
     info = inspect_keras_model(model)

@@ -3,11 +3,12 @@
 Layout: config.yaml, run.json (the task, its spec, counts, versions), splits.csv, model.keras,
 history.csv, metrics.json, tensorboard/, plots/, checkpoints/. What depends on the data (the spec,
 predictions, evaluation) is the run's task's (run.json "task"; a run.json without one is an image run).
+Every file is read through kiln/io.py, so a damaged one is one line naming it (exit 2 in the CLI), never
+a traceback.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiln.errors import KilnError, received
+from kiln.errors import ConfigError, KilnError, bad_file, received
+from kiln.io import REWRITE, check_keras, load_keras, read_csv, read_json, read_yaml
+
+RETRAIN = "Restore it from a copy, or train the run again"
 
 log = logging.getLogger("kiln")
 
@@ -33,7 +37,7 @@ class Run:
 
     @cached_property
     def meta(self) -> dict:
-        return json.loads((self.path / "run.json").read_text())
+        return read_json(self.path / "run.json", "a Kiln run.json", fix=RETRAIN)  # the task's keys: see `spec`
 
     @cached_property
     def task(self):
@@ -48,33 +52,56 @@ class Run:
 
     @property
     def spec(self):
-        return self.task.load_spec(self.meta)
+        try:
+            return self.task.load_spec(self.meta)
+        except (KeyError, TypeError, ValueError):
+            raise bad_file(self.path / "run.json", f"it is not a Kiln run.json (its {self.task.info.name} spec is missing or "
+                           "incomplete)", RETRAIN) from None
 
     @cached_property
     def config(self):
         from kiln.config import load_config
 
-        return load_config(self.path / "config.yaml")
+        path = self.path / "config.yaml"
+        read_yaml(path, "a Kiln config", fix=RETRAIN)  # cut short or not YAML: named here, not as a --config mistake
+        try:
+            return load_config(path)
+        except ConfigError as err:  # keys this Kiln does not know: most likely a newer Kiln wrote it
+            detail = str(err).split(" received ", 1)[-1].split(". ")[0]  # "unknown key foo; it is not a config key"
+            raise bad_file(path, f"it holds a setting this Kiln cannot use ({detail})",
+                           "Upgrade Kiln if a newer one wrote it, or fix that key") from None
 
     @property
     def metrics(self) -> dict:
         p = self.path / "metrics.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
+        return read_json(p, "a Kiln metrics.json", fix=REWRITE) if p.exists() else {}
 
     @property
     def history(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "history.csv")
+        return read_csv(self.path / "history.csv", ("epoch",), "a Kiln history.csv", fix=RETRAIN)
 
     @property
     def splits(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "splits.csv", dtype=str, keep_default_na=False)
+        return read_csv(self.path / "splits.csv", ("path", "label", "split"), "a Kiln splits.csv", fix=RETRAIN,
+                        dtype=str, keep_default_na=False)
 
     @cached_property
     def model(self):
-        import keras
+        return load_keras(self.path / "model.keras")  # safe mode: Lambda layers and pickled code are refused
 
-        # safe_mode refuses Lambda layers and anything that would unpickle code.
-        return keras.saving.load_model(self.path / "model.keras", safe_mode=True, compile=False)
+    def check(self) -> None:
+        """Read every file of the run far enough to know it is whole (cheaply, before TensorFlow starts),
+        so a damaged one fails now, naming it, not halfway through the work."""
+        self.meta  # noqa: B018 - cached
+        self.spec  # noqa: B018
+        check_keras(self.path / "model.keras", RETRAIN)
+        for name, read in (("splits.csv", lambda p: read_csv(p, ("split",), "a Kiln splits.csv", fix=RETRAIN, nrows=2,
+                                                             dtype=str)),
+                           ("history.csv", lambda p: read_csv(p, ("epoch",), "a Kiln history.csv", fix=RETRAIN, nrows=2)),
+                           ("config.yaml", lambda p: read_yaml(p, fix=RETRAIN)),
+                           ("metrics.json", lambda p: read_json(p, "a Kiln metrics.json", fix=REWRITE))):
+            if (self.path / name).exists():
+                read(self.path / name)
 
     def predict_proba(self, inputs, **options) -> np.ndarray:
         """The model's output for `inputs` (image files: (N, K) class probabilities), in order."""
@@ -93,11 +120,14 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
+    """A finished run folder, its files checked now (a damaged one fails here, naming the file)."""
     path = Path(path)
-    if not (path / "run.json").is_file() or not (path / "model.keras").is_file():
+    if not (path / "run.json").exists() or not (path / "model.keras").exists():
         raise KilnError(received("run", "path", path, "it is not a finished Kiln run folder (no run.json / model.keras)",
                                  "Pass a folder written by kiln train, e.g. runs/train"))
-    return Run(path)
+    run = Run(path)
+    run.check()
+    return run
 
 
 def new_run_dir(run_dir: str | None, runs_root: str, name: str | None, default_name: str = "train") -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from kiln.errors import ConfigError, received
+from kiln.io import read_csv, read_json, read_yaml
 
 log = logging.getLogger("kiln.runs")
 
@@ -49,20 +50,23 @@ def _created(folder: Path) -> float:
     return folder.stat().st_mtime
 
 
+FIX = "Restore it from a copy, or move that run folder out of the way"
+
+
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
+    """A run's JSON file, {} when absent; a damaged one is one line naming it (kiln/io.py), not a silent blank."""
+    return read_json(path, f"a Kiln {path.name}", fix=FIX) if path.exists() else {}
 
 
 def _config(folder: Path) -> dict:
-    import yaml
+    path = folder / "config.yaml"
+    return read_yaml(path, fix=FIX) if path.exists() else {}
 
-    try:
-        return yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+
+def _history(folder: Path, complete: bool) -> pd.DataFrame | None:
+    """history.csv; an unfinished run may be appending to it (`complete=False` drops a partial last line)."""
+    path = folder / "history.csv"
+    return read_csv(path, ("epoch",), "a Kiln history.csv", fix=FIX, complete=complete) if path.exists() else None
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -80,12 +84,8 @@ def run_summary(folder: str | Path) -> dict:
     folder = Path(folder)
     meta, metrics, cfg = _read_json(folder / "run.json"), _read_json(folder / "metrics.json"), _config(folder)
     train, data, model = cfg.get("train", {}), cfg.get("data", {}), cfg.get("model", {})
-    epochs = None
-    if (folder / "history.csv").is_file():
-        try:
-            epochs = len(pd.read_csv(folder / "history.csv"))
-        except (OSError, ValueError, pd.errors.EmptyDataError):
-            epochs = 0
+    history = _history(folder, complete=(folder / "model.keras").exists())
+    epochs = None if history is None else len(history)
     from kiln.tasks.base import TaskError, task_of
 
     try:
@@ -191,10 +191,11 @@ def plot_learning_curves(folders: list[Path], labels: list[str], dest: Path) -> 
 
     histories = []
     for f, label in zip(folders, labels):
-        try:
-            histories.append((label, pd.read_csv(f / "history.csv")))
-        except (OSError, ValueError, pd.errors.EmptyDataError):
-            log.warning("compare: %s has no readable history.csv; left out of the curves", f)
+        history = _history(f, complete=(f / "model.keras").exists())
+        if history is None:
+            log.warning("compare: %s has no history.csv; left out of the curves", f)
+        else:
+            histories.append((label, history))
     if not histories:
         return None
     metrics = [m for m in ("loss", "accuracy") if any(m in h.columns for _, h in histories)]

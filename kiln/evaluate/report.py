@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,6 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from kiln.io import read_json  # noqa: E402
 
 log = logging.getLogger("kiln.report")
 
@@ -125,11 +126,8 @@ def _find_json(run_dir: Path, name: str) -> list[tuple[Path, dict]]:
     found = []
     for path in [run_dir / name, *sorted(run_dir.glob(f"exports/{name}")), *sorted(run_dir.glob(f"exports/*/{name}")),
                  *sorted(run_dir.glob(f"exports/*/*/{name}"))]:
-        if path.is_file():
-            try:
-                found.append((path, json.loads(path.read_text())))
-            except (OSError, ValueError) as err:
-                log.warning("report: %s could not be read (%s)", path, err)
+        if path.is_file():  # a damaged one stops the report, naming the file (kiln/io.py)
+            found.append((path, read_json(path, f"a Kiln {name}", fix="Restore it from a copy, or move it away and write the report again")))
     return found
 
 

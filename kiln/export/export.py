@@ -122,7 +122,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     import kiln
     from kiln.export.keras import KerasPredictor
     from kiln.export.parity import compare
-    from kiln.io import write_json, write_text
+    from kiln.io import FORMAT_VERSION, write_json, write_text
 
     module = format_module(opts.format)
     task = run.task
@@ -152,6 +152,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
         tensors = signature.to_dict()
         notes = module.NOTES[opts.quantize].format(n=0 if calib is None else len(calib))
         manifest = {
+            "format_version": FORMAT_VERSION,
             "format": opts.format,
             "quantize": opts.quantize,
             "agreement": figures["agreement"],

@@ -29,18 +29,10 @@ def write(model, signature, out_dir: Path, quantize: str = "none", calibration=N
 
 
 def load_keras(path: str | Path):
-    """Load a `.keras` file in safe mode (no Lambda layers, nothing unpickled); KilnError when refused."""
-    import keras
+    """Load an exported `.keras` file in safe mode (no Lambda layers, nothing unpickled); one FileError line when it cannot be."""
+    from kiln import io
 
-    from kiln.errors import KilnError, received
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except ValueError as err:
-        if "safe_mode" in str(err) or "Lambda" in str(err):
-            raise KilnError(received("load", "model", path, "it holds a Lambda layer or other arbitrary Python code, which Keras safe "
-                                     "mode refuses to load", "Rebuild the model from registered Keras layers (no Lambda) and save it again")) from None
-        raise
+    return io.load_keras(path, fix="Export the run again with kiln export")
 
 
 class KerasPredictor:

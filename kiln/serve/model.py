@@ -10,13 +10,12 @@ requests into predictor inputs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kiln.errors import KilnError, received
+from kiln.errors import KilnError, bad_file, received
 
 PLATFORMS = {"keras": "keras", "savedmodel": "tensorflow_savedmodel", "tflite": "tflite", "onnx": "onnxruntime_onnx"}
 
@@ -41,28 +40,43 @@ class ServedModel:
 
 
 def load_served(source: str | Path, name: str | None = None) -> ServedModel:
-    """A run folder (run.json + model.keras) or an export folder (export.json)."""
-    from kiln.export.export import MANIFEST, format_module
+    """A run folder (run.json + model.keras) or an export folder (export.json); a file that cannot be
+    loaded is one FileError line here, before the server starts."""
+    from kiln.export.export import FORMATS, MANIFEST, format_module
+    from kiln.io import read_json, read_text
     from kiln.tasks.base import Signature, task_of
 
     path = Path(source)
-    if (path / MANIFEST).is_file():
-        manifest = json.loads((path / MANIFEST).read_text())
-        task = task_of(manifest)
-        signature = Signature.from_dict(manifest)
-        labels = path / manifest.get("labels", "labels.txt")
-        classes = labels.read_text().splitlines() if labels.is_file() else manifest.get("classes")
+    if (path / MANIFEST).exists():
+        again = "Export the run again with kiln export"
+        manifest = read_json(path / MANIFEST, "a Kiln export.json", required=("format", "file", "input", "output"), fix=again)
         fmt = manifest["format"]
-        predictor = format_module(fmt).load(path, signature)
-        return ServedModel(name or manifest.get("run_name") or path.resolve().name, classes, task.load_spec(manifest),
-                           predictor, fmt, manifest.get("quantize", "none"), manifest.get("threshold"), path,
-                           task, signature, manifest)
-    if (path / "run.json").is_file() and (path / "model.keras").is_file():
-        from kiln.export.keras import KerasPredictor, load_keras
-        from kiln.run import Run
+        if fmt not in FORMATS:
+            raise bad_file(path / MANIFEST, f"it names format={fmt}, which this Kiln does not serve (it serves {', '.join(FORMATS)})",
+                           "Upgrade Kiln if a newer one exported it, or export again")
+        task = task_of(manifest)
+        try:
+            spec, signature = task.load_spec(manifest), Signature.from_dict(manifest)
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise bad_file(path / MANIFEST, f"it is not a Kiln export.json (its {task.info.name} spec or its input / output "
+                           "is missing or incomplete)", again) from None
+        labels = path / manifest.get("labels", "labels.txt")
+        classes = read_text(labels, again).splitlines() if labels.exists() else manifest.get("classes")
+        try:
+            predictor = format_module(fmt).load(path, signature)
+        except KilnError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a damaged model file: name it, in one line
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise bad_file(path / manifest["file"], f"the {fmt} runtime cannot load it ({type(err).__name__}: {first})", again) from None
+        return ServedModel(name or manifest.get("run_name") or path.resolve().name, classes, spec, predictor, fmt,
+                           manifest.get("quantize", "none"), manifest.get("threshold"), path, task, signature, manifest)
+    if (path / "run.json").exists() and (path / "model.keras").exists():
+        from kiln.export.keras import KerasPredictor
+        from kiln.run import load_run
 
-        run = Run(path)
-        model = load_keras(path / "model.keras")
+        run = load_run(path)
+        model = run.model
         signature = run.task.signature(run)
         return ServedModel(name or run.name, run.classes, run.spec, KerasPredictor(model, signature), "keras", "none",
                            run.meta.get("threshold"), path, run.task, signature, run.meta)

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from kiln.config import Config
-from kiln.errors import KilnError, received
-from kiln.io import atomic_path, write_text
+from kiln.errors import KilnError, bad_file, received
+from kiln.io import FORMAT_VERSION, atomic_path, check_version, read_csv, read_yaml, write_text
 
 log = logging.getLogger("kiln.train")
 
@@ -83,7 +83,7 @@ def snapshot_state(model, *, phase: int, epoch: int, phase_start: int, optimizer
         arrays.update({f"o/{k}": np.asarray(v) for k, v in store.items()})
     for i, w in enumerate(best_weights or []):  # early stopping replaces its list on improvement, never mutates it
         arrays[f"b/{i}"] = np.asarray(w)
-    meta = {"phase": phase, "epoch": epoch, "phase_start": phase_start, "stopped": bool(stopped),
+    meta = {"format_version": FORMAT_VERSION, "phase": phase, "epoch": epoch, "phase_start": phase_start, "stopped": bool(stopped),
             "callbacks": callbacks or {}, "time": time.time()}
     arrays["meta"] = np.array(json.dumps(meta))
     return arrays
@@ -102,17 +102,7 @@ def read_state(run_dir: str | Path) -> State | None:
     path = state_path(run_dir)
     if not path.is_file():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            groups: dict[str, dict[int, np.ndarray]] = {"w": {}, "o": {}, "b": {}}
-            for key in z.files:
-                if "/" in key:
-                    group, i = key.split("/", 1)
-                    groups[group][int(i)] = z[key]
-    except Exception as err:  # noqa: BLE001 - a damaged file is a user-level problem here
-        raise KilnError(received("train", "resume", path, f"the checkpoint cannot be read ({type(err).__name__})",
-                                 "Start a new run_dir; this one cannot be continued")) from None
+    meta, groups = _load_state(path, arrays=True)
 
     def ordered(d):
         return [d[i] for i in sorted(d)]
@@ -121,6 +111,33 @@ def read_state(run_dir: str | Path) -> State | None:
                  stopped=bool(meta.get("stopped")), weights=ordered(groups["w"]),
                  optimizer={str(i): v for i, v in sorted(groups["o"].items())} or None,
                  best_weights=ordered(groups["b"]) or None, callbacks=meta.get("callbacks", {}))
+
+
+def check_state(run_dir: str | Path) -> None:
+    """The checkpoint's header only: a damaged or newer checkpoint fails before data and TensorFlow start."""
+    _load_state(state_path(run_dir), arrays=False)
+
+
+def _load_state(path: Path, arrays: bool) -> tuple[dict, dict]:
+    fix = "Start a new run_dir; this one cannot be continued"
+    if path.stat().st_size == 0:
+        raise bad_file(path, "it is empty (cut short while it was written?)", fix)
+    groups: dict[str, dict[int, np.ndarray]] = {"w": {}, "o": {}, "b": {}}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            for key in z.files if arrays else ():
+                if "/" in key:
+                    group, i = key.split("/", 1)
+                    groups[group][int(i)] = z[key]
+    except Exception as err:  # noqa: BLE001 - a damaged file is a user-level problem here
+        why = "it is cut short or damaged" if isinstance(err, (EOFError, OSError)) or "zip" in type(err).__name__.lower() \
+            else "it is not a Kiln resume checkpoint"
+        raise bad_file(path, f"{why} ({type(err).__name__})", fix) from None
+    if not isinstance(meta, dict) or not all(k in meta for k in ("phase", "epoch", "phase_start")):
+        raise bad_file(path, "it is not a Kiln resume checkpoint (its header lacks phase / epoch)", fix)
+    check_version(meta, path)
+    return meta, groups
 
 
 def restore(model, state: State) -> None:
@@ -159,17 +176,15 @@ def truncate_history(path: Path, rows: int) -> None:
 
 def check_config(run_dir: Path, cfg: Config) -> None:
     """Refuse to continue with a changed binding key; other keys (epochs, patience, verbose ...) may change."""
-    import yaml
-
     from kiln.config.load import _flatten
 
     saved_file = run_dir / "config.yaml"
-    if not saved_file.is_file():
+    if not saved_file.exists():
         return
     from kiln.tasks.base import resolve_task
 
     binding = BINDING + tuple(resolve_task(cfg).info.resume_keys)
-    saved = _flatten(yaml.safe_load(saved_file.read_text()) or {})
+    saved = _flatten(read_yaml(saved_file, "a Kiln config", "Start a new run_dir, or restore config.yaml from a copy"))
     now = _flatten(cfg.model_dump(mode="json"))
     for key in sorted(set(saved) | set(now)):
         if not key.startswith(binding) or saved.get(key) == now.get(key):
@@ -182,18 +197,13 @@ def check_config(run_dir: Path, cfg: Config) -> None:
 def check_splits(run_dir: Path, table) -> None:
     """The resumed run must train on the same rows with the same split: `table` (the task's splits_frame)
     against the saved splits.csv, compared on its columns."""
-    import pandas as pd
-
     saved_file = run_dir / "splits.csv"
-    if not saved_file.is_file():
+    if not saved_file.exists():
         return
     columns = list(table.columns)
-    saved = pd.read_csv(saved_file, dtype=str, keep_default_na=False)
+    saved = read_csv(saved_file, tuple(columns), "a Kiln splits.csv", "Start a new run_dir, or restore splits.csv from a copy",
+                     dtype=str, keep_default_na=False)[columns]
     now = table.astype(str).reset_index(drop=True)
-    if set(columns) - set(saved.columns):
-        raise KilnError(received("train", "data", "<changed>", f"the columns of the rows differ from {saved_file}",
-                                 "Resume with the same data, or start a new run_dir"))
-    saved = saved[columns]
     if len(saved) != len(now) or not (saved.sort_values(columns).to_numpy() == now.sort_values(columns).to_numpy()).all():
         raise KilnError(received("train", "data", "<changed>", f"the files or their split differ from {saved_file}",
                                  "Resume with the same data, or start a new run_dir"))
@@ -224,6 +234,7 @@ class RunFolder:
                     raise KilnError(received("train", "run_dir", cfg.run_dir, "it holds an unfinished run and resume=false",
                                              "Pass resume=true (or leave resume=auto) to continue it, or pick a new run_dir"))
                 self._resume_from = given
+                check_state(given)
             elif mode is True and chief:
                 raise KilnError(received("train", "resume", "true", f"{cfg.run_dir} holds no unfinished run (no {STATE})",
                                          "Leave out resume=true to start a new run there"))
@@ -233,6 +244,7 @@ class RunFolder:
                 raise KilnError(received("train", "resume", "true", f"no unfinished run {cfg.name or 'train'}[-N] under {cfg.runs_root}",
                                          "Pass run_dir=RUN_FOLDER, or leave out resume=true"))
             self._resume_from = found
+            check_state(found)
 
     def create(self) -> Path:
         """Create (or reopen) the folder, lock it against a second process, load the checkpoint."""

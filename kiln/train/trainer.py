@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from kiln.config import Config, dump_config
-from kiln.io import save_model, write_json, write_text
+from kiln.io import FORMAT_VERSION, save_model, write_json, write_text
 
 log = logging.getLogger("kiln.train")
 
@@ -87,9 +87,10 @@ def _train(cfg: Config, task, strategy, folder):
     train_seconds = time.time() - started
 
     write_json(run_dir / "run.json", {
-        "kiln_version": __version__, "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
-        "task": task.info.name, "model": model_name, **task.run_meta(data), "counts": data.counts(),
-        "train_seconds": round(train_seconds, 2), "replicas": replicas, "global_batch": cfg.data.batch_size * replicas,
+        "format_version": FORMAT_VERSION, "kiln_version": __version__, "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__, "task": task.info.name, "model": model_name, **task.run_meta(data),
+        "counts": data.counts(), "train_seconds": round(train_seconds, 2), "replicas": replicas,
+        "global_batch": cfg.data.batch_size * replicas,
         "precision": cfg.train.precision,
     })
     save_model(model, run_dir / "model.keras")

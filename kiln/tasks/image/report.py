@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kiln.errors import DataError, received
+from kiln.io import read_csv, read_json, read_yaml
 from kiln.evaluate.report import _esc, _fig_b64, _find_json, _fmt, _img_tag, _table, plt
 from kiln.tasks.base import ReportSection
 
@@ -256,7 +257,8 @@ def _label_issues_section(run, limit: int = 40) -> str:
     path = run.path / "label_issues.csv"
     if not path.is_file():
         return ""
-    table = pd.read_csv(path, dtype={"path": str, "label": str, "suggested": str}, keep_default_na=False)
+    table = read_csv(path, ("path", "label", "suggested", "label_quality"), "a Kiln label_issues.csv", fix="Run kiln label-issues again",
+                     dtype={"path": str, "label": str, "suggested": str}, keep_default_na=False)
     issues = table[table["is_issue"].astype(str).str.lower() == "true"] if "is_issue" in table.columns else table
     cards = []
     for _, r in issues.head(limit).iterrows():
@@ -268,7 +270,7 @@ def _label_issues_section(run, limit: int = 40) -> str:
     method = ""
     meta = run.path / "label_issues.json"
     if meta.is_file():
-        info = json.loads(meta.read_text())
+        info = read_json(meta, "a Kiln label_issues.json", fix="Run kiln label-issues again")
         method = f" Method: {_esc(info.get('method'))}, {_esc(info.get('folds'))} folds; out-of-sample accuracy {_fmt(info.get('oos_accuracy'), 3)}."
     return ('<h2 id="label-issues">Label-issue candidates</h2>'
             f"<p>{len(issues)} of {len(table)} training images flagged by cleanlab (confident learning), lowest label "
@@ -285,10 +287,12 @@ def _audits(run, extra: str | Path | None = None) -> list[tuple[Path, dict]]:
         path = path / "audit.json" if path.is_dir() else path
         if not path.is_file():
             raise DataError(received("report", "audit", extra, "no audit.json there", "Pass the audit.json written by kiln audit"))
-        found.append((path, json.loads(path.read_text())))
+        found.append((path, read_json(path, "a Kiln audit.json", fix="Pass the audit.json written by kiln audit")))
+    if (run.path / "config.yaml").exists():
+        read_yaml(run.path / "config.yaml", fix="Restore it from a copy, or train the run again")  # damaged: one line naming it
     try:
         source = str(Path(run.config.data.path).expanduser().resolve()) if run.config.data.path else None
-    except Exception:  # an old or foreign config: no sibling audits
+    except Exception:  # settings an older or newer Kiln wrote: no sibling audits, the rest of the report stands
         source = None
     if source:
         for path in sorted(run.path.resolve().parent.glob("*/audit.json")):

@@ -366,6 +366,7 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
         The report (what `audit.json` holds), with `"out"` set to the output folder.
     """
     from kiln import __version__
+    from kiln.io import FORMAT_VERSION
     from kiln.tasks.image.data import sources
 
     options = options if isinstance(options, AuditOptions) else AuditOptions(**(options or {}))
@@ -410,6 +411,7 @@ def audit(data: str | Path, out: str | Path | None = None, options: AuditOptions
         split_counts = {s: {c: int(n) for c, n in frame[frame["split"] == s]["label"].value_counts().sort_index().items()}
                         for s in ("train", "val", "test") if (frame["split"] == s).any()}
     report = {
+        "format_version": FORMAT_VERSION,
         "kiln_version": __version__,
         "source": str(Path(data).expanduser().resolve()),
         "source_kind": frame.attrs.get("kind", ""),

@@ -8,14 +8,13 @@ lists every move; `restore` moves them back and refuses to overwrite a file that
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
 from kiln.errors import DataError, KilnError, received
-from kiln.io import write_json, write_text
+from kiln.io import FORMAT_VERSION, read_json, write_json, write_text
 
 log = logging.getLogger("kiln.audit")
 
@@ -68,7 +67,7 @@ def quarantine(report: dict, paths: list[str] | None = None) -> Path:
     for p in report["problems"]:
         problems.setdefault(p["path"], []).append(p["kind"])
     moved: list[dict] = []
-    manifest = {"kiln_version": report.get("kiln_version"), "source": str(source), "folder": str(dest.resolve()),
+    manifest = {"format_version": FORMAT_VERSION, "kiln_version": report.get("kiln_version"), "source": str(source), "folder": str(dest.resolve()),
                 "created": _now(), "restored": None, "files": moved}
     try:
         for path in paths:
@@ -106,12 +105,12 @@ def restore(manifest_path: str | Path) -> int:
     if not manifest_path.is_file():
         raise KilnError(received("audit restore", "MANIFEST", manifest_path, "no such file",
                                  "Pass the manifest.json of a quarantine folder, e.g. DATA.quarantine/manifest.json"))
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError):
+    manifest = read_json(manifest_path, "a Kiln quarantine manifest", required=("files",),
+                         fix="Pass the manifest.json written by kiln audit fix=quarantine")
+    files = manifest["files"]
+    if not isinstance(files, list) or not all(isinstance(f, dict) and "from" in f and "to" in f for f in files):
         raise KilnError(received("audit restore", "MANIFEST", manifest_path, "it is not a Kiln quarantine manifest",
-                                 "Pass the manifest.json written by kiln audit fix=quarantine")) from None
+                                 "Pass the manifest.json written by kiln audit fix=quarantine"))
     pending = [f for f in files if not f.get("restored")]
     missing = [f for f in pending if not Path(f["to"]).is_file()]
     if missing:

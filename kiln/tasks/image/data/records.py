@@ -56,18 +56,14 @@ def is_shard_folder(path: str | Path | None) -> bool:
 
 
 def read_manifest(folder: str | Path, component: str = "data") -> dict:
+    from kiln.io import read_json
+
     path = Path(folder) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DataError(received(component, "data", folder, f"manifest.json cannot be read ({err})",
-                                 "Convert the images again with kiln convert DATA out=DIR")) from None
+    manifest = read_json(path, "a Kiln shard manifest", fix="Convert the images again with kiln convert DATA out=DIR",
+                         newest=FORMAT_VERSION)  # missing, cut short or newer: one line naming the file
     if manifest.get("format") != FORMAT:
         raise DataError(received(component, "data", folder, "manifest.json is not a Kiln shard manifest",
                                  "Pass a folder written by kiln convert"))
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise DataError(received(component, "data", folder, f"the shards use format version {manifest['format_version']}, newer than this Kiln reads",
-                                 "Upgrade Kiln or convert again"))
     return manifest
 
 
@@ -89,7 +85,7 @@ def _up_to_date(out: Path, fingerprint: str) -> dict | None:
         return None
     try:
         manifest = read_manifest(out, "convert")
-    except DataError:
+    except KilnError:  # damaged or foreign: convert again
         return None
     if manifest.get("fingerprint") != fingerprint:
         return None
@@ -304,7 +300,10 @@ class ShardSource:
 
     def table(self) -> pd.DataFrame:
         """One row per image in shard order: path (the original file), label, split, shard, record, y, use_pil."""
-        index = pd.read_csv(self.folder / "index.csv", dtype={"path": str, "label": str, "split": str})
+        from kiln.io import read_csv
+
+        index = read_csv(self.folder / "index.csv", ("path", "label", "split", "shard", "record"), "a Kiln shard index",
+                         fix="Convert the images again with kiln convert DATA out=DIR", dtype={"path": str, "label": str, "split": str})
         base = Path(self.manifest["base"])  # index.csv paths are relative to the source folder (a CSV's folder)
         order = {s["file"]: i for i, s in enumerate(self.manifest["shards"])}
         index = index.iloc[np.lexsort((index["record"].to_numpy(), index["shard"].map(order).to_numpy()))]

@@ -75,7 +75,9 @@ def source_model_name(value) -> str | None:
         return None
     name = None
     if src.kind == "run":
-        name = json.loads((src.path / "run.json").read_text()).get("model")
+        from kiln.io import read_json
+
+        name = read_json(src.path / "run.json", "a Kiln run.json", fix="Pass another run folder as weights=").get("model")
     elif src.kind == "keras":
         try:
             with zipfile.ZipFile(src.path) as zf:
@@ -179,14 +181,10 @@ def imagenet_download(model_name: str, timeout: float = DOWNLOAD_TIMEOUT_S):
 
 
 def load_source_model(src: WeightsSource):
-    import keras
+    from kiln.io import load_keras
 
     path = src.path / "model.keras" if src.kind == "run" else src.path
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as err:  # a corrupt or foreign file: say which, in one line
-        raise ConfigError(received("model", "weights", src.path, f"Keras could not load {path.name} ({_first_line(err)})",
-                                   "Pass a .keras file saved by Keras 3 or a Kiln run folder")) from None
+    return load_keras(path, fix="Pass another .keras file or Kiln run folder as weights=")  # one line naming the file
 
 
 def feature_extractor(model):
