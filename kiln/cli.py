@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -159,6 +160,36 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
     print(dump_config(load_config(config, pairs)), end="")
 
 
+def _table_audit(path: str, pairs: list[str]) -> bool:
+    """`kiln audit FILE target=COL`: the table task's audit (a table file with target=, or TSV / Parquet)."""
+    from kiln.tasks.base import TaskError, infer_task
+
+    opts = _options(pairs, {"out": str, "strict": bool, "ignore": list, "target": str, "task": str}, "audit") \
+        if any(p.startswith("target=") for p in pairs) or not path.lower().endswith(".csv") else None
+    if opts is None:
+        return False
+    try:
+        task = infer_task(path, {"table": {"target": opts.get("target")}})
+    except TaskError:
+        return False
+    from kiln.tasks.table.audit import KINDS, strict_failures, summary_lines
+
+    ignore = opts.get("ignore") or []
+    ignore = [ignore] if isinstance(ignore, str) else [str(k) for k in ignore]
+    unknown = [k for k in ignore if k not in KINDS]
+    if unknown:
+        raise ConfigError(received("audit", "ignore", unknown[0], "no such problem kind", f"Kinds: {', '.join(KINDS)}"))
+    report = task.audit(path, out=opts.get("out"), target=opts.get("target"), task=opts.get("task", "auto"))
+    for line in summary_lines(report):
+        print(line)
+    print(f"kiln: wrote {report['out']}/audit.json and audit.html")
+    failures = strict_failures(report, ignore)
+    if opts.get("strict") and failures:
+        print(f"kiln: strict: {len(failures)} problem(s) found; exit 1", file=sys.stderr)
+        raise SystemExit(1)
+    return True
+
+
 @app.command()
 def audit(args: Optional[List[str]] = ARGS):
     """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [fix=quarantine] [ignore=KIND,..] [min_side=16 ...]; kiln audit restore MANIFEST."""
@@ -173,6 +204,8 @@ def audit(args: Optional[List[str]] = ARGS):
         print(f"kiln: restored {restore(words[1])} file(s) to where they were")
         return
     _one(words, "audit", "kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json", "DATA", "dataset (folder or CSV)")
+    if _table_audit(words[0], pairs):
+        return
     limits = set(auditing.AuditOptions.model_fields)
     own = {"out": str, "strict": bool, "fix": str, "ignore": list}
     opts = _options([p for p in pairs if p.split("=", 1)[0] not in limits], own, "audit")
@@ -243,12 +276,31 @@ def export_cmd(args: Optional[List[str]] = ARGS):
     words, pairs = _split(args)
     _one(words, "export", "kiln export runs/train format=tflite quantize=int8", "RUN_DIR", "run folder")
     opts = options(_raw_strings(pairs, parse_overrides(pairs, "export"), ("out",)))
+    if _table_export(words[0], opts):
+        return
     try:
         result = export_run(words[0], **opts.model_dump())
     except AgreementError as err:
         print(table(err.figures))
         raise
     print(table(result))
+
+
+def _table_export(path: str, opts) -> bool:
+    """A run of a task behind the contract exports through that task (image runs: the spine's export)."""
+    from kiln.run import load_run
+
+    run = load_run(path)
+    if not getattr(run.task, "trains_itself", False):  # tasks on the spine export through kiln/export
+        return False
+    from kiln.tasks.table.export import export_table
+
+    if opts.quantize != "none":
+        raise ConfigError(received("export", "quantize", opts.quantize, "table exports are not quantized", "Leave quantize out"))
+    r = export_table(run, opts.format, out=opts.out, force=opts.force, min_agreement=opts.min_agreement, limit=opts.parity_images)
+    print(f"kiln: {r['format']} export {r['path']}: agreement {r['agreement']:.2%} on {r['n']} {r['split']} rows, "
+          f"max abs diff {r['max_abs_diff']:.3g}, {r['size_bytes']:,} bytes, {r['rows_per_s']:,} rows/s")
+    return True
 
 
 @app.command()
@@ -264,6 +316,18 @@ def serve(args: Optional[List[str]] = ARGS):
     if "api_key" not in values and os.environ.get("KILN_API_KEY"):
         values["api_key"] = os.environ["KILN_API_KEY"]  # keeps the key out of the process list
     opts = build(ServeOptions, values, "serve")
+    meta = Path(words[0]) / "run.json"
+    from kiln.tasks.base import task_of
+
+    if meta.is_file() and getattr(task_of(json.loads(meta.read_text())), "trains_itself", False):  # the table task's own server, for now
+        import uvicorn
+
+        from kiln.run import load_run
+        from kiln.tasks.table.serve import create_app
+
+        print(f"kiln: serving {words[0]} on http://{opts.host}:{opts.port}/", flush=True)
+        uvicorn.run(create_app(load_run(words[0]), opts.name), host=opts.host, port=opts.port, log_level="warning")
+        return
     run_server(words[0], **opts.model_dump())
 
 
@@ -403,8 +467,13 @@ def tune(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 def _summary(run) -> None:
     m = run.metrics
     for split in ("val", "test"):
-        if split in m:
+        if split in m and "accuracy" in m[split]:
             print(f"kiln: {split} accuracy {m[split]['accuracy']:.4f}  macro F1 {m[split]['macro_f1']:.4f}  (n={m[split]['n']})")
+        elif split in m and "r2" in m[split]:
+            print(f"kiln: {split} R2 {m[split]['r2']:.4f}  RMSE {m[split]['rmse']:.4g}  MAE {m[split]['mae']:.4g}  (n={m[split]['n']})")
+    for name, b in (m.get("baselines") or {}).get("test", {}).items():
+        key = "accuracy" if "accuracy" in b else "r2"
+        print(f"kiln: baseline {name:<24} test {key} {b[key]:.4f}")
     print(f"kiln: run folder {run.path}")
 
 

@@ -191,7 +191,11 @@ class EvaluateConfig(Section):
         return self
 
 
+from kiln.tasks.table.config import TableConfig  # noqa: E402  (a task's own section)
+
+
 class Config(Section):
+    task: str = Field("auto", description="what the model answers: auto (from the data), image, table; classify or regress name a table task")
     name: Optional[str] = Field(None, description="run name under runs_root (auto-numbered when empty)")
     run_dir: Optional[str] = Field(None, description="explicit run folder (overrides runs_root/name)")
     runs_root: str = Field("runs", description="folder that holds auto-numbered runs")
@@ -203,6 +207,7 @@ class Config(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    table: TableConfig = Field(default_factory=TableConfig)
 
 
 def config_model() -> type[Config]:

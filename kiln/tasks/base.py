@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # only for annotations: importing them here would pull in Ten
 # name -> module whose import registers the task. The one line a new task adds.
 BUILTIN: dict[str, str] = {
     "image": "kiln.tasks.image",
+    "table": "kiln.tasks.table.task",
 }
 
 

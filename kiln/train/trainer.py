@@ -33,6 +33,8 @@ def train(cfg: Config):
     from kiln.train.resume import RunFolder
 
     task = resolve_task(cfg)  # an unknown task= fails here, before TensorFlow starts
+    if getattr(task, "trains_itself", False):  # the table task runs its own flow until this trainer fits it
+        return task.train_run(cfg)
     chief = is_chief() if cfg.train.distribute in ("auto", "multi_worker") else True
     folder = RunFolder(cfg, chief=chief)  # refuses a finished run_dir before TensorFlow starts
     strategy = make_strategy(cfg.train.distribute)  # before other TF ops: multi-worker collectives need that

@@ -84,7 +84,7 @@ def test_unknown_task_key_is_one_line_with_the_closest_name():
 
     with pytest.raises(base.TaskError) as err:
         base.resolve_task(load_config(overrides={"task": "imgae"}))
-    assert str(err.value) == "task received task=imgae; no task is registered under that name. Did you mean image."
+    assert str(err.value) == "task received task=imgae; no task is registered under that name. Did you mean image or table."
 
 
 def test_old_run_json_without_task_is_an_image_run():
@@ -97,5 +97,5 @@ def test_cli_unknown_task_exits_2_with_one_line(tmp_path, capsys):
     code = main(["train", f"data={tmp_path}", "task=imgae", f"run_dir={tmp_path / 'run'}"])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.splitlines() == ["task received task=imgae; no task is registered under that name. Did you mean image."]
+    assert err.splitlines() == ["task received task=imgae; no task is registered under that name. Did you mean image or table."]
     assert not (tmp_path / "run").exists()

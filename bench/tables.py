@@ -1,0 +1,126 @@
+"""Tables bench: Kiln defaults vs scikit-learn linear and HistGradientBoosting on real tables shipped
+inside packages (palmerpenguins, vega_datasets), then 100,000 rows x 30 columns: train time, peak RSS
+and predict rows/s.
+
+    .venv/bin/pip install palmerpenguins==0.1.6 vega-datasets==0.9.0
+    .venv/bin/python bench/tables.py [--skip-large] [--skip-real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KILN = str(Path(sys.executable).parent / "kiln")
+
+
+def real_tables(root: Path) -> list[tuple[str, Path, str]]:
+    from palmerpenguins import load_penguins
+    from vega_datasets import data
+
+    out = []
+    p = load_penguins()  # 344 rows, 19 missing cells, categories island / sex
+    p.to_csv(root / "penguins.csv", index=False)
+    out.append(("penguins (species)", root / "penguins.csv", "species"))
+    cars = data.cars()  # 406 rows, missing mpg / horsepower, a date (Year), a category (Origin), a name
+    cars["Year"] = cars["Year"].dt.strftime("%Y-%m-%d")
+    cars.to_csv(root / "cars.csv", index=False)
+    out.append(("cars (Miles_per_Gallon)", root / "cars.csv", "Miles_per_Gallon"))
+    w = data.seattle_weather()  # 1,461 days: a date column, numbers, a 5-class target
+    w["date"] = w["date"].dt.strftime("%Y-%m-%d")
+    w.to_csv(root / "weather.csv", index=False)
+    out.append(("seattle weather (weather)", root / "weather.csv", "weather"))
+    return out
+
+
+CPU = {"s": 0.0}
+
+
+def run_kiln(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB of the children so far) of one kiln command; CPU["s"]: its CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
+    r = subprocess.run([KILN, *args], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"kiln {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return time.time() - started, after.ru_maxrss / 1024
+
+
+def bench_real(root: Path) -> list[dict]:
+    rows = []
+    for name, path, target in real_tables(root):
+        run_dir = root / f"run-{path.stem}"
+        secs, _ = run_kiln(["train", f"data={path}", f"target={target}", f"run_dir={run_dir}", "verbose=0", "tensorboard=false"])
+        m = json.loads((run_dir / "metrics.json").read_text())
+        meta = json.loads((run_dir / "run.json").read_text())
+        key = "accuracy" if "accuracy" in m["test"] else "r2"
+        b = m["baselines"]["test"]
+        rows.append({"table": name, "rows": sum(meta["counts"].values()), "metric": key, "model": meta["model"], "kiln": m["test"][key],
+                     "linear": b["linear"][key], "hgb": b["hist_gradient_boosting"][key], "dummy": b["dummy"][key], "seconds": round(secs, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def large_table(n: int = 100_000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for i in range(20):
+        x = rng.normal(size=n)
+        x[rng.random(n) < 0.05] = np.nan
+        cols[f"x{i}"] = x
+    for i in range(8):
+        cols[f"k{i}"] = rng.choice([f"v{j}" for j in range(5 + 5 * i)], n)
+    cols["when"] = (pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3000, n), unit="D")).strftime("%Y-%m-%d")
+    z = np.nan_to_num(cols["x0"]) + np.nan_to_num(cols["x1"]) ** 2 - (cols["k0"] == "v1") + 0.5 * np.sin(np.nan_to_num(cols["x2"]) * 3)
+    cols["label"] = np.where(z + rng.normal(0, 0.5, n) > 0.8, "yes", "no")
+    return pd.DataFrame(cols)  # 20 numbers + 8 categories + 1 date + target = 30 columns
+
+
+def bench_large(root: Path) -> dict:
+    frame = large_table()
+    path = root / "large.csv"
+    frame.to_csv(path, index=False)
+    run_dir = root / "run-large"
+    secs, rss = run_kiln(["train", f"data={path}", "target=label", f"run_dir={run_dir}", "verbose=0", "tensorboard=false"])
+    train_cpu = CPU["s"]
+    m = json.loads((run_dir / "metrics.json").read_text())
+    meta = json.loads((run_dir / "run.json").read_text())
+    rows = root / "rows.csv"
+    frame.drop(columns=["label"]).to_csv(rows, index=False)
+    print(json.dumps({"train_wall_s": round(secs, 1), "train_cpu_s": round(train_cpu, 1), "peak_rss_mib": round(rss)}), flush=True)
+    psecs, prss = run_kiln(["predict", str(run_dir), str(rows), f"out={root / 'pred.csv'}"])
+    # predict rows/s inside the process (without the interpreter and TensorFlow start-up)
+    code = ("import time,sys;from kiln.run import load_run;from kiln.tasks.base import task_of;import pandas as pd;"
+            f"r=load_run({str(run_dir)!r});t=task_of(r.meta);f=pd.read_csv({str(rows)!r},dtype=str,keep_default_na=False);"
+            "t.predict_outputs(r,f.iloc[:100]);s=time.time();t.predict_outputs(r,f);print(len(f)/(time.time()-s))")
+    inproc = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+    out = {"rows": len(frame), "columns": frame.shape[1], "model": meta["model"], "train_wall_s": round(secs, 1),
+           "train_s_in_run": meta["train_seconds"], "train_cpu_s": round(train_cpu, 1), "peak_rss_mib": round(rss), "epochs": int(len(pd.read_csv(run_dir / "history.csv"))),
+           "test_accuracy": m["test"]["accuracy"], "hgb_accuracy": m["baselines"]["test"]["hist_gradient_boosting"]["accuracy"],
+           "predict_cli_s": round(psecs, 1), "predict_cli_rows_per_s": round(len(frame) / psecs), "predict_rows_per_s": round(inproc)}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--skip-real", action="store_true")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if not a.skip_real:
+            bench_real(root)
+        if not a.skip_large:
+            bench_large(root)

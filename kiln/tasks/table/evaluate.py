@@ -1,0 +1,166 @@
+"""Table metrics for a run (val/test, the baselines beside them, importance), `kiln evaluate` on
+another file, `kiln predict` of a file, and K-fold cross-validation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kiln.errors import DataError, received
+from kiln.io import atomic_path, write_json
+
+log = logging.getLogger("kiln.table")
+
+
+def split_rows(run, name: str | None = None) -> pd.DataFrame:
+    """The run's source rows with their split (re-read from the source file)."""
+    from kiln.tasks.table.source import read_table
+
+    frame = read_table(run.meta["source"]["path"], "evaluate").frame
+    splits = pd.read_csv(run.path / "splits.csv")
+    rows = frame.iloc[splits["row"].to_numpy()].reset_index(drop=True)
+    rows["split"] = splits["split"].to_numpy()
+    return rows if name is None else rows[rows["split"] == name].reset_index(drop=True)
+
+
+def metrics_for(spec, y, out, threshold=None) -> dict:
+    from kiln.tasks.table.metrics import classify_metrics, regress_metrics
+
+    return classify_metrics(y, out, spec.classes, threshold) if spec.task == "classification" else regress_metrics(y, out)
+
+
+def evaluate_fresh(task, run, data, cfg) -> dict:
+    """metrics.json of a new run: {"val", "test", "baselines": {split: {name: metrics}}, "importance"}."""
+    from kiln.evaluate.threshold import run_threshold
+    from kiln.tasks.table.spec import encode_rows, predict_inputs
+
+    spec = data.spec
+    run.__dict__.pop("meta", None)
+    threshold = run_threshold(run.meta) if spec.classes and len(spec.classes) == 2 else None
+    metrics, sets = {}, {}
+    for split in ("val", "test"):
+        rows = data.split(split)
+        if len(rows):
+            y = task.targets(rows, spec)
+            metrics[split] = metrics_for(spec, y, task.predict_outputs(run, rows), threshold)
+            sets[split] = (encode_rows(rows, spec), y)
+    if cfg.table.baselines and sets:
+        from kiln.tasks.table.baselines import fit_baselines
+
+        train = data.split("train")
+        metrics["baselines"] = fit_baselines(spec, encode_rows(train, spec), task.targets(train, spec), sets, cfg.seed)
+    val = data.split("val")
+    if cfg.table.importance and len(val):
+        from kiln.tasks.table.importance import permutation_importance
+
+        model = run.model
+
+        def predict(frame):
+            return predict_inputs(model, encode_rows(frame, spec))
+
+        metrics["importance"] = permutation_importance(predict, val, task.targets(val, spec), spec, cfg.seed)
+    return metrics
+
+
+def _read_labelled(task, run, path, component: str):
+    from kiln.tasks.table.source import read_table
+
+    spec = task.load_spec(run.meta)
+    frame = read_table(path, component).frame
+    missing = [f.column for f in spec.used if f.column not in frame.columns]
+    if missing:
+        raise DataError(received(component, "column", missing[0], f"the model needs it and {Path(path).name} has no such column"
+                                 + (f" ({len(missing) - 1} more missing: {', '.join(missing[1:4])})" if len(missing) > 1 else ""),
+                                 "Add the column (empty cells are fine: they are imputed as in training)"))
+    return spec, frame
+
+
+def evaluate_file(task, run, data: str | None, split: str, out: str | None, threshold: float | None = None, **_) -> dict:
+    from kiln.evaluate.threshold import run_threshold
+
+    if data is None:
+        spec, rows = task.load_spec(run.meta), split_rows(run, split)
+    else:
+        spec, rows = _read_labelled(task, run, data, "evaluate")
+        if spec.target not in rows.columns:
+            raise DataError(received("evaluate", "data", data, f"it has no target column {spec.target}", "Evaluate on a labelled file"))
+    y = task.targets(rows, spec)
+    keep = y >= 0 if spec.task == "classification" else np.isfinite(y)
+    rows, y = rows[keep].reset_index(drop=True), y[keep]
+    if not len(rows):
+        raise DataError(received("evaluate", "data", data or split, "no rows with a known target", "Evaluate on labelled rows"))
+    t = threshold if threshold is not None else (run_threshold(run.meta) if spec.classes and len(spec.classes) == 2 else None)
+    result = metrics_for(spec, y, task.predict_outputs(run, rows), t)  # the keys metrics.json has for a split
+    if out:
+        write_json(out, result)
+    return result
+
+
+def predict_file(task, run, inputs, out: str | None) -> list[dict]:
+    """Every column of the file kept, plus `prediction` (and proba_<class> columns)."""
+    from kiln.evaluate.threshold import apply_threshold, run_threshold
+
+    if isinstance(inputs, pd.DataFrame):  # rows already read (Python API, the contract test)
+        spec, frame = task.load_spec(run.meta), inputs.astype(object).where(inputs.notna(), "").astype(str)
+        missing = [f.column for f in spec.used if f.column not in frame.columns]
+        if missing:
+            raise DataError(received("predict", "column", missing[0], "the model needs it and the rows have no such column", "Add the column"))
+    else:
+        paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if len(paths) != 1:
+            raise DataError(received("predict", "inputs", " ".join(map(str, paths)), "a table run predicts one file at a time",
+                                     "Example: kiln predict runs/train rows.csv out=pred.csv"))
+        spec, frame = _read_labelled(task, run, paths[0], "predict")
+    outputs = task.predict_outputs(run, frame)
+    result = frame.copy()
+    if spec.classes:
+        t = run_threshold(run.meta) if len(spec.classes) == 2 else None
+        result["prediction"] = np.asarray(spec.classes, dtype=object)[apply_threshold(outputs, t)]
+        for i, c in enumerate(spec.classes):
+            result[f"proba_{c}"] = outputs[:, i]
+    else:
+        result["prediction"] = outputs[:, 0]
+    if out:
+        with atomic_path(out) as tmp:
+            result.to_csv(tmp, index=False)
+        print(f"kiln: wrote {len(result)} predictions to {out}", flush=True)
+        return []
+    return result.to_dict(orient="records")
+
+
+def cross_validate(task, data, cfg, model_name: str, run_dir) -> dict:
+    """K folds over train + val (test stays held out): each fold trains with 10% of its rows for early
+    stopping and is scored on the fold; mean and std per metric."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from kiln.run import Run
+    from kiln.tasks.base import Prepared
+    from kiln.tasks.table.train import fit_model
+
+    rows = data.rows[data.rows["split"] != "test"].reset_index(drop=True)
+    y = data.extra["y"][(data.rows["split"] != "test").to_numpy()]
+    k = cfg.table.cv
+    splitter = StratifiedKFold(k, shuffle=True, random_state=cfg.seed) if data.spec.classes else KFold(k, shuffle=True, random_state=cfg.seed)
+    folds = []
+    rng = np.random.default_rng(cfg.seed)
+    for i, (fit_idx, hold_idx) in enumerate(splitter.split(rows, y if data.spec.classes else None)):
+        split = np.full(len(rows), "test", dtype=object)
+        split[fit_idx] = np.where(rng.random(len(fit_idx)) < 0.1, "val", "train")
+        fold = Prepared(rows=rows.assign(split=split), spec=data.spec, skipped=data.skipped, classes=data.classes, extra={"y": y})
+        model, _ = fit_model(task, fold, cfg, model_name, run_dir, verbose=0)
+        held = fold.split("test")
+        from kiln.tasks.table.spec import encode_rows, predict_inputs
+
+        out = predict_inputs(model, encode_rows(held, data.spec))
+        m = metrics_for(data.spec, y[hold_idx], out)
+        folds.append({k2: v for k2, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        log.info("train: cv fold %d/%d done", i + 1, k)
+    keys = [key for key in folds[0] if all(f.get(key) is not None for f in folds)]
+    return {"folds": k, **{key: {"mean": float(np.mean([f[key] for f in folds])), "std": float(np.std([f[key] for f in folds]))}
+                           for key in keys if key != "n"}}
+
+
+__all__ = ["cross_validate", "evaluate_file", "evaluate_fresh", "predict_file", "split_rows"]

@@ -1,0 +1,290 @@
+"""The table task behind the contract (kiln/tasks/base.py): CSV, TSV or Parquet rows with a
+`target=` column -> classification or regression on raw rows, preprocessing inside the model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from kiln.errors import DataError, received
+from kiln.tasks.base import CompileSpec, Example, Prepared, Signature, Source, Task, TaskInfo, TensorSpec, register_task
+from kiln.tasks.table.config import TableConfig
+from kiln.tasks.table.models import MODELS
+
+log = logging.getLogger("kiln.table")
+
+
+@register_task
+class TableTask(Task):
+    info = TaskInfo(
+        name="table", description="classification or regression on the rows of a CSV, TSV or Parquet table",
+        sources=("CSV (comma, semicolon or tab; UTF-8, UTF-8 BOM, Latin-1)", "TSV", "Parquet"),
+        label_kinds=("classification", "regression"), default_model="auto", monitor="val_loss", mode="min",
+        export_formats=("keras", "savedmodel", "tflite"), aliases=("classify", "regress", "tabular"),
+        resume_keys=("table.target", "table.drop", "table.id", "table.loss"))
+    models = MODELS
+    config_section = TableConfig
+    trains_itself = True  # until the spine trainer is task-blind (kiln/tasks/table/train.py)
+
+    def train_run(self, cfg):
+        from kiln.tasks.table.train import train_run
+
+        return train_run(self, cfg)
+
+    # --- which data -----------------------------------------------------------------------------
+    def claims(self, path, keys: Mapping[str, Any]) -> int:
+        from kiln.tasks.table.source import TABLE_SUFFIXES
+
+        if not path or Path(str(path)).suffix.lower() not in TABLE_SUFFIXES:
+            return 0
+        table = keys.get("table") or {}
+        target = table.get("target") if isinstance(table, Mapping) else None
+        if Path(str(path)).suffix.lower() in (".parquet", ".pq", ".tsv") or target:
+            return 90
+        return 0
+
+    def _task_override(self, cfg) -> str:
+        return {"classify": "classification", "regress": "regression"}.get(getattr(cfg, "task", "auto"), "auto")
+
+    # --- data -------------------------------------------------------------------------------------
+    def read_source(self, cfg) -> Source:
+        from kiln.tasks.table.prepare import check_columns, find_column
+        from kiln.tasks.table.source import read_table
+
+        src = read_table(cfg.data.path, "train")
+        check_columns(src.frame, "train")
+        find_column(src.frame, cfg.table.target, "target", "train")
+        for key in ("drop", "id"):
+            for c in getattr(cfg.table, key):
+                find_column(src.frame, c, key, "train")
+        return Source(rows=src.frame, skipped=src.frame.iloc[0:0], facts=src.describe())
+
+    def analyse(self, source: Source, cfg, model_name: str) -> Prepared:
+        from kiln.tasks.table.prepare import assign_splits, features_frame, infer_feature_columns, resolve_target, usable_rows
+        from kiln.tasks.table.spec import build_spec
+
+        frame = source.rows
+        target = resolve_target(frame, cfg.table.target, self._task_override(cfg), component="train")
+        keep = usable_rows(target)
+        if not keep.all():
+            log.warning("train: %d rows with no target value left out", int((~keep).sum()))
+        rows = frame[keep].reset_index().rename(columns={"index": "_row"})
+        y = target.y[keep]
+        target.y = y
+        rows["split"] = assign_splits(rows.drop(columns=["_row"]), target, cfg.data.val_split, cfg.data.test_split, cfg.seed, "train")
+        columns = infer_feature_columns(rows.drop(columns=["_row"]), target.name)
+        train = (rows["split"] == "train").to_numpy()
+        if target.task == "classification" and len(np.unique(y[train])) < 2:
+            raise DataError(received("train", "target", target.name, "the training split holds one class", "Add rows of other classes"))
+        spec = build_spec(features_frame(rows.drop(columns=["_row"]), target.name), columns, target.name, target.task, train,
+                          target.classes, y[train], drop=cfg.table.drop, ids=cfg.table.id)
+        if not spec.used:
+            raise DataError(received("train", "data", cfg.data.path, "no column is usable as a feature", "Check the audit: kiln audit FILE target=COL"))
+        return Prepared(rows=rows, spec=spec, skipped=frame[~keep], classes=target.classes, facts=source.facts,
+                        extra={"y": y, "columns": columns})
+
+    def write_data(self, data: Prepared, run_dir: Path) -> None:
+        from kiln.io import write_text
+
+        write_text(run_dir / "splits.csv", data.rows[["_row", "split"]].rename(columns={"_row": "row"}).to_csv(index=False))
+
+    def targets(self, rows: pd.DataFrame, spec) -> np.ndarray:
+        from kiln.tasks.table.prepare import resolve_target
+
+        return resolve_target(rows, spec.target, spec.task, spec.classes, "evaluate").y
+
+    def make_dataset(self, rows, spec, cfg, training: bool, batch_size: int = 256, **options):
+        import tensorflow as tf
+
+        from kiln.tasks.table.spec import encode_rows
+
+        x = encode_rows(rows, spec)
+        y = self.targets(rows, spec)
+        y = y.astype(np.float32).reshape(-1, 1) if spec.task == "regression" else y.astype(np.int64)
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if training:
+            ds = ds.shuffle(min(len(rows), 100_000), seed=cfg.seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    # --- model -------------------------------------------------------------------------------------
+    def choose_model(self, cfg) -> str:
+        if cfg.model.name != "auto":
+            self.models.get(cfg.model.name)
+        return cfg.model.name
+
+    def build_model(self, name: str, data: Prepared, cfg):
+        from kiln.tasks.table.models import auto_model
+
+        spec = data.spec
+        name = auto_model(data.counts()["train"]) if name == "auto" else name
+        k = len(spec.classes) if spec.classes else 1
+        prior = None
+        if spec.classes:
+            y = data.extra["y"][(data.rows["split"] == "train").to_numpy()]
+            prior = np.bincount(y, minlength=k) / len(y)
+        m, t = cfg.model, cfg.table
+        units = m.units if m.units != [128] else [256, 128]
+        return self.models.create(name, spec, k, units=units, batchnorm=m.batchnorm, activation=m.activation, dropout=min(m.dropout, 0.5)
+                                  if m.dropout != 0.25 else 0.1, l1=m.l1, l2=m.l2, initializer=m.initializer, prior=prior,
+                                  width=t.width, blocks=t.blocks, frequencies=t.frequencies, embed_dim=t.embed_dim, sigma=t.sigma)
+
+    def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
+        import keras
+
+        from kiln.train.trainer import class_weights
+
+        spec, loss = data.spec, cfg.table.loss
+        if spec.task == "classification":
+            if loss not in ("auto", "crossentropy"):
+                raise DataError(received("train", "table.loss", loss, "a classification target trains with cross-entropy", "Use loss=auto"))
+            weights = None
+            if cfg.train.class_weight == "balanced":
+                weights = class_weights(data.extra["y"][(data.rows["split"] == "train").to_numpy()], len(spec.classes))
+            return CompileSpec(keras.losses.SparseCategoricalCrossentropy(), ["accuracy"], "val_loss", "min", weights)
+        if loss == "crossentropy":
+            raise DataError(received("train", "table.loss", loss, "a regression target trains with mse, mae or huber", "Use loss=mse"))
+        lossfn = {"auto": "mse", "mse": "mse", "mae": "mae", "huber": keras.losses.Huber(delta=spec.target_std)}[loss]
+        return CompileSpec(lossfn, [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")], "val_loss", "min")
+
+    def describe(self, model_name, model, data) -> str:
+        c = data.counts()
+        return f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} rows, {c['val']} val / {c['test']} test"
+
+    # --- run folder --------------------------------------------------------------------------------
+    def run_meta(self, data: Prepared) -> dict:
+        return {"task": "table", "table": data.spec.to_dict(), "classes": data.spec.classes, "source": data.facts}
+
+    def load_spec(self, meta: Mapping):
+        import kiln.tasks.table.layers  # noqa: F401  (registers the custom layers model.keras refers to)
+        from kiln.tasks.table.spec import TableSpec
+
+        return TableSpec.from_dict(meta["table"])
+
+    # --- evaluation ----------------------------------------------------------------------------------
+    def after_fit(self, run, data: Prepared, cfg) -> None:
+        """Two classes: the decision threshold chosen on val (cfg.evaluate.threshold), stored in run.json."""
+        if data.spec.classes and len(data.spec.classes) == 2 and len(data.split("val")):
+            from kiln.evaluate.threshold import store_threshold
+
+            val = data.split("val")
+            store_threshold(run, self.targets(val, data.spec), self.predict_outputs(run, val), cfg.evaluate.threshold)
+
+    def evaluate(self, run, data: Prepared, cfg) -> dict:
+        from kiln.tasks.table.evaluate import evaluate_fresh
+
+        return evaluate_fresh(self, run, data, cfg)
+
+    def evaluate_run(self, run, data: str | None = None, split: str = "test", out: str | None = None, **options) -> dict:
+        from kiln.tasks.table.evaluate import evaluate_file
+
+        return evaluate_file(self, run, data, split, out, **options)
+
+    def evaluate_split_rows(self, run, split: str):
+        """(targets, model outputs) of one split of the run's data (None when it is empty)."""
+        from kiln.tasks.table.evaluate import split_rows
+
+        rows = split_rows(run, split)
+        if not len(rows):
+            return None
+        return self.targets(rows, self.load_spec(run.meta)), self.predict_outputs(run, rows)
+
+    def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
+        from kiln.tasks.table.evaluate import predict_file
+
+        return predict_file(self, run, inputs, out)
+
+    def predict_outputs(self, run, inputs, **options):
+        """(N, K) probabilities or (N, 1) predictions for a frame of raw rows."""
+        from kiln.tasks.table.spec import encode_rows, predict_inputs
+
+        spec = self.load_spec(run.meta)
+        if len(inputs) == 0:
+            return np.zeros((0, len(spec.classes) if spec.classes else 1), np.float32)
+        return predict_inputs(run.model, encode_rows(inputs, spec))
+
+    def audit(self, data: str, out: str | None = None, progress: bool = True, target: str | None = None, task: str = "auto",
+              **options) -> dict:
+        from kiln.tasks.table.audit import audit_table, write_audit
+        from kiln.tasks.table.prepare import check_columns, find_column, resolve_target
+        from kiln.tasks.table.source import read_table
+
+        src = read_table(data, "audit")
+        frame = src.frame
+        y = regression = None
+        if target is not None:
+            find_column(frame, target, "target", "audit")
+            t = resolve_target(frame, target, {"classify": "classification", "regress": "regression"}.get(task, task), component="audit")
+            y, regression = t.y, t.task == "regression"
+        report = audit_table(frame, target, regression, y, source=src.describe())
+        try:
+            check_columns(frame, "audit")
+        except DataError as err:
+            report["problems"].append({"column": None, "kind": "name_clash", "severity": "error", "detail": str(err)})
+        write_audit(report, out or "runs/audit")
+        report["out"] = str(out or "runs/audit")
+        return report
+
+    # --- export and serve ----------------------------------------------------------------------------
+    def signature(self, run) -> Signature:
+        spec = self.load_spec(run.meta)
+        inputs = tuple(TensorSpec(f.input, "string" if f.encoding == "category" else "float32", (1,)) for f in spec.used)
+        if spec.classes:
+            out = (TensorSpec("probabilities", "float32", (len(spec.classes),)),)
+        else:
+            out = (TensorSpec("prediction", "float32", (1,)),)
+
+        def call(model, x):
+            return {out[0].name: model(x)}
+
+        return Signature(inputs, out, call, labels=spec.classes, meta={"table": spec.to_dict(), "columns": {f.input: f.column for f in spec.used}})
+
+    def parity_data(self, run, limit: int):
+        from kiln.tasks.table.evaluate import split_rows
+        from kiln.tasks.table.spec import encode_rows
+
+        spec = self.load_spec(run.meta)
+        for name in ("test", "val", "train"):
+            rows = split_rows(run, name)
+            if len(rows):
+                rows = rows.iloc[:limit]
+                return name, encode_rows(rows, spec), self.targets(rows, spec)
+        raise DataError(received("export", "run", run.path, "the run has no rows to compare on", "Train again"))
+
+    def calibration_data(self, run, n: int):
+        from kiln.tasks.table.evaluate import split_rows
+        from kiln.tasks.table.spec import encode_rows
+
+        return encode_rows(split_rows(run, "train").iloc[:n], self.load_spec(run.meta))
+
+    def parity(self, reference, candidate, y) -> dict:
+        ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+        diff = np.abs(ref - cand)
+        if ref.shape[-1] > 1:  # classification: same top class
+            agree = float(np.mean(ref.argmax(1) == cand.argmax(1)))
+            acc = float(np.mean(cand.argmax(1) == y)), float(np.mean(ref.argmax(1) == y))
+        else:  # regression: relative error within 1e-3 of the prediction's scale
+            scale = np.maximum(np.abs(ref), np.abs(ref).mean() + 1e-12)
+            agree = float(np.mean(diff / scale <= 1e-3))
+            acc = tuple(float(-np.sqrt(np.mean((p.ravel() - y) ** 2))) for p in (cand, ref))  # -RMSE: higher is better
+        return {"agreement": agree, "accuracy": acc[0], "keras_accuracy": acc[1], "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+                "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+
+    def adapter(self, served):
+        from kiln.tasks.table.serve import TableAdapter
+
+        return TableAdapter(served)
+
+    def example(self, root: Path, seed: int = 0) -> Example:
+        from kiln.tasks.table.synth import write_example
+
+        path, row = write_example(Path(root), seed)
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns=["label"]).iloc[:3]
+        return Example(overrides={"data": str(path), "table.target": "label", "train.epochs": 3, "model": "dnn"},
+                       request_path="/predict", request=row, predict_inputs=rows)
+
+
+__all__ = ["TableTask"]
