@@ -165,7 +165,7 @@ def _table_audit(path: str, pairs: list[str]) -> bool:
     from kiln.tasks.base import TaskError, infer_task
 
     opts = _options(pairs, {"out": str, "strict": bool, "ignore": list, "target": str, "task": str}, "audit") \
-        if any(p.startswith("target=") for p in pairs) or not path.lower().endswith(".csv") else None
+        if not Path(path).is_dir() and (any(p.startswith("target=") for p in pairs) or not path.lower().endswith(".csv")) else None
     if opts is None:
         return False
     try:

@@ -271,6 +271,7 @@ class ImageTask(Task):
     def audit(self, data, out=None, progress=True, **options) -> dict:
         from kiln.tasks.image.data.audit import audit
 
+        options = {k: v for k, v in options.items() if k not in ("target", "task") or v not in (None, "auto")}
         return audit(data, out=out, options=options, progress=progress)
 
     # --- export and serve ---------------------------------------------------------------------------------

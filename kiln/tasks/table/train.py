@@ -66,9 +66,13 @@ def train_run(task, cfg):
         from kiln.tasks.table.models import auto_model
 
         model_name = auto_model(data.counts()["train"])
+    saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are printed
+    cfg, decisions = task.resolve_auto(cfg, data, model_name)
+    for decision in decisions:
+        print(f"kiln: {decision.line()}", flush=True)
     run_dir = new_run_dir(cfg.run_dir, cfg.runs_root, cfg.name)
     log.info("train: run folder %s", run_dir)
-    write_text(run_dir / "config.yaml", dump_config(cfg))
+    write_text(run_dir / "config.yaml", dump_config(saved_cfg))
     task.write_data(data, run_dir)
     c = data.counts()
     spec = data.spec
