@@ -76,7 +76,8 @@ def main():
 
     def plain_rate():
         keras.utils.set_random_seed(0)
-        model = create_model("cnn", (32, 32, 3), len(classes))
+        # the model Kiln trained: its config with the values `auto` took (filters, convs per block)
+        model = create_model("cnn", (32, 32, 3), len(classes), **first.config.model.model_dump(exclude={"name"}))
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
         clock = Clock()
         model.fit(xt, yt, batch_size=32, epochs=args.epochs, validation_data=(xv, yv), verbose=0, callbacks=[clock])
