@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from kiln import quiet  # noqa: E402
 from kiln.cli_errors import KilnGroup, print_version, run_app  # noqa: E402
+from kiln.cli_options import mode_options as _options  # noqa: E402
 from kiln.errors import ConfigError, received  # noqa: E402
 
 app = typer.Typer(cls=KilnGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -39,26 +40,6 @@ def _split(args: list[str] | None) -> tuple[list[str], list[str]]:
     for a in args or []:
         (pairs if KEY_VALUE.match(a) else words).append(a)
     return words, pairs
-
-
-def _options(pairs: list[str], allowed: dict[str, type], component: str) -> dict:
-    """Mode options (out=, split=, ...) that are not training config keys."""
-    import difflib
-
-    from kiln.config import parse_overrides
-
-    values = parse_overrides(pairs, component)
-    for key, value in values.items():
-        if key not in allowed:
-            near = difflib.get_close_matches(key, list(allowed), n=2)
-            hint = f"Did you mean {' or '.join(near)}?" if near else f"Valid keys: {', '.join(allowed)}"
-            raise ConfigError(f"{component} received unknown key {key}; it is not an option of kiln {component}. {hint}")
-        kind = allowed[key]
-        if kind is int and not isinstance(value, int):
-            raise ConfigError(received(component, key, value, "it must be a whole number", f"Example: {key}=5"))
-        if kind is str and value is not None:
-            values[key] = str(value)
-    return values
 
 
 def _no_words(words: list[str], component: str) -> None:
@@ -124,15 +105,18 @@ def predict(args: Optional[List[str]] = ARGS):
 
 @app.command()
 def models(pattern: str = typer.Argument("*", help="glob over model names, e.g. 'efficientnet*'")):
-    """List registered models."""
-    from kiln.tasks.image.models import get_entry, list_models
+    """List every registered task's models."""
+    from kiln.tasks.base import TASKS, _load
 
-    names = list_models(pattern)
-    for name in names:
-        e = get_entry(name)
-        size = f"{e.default_size}px" if e.default_size else "any size"
-        print(f"{name:<24} {e.family:<14} {size:<9} {e.description}")
-    if not names:
+    _load()
+    found = 0
+    for task_name, task in sorted(TASKS.items()):
+        for name in task.models.names(pattern):
+            e = task.models.get(name)
+            size = f"{e.default_size}px" if e.default_size else "any size"
+            print(f"{name:<24} {task_name:<8} {e.family:<14} {size:<9} {e.description}")
+            found += 1
+    if not found:
         raise ConfigError(received("models", "pattern", pattern, "no model name matches", "Run kiln models to list all"))
 
 
@@ -160,111 +144,49 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
     print(dump_config(load_config(config, pairs)), end="")
 
 
-def _table_audit(path: str, pairs: list[str]) -> bool:
-    """`kiln audit FILE target=COL`: the table task's audit (a table file with target=, or TSV / Parquet)."""
-    from kiln.tasks.base import TaskError, infer_task
+def _data_task(path: str, pairs: list[str]):
+    """The task whose data `path` is, judged from the path and the config keys among `pairs` (target= ...)."""
+    from kiln.config.load import _set_dotted, resolve_key
+    from kiln.config.schema import config_model
+    from kiln.errors import KilnError
+    from kiln.tasks.base import infer_task
 
-    opts = _options(pairs, {"out": str, "strict": bool, "ignore": list, "target": str, "task": str}, "audit") \
-        if not Path(path).is_dir() and (any(p.startswith("target=") for p in pairs) or not path.lower().endswith(".csv")) else None
-    if opts is None:
-        return False
-    try:
-        task = infer_task(path, {"table": {"target": opts.get("target")}})
-    except TaskError:
-        return False
-    from kiln.tasks.table.audit import KINDS, strict_failures, summary_lines
+    keys: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            _set_dotted(keys, resolve_key(key.strip(), config_model(), "cli"), value)
+        except KilnError:  # a mode option (out=, strict=), not a config key
+            continue
+    return infer_task(path, keys)
 
-    ignore = opts.get("ignore") or []
-    ignore = [ignore] if isinstance(ignore, str) else [str(k) for k in ignore]
-    unknown = [k for k in ignore if k not in KINDS]
-    if unknown:
-        raise ConfigError(received("audit", "ignore", unknown[0], "no such problem kind", f"Kinds: {', '.join(KINDS)}"))
-    report = task.audit(path, out=opts.get("out"), target=opts.get("target"), task=opts.get("task", "auto"))
-    for line in summary_lines(report):
-        print(line)
-    print(f"kiln: wrote {report['out']}/audit.json and audit.html")
-    failures = strict_failures(report, ignore)
-    if opts.get("strict") and failures:
-        print(f"kiln: strict: {len(failures)} problem(s) found; exit 1", file=sys.stderr)
-        raise SystemExit(1)
-    return True
+
+def _file_task(path: Path):
+    """The task a Kiln JSON file names ("task"; files from before tasks existed are image files)."""
+    from kiln.io import read_json
+    from kiln.tasks.base import task_of
+
+    return task_of(read_json(path, "a Kiln manifest") if path.is_file() else {})
 
 
 @app.command()
 def audit(args: Optional[List[str]] = ARGS):
-    """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [fix=quarantine] [ignore=KIND,..] [min_side=16 ...]; kiln audit restore MANIFEST."""
-    from kiln.config.load import build
-    from kiln.tasks.image.data import audit as auditing
-
+    """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [ignore=KIND,..] [the task's own keys: target=, fix=quarantine, min_side=16 ...]; kiln audit restore MANIFEST."""
     words, pairs = _split(args)
     if words[:1] == ["restore"] and len(words) == 2:
-        from kiln.tasks.image.data.quarantine import restore
-
-        _options(pairs, {}, "audit restore")
-        print(f"kiln: restored {restore(words[1])} file(s) to where they were")
-        return
+        raise SystemExit(_file_task(Path(words[1])).command("audit restore")(words[1:], pairs, None))
     _one(words, "audit", "kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json", "DATA", "dataset (folder or CSV)")
-    if _table_audit(words[0], pairs):
-        return
-    limits = set(auditing.AuditOptions.model_fields)
-    own = {"out": str, "strict": bool, "fix": str, "ignore": list}
-    opts = _options([p for p in pairs if p.split("=", 1)[0] not in limits], own, "audit")
-    options = build(auditing.AuditOptions, _options([p for p in pairs if p.split("=", 1)[0] in limits], dict.fromkeys(limits, object), "audit"), "audit")
-    strict = opts.get("strict", False)
-    if not isinstance(strict, bool):
-        raise ConfigError(received("audit", "strict", strict, "it must be true or false", "Example: strict=true"))
-    if opts.get("fix") not in (None, "quarantine"):
-        raise ConfigError(received("audit", "fix", opts["fix"], "the only fix is quarantine (move problem files aside)", "Example: fix=quarantine"))
-    ignore = opts.get("ignore") or []
-    ignore = [ignore] if isinstance(ignore, str) else [str(k) for k in ignore]
-    unknown = [k for k in ignore if k not in auditing.KINDS]
-    if unknown:
-        raise ConfigError(received("audit", "ignore", unknown[0], "no such problem kind", f"Kinds: {', '.join(auditing.KINDS)}"))
-    report = auditing.audit(words[0], out=opts.get("out"), options=options)
-    for line in auditing.summary_lines(report):
-        print(line)
-    if opts.get("fix") == "quarantine" and report["quarantine"]:
-        from kiln.tasks.image.data.quarantine import quarantine
-
-        manifest = quarantine(report)
-        print(f"kiln: moved {len(report['quarantine'])} file(s) to {manifest.parent}; undo with kiln audit restore {manifest}")
-    failures = auditing.strict_failures(report, ignore)
-    if strict and failures:
-        print(f"kiln: strict: {len(failures)} problem(s) found; exit 1", file=sys.stderr)
-        raise SystemExit(1)
+    raise SystemExit(_data_task(words[0], pairs).command("audit")(words, pairs, None))
 
 
 @app.command(context_settings={"allow_extra_args": True})
 def convert(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
-    """Pack images into TFRecord shards: kiln convert DATA out=DIR [shard_mb=100] [shard_images=5000] [val_split=.. seed=..]; kiln convert verify DIR."""
-    from kiln.config import load_config
-    from kiln.tasks.image.data import records
-
+    """Pack a dataset into the task's shards: kiln convert DATA out=DIR [shard_mb=100] [shard_images=5000] [val_split=.. seed=..]; kiln convert verify DIR."""
     words, pairs = _split(args)
     if words[:1] == ["verify"] and len(words) == 2:
-        _options(pairs, {}, "convert verify")
-        problems = records.verify(words[1])
-        for line in problems:
-            print(f"kiln: {line}", file=sys.stderr)
-        if problems:
-            print(f"kiln: {len(problems)} shard(s) failed verification; convert again", file=sys.stderr)
-            raise SystemExit(1)
-        manifest = records.read_manifest(words[1], "convert verify")
-        print(f"kiln: all {len(manifest['shards'])} shard(s) match their sha256 ({manifest['images']:,} images)")
-        return
+        raise SystemExit(_file_task(Path(words[1]) / "manifest.json").command("convert verify")(words[1:], pairs, config))
     _one(words, "convert", "kiln convert data/images out=data/shards, or kiln convert verify data/shards", "DATA", "dataset (folder or CSV)")
-    own = {"out": str, "shard_mb": int, "shard_images": int, "workers": int}
-    opts = _options([p for p in pairs if p.split("=", 1)[0] in own], own, "convert")
-    if not opts.get("out"):
-        raise ConfigError(received("convert", "out", "<unset>", "the shard folder is required", "Example: kiln convert data/images out=data/shards"))
-    cfg = load_config(config, [p for p in pairs if p.split("=", 1)[0] not in own])
-    manifest = records.convert(words[0], opts.pop("out"), cfg, **opts)
-    if manifest["up_to_date"]:
-        print(f"kiln: {manifest['images']:,} images already converted and unchanged; nothing to do")
-    else:
-        counts = ", ".join(f"{s} {sum(c.values()):,}" for s, c in manifest["counts"].items())
-        print(f"kiln: wrote {len(manifest['shards'])} shard(s), {manifest['bytes'] / 2**20:,.1f} MiB ({counts}); "
-              f"{manifest['skipped']} file(s) left out")
+    raise SystemExit(_data_task(words[0], pairs).command("convert")(words, pairs, config))
 
 
 @app.command(name="export")
@@ -276,31 +198,12 @@ def export_cmd(args: Optional[List[str]] = ARGS):
     words, pairs = _split(args)
     _one(words, "export", "kiln export runs/train format=tflite quantize=int8", "RUN_DIR", "run folder")
     opts = options(_raw_strings(pairs, parse_overrides(pairs, "export"), ("out",)))
-    if _table_export(words[0], opts):
-        return
     try:
         result = export_run(words[0], **opts.model_dump())
     except AgreementError as err:
         print(table(err.figures))
         raise
     print(table(result))
-
-
-def _table_export(path: str, opts) -> bool:
-    """A run of a task behind the contract exports through that task (image runs: the spine's export)."""
-    from kiln.run import load_run
-
-    run = load_run(path)
-    if not getattr(run.task, "trains_itself", False):  # tasks on the spine export through kiln/export
-        return False
-    from kiln.tasks.table.export import export_table
-
-    if opts.quantize != "none":
-        raise ConfigError(received("export", "quantize", opts.quantize, "table exports are not quantized", "Leave quantize out"))
-    r = export_table(run, opts.format, out=opts.out, force=opts.force, min_agreement=opts.min_agreement, limit=opts.parity_images)
-    print(f"kiln: {r['format']} export {r['path']}: agreement {r['agreement']:.2%} on {r['n']} {r['split']} rows, "
-          f"max abs diff {r['max_abs_diff']:.3g}, {r['size_bytes']:,} bytes, {r['rows_per_s']:,} rows/s")
-    return True
 
 
 @app.command()
@@ -316,18 +219,6 @@ def serve(args: Optional[List[str]] = ARGS):
     if "api_key" not in values and os.environ.get("KILN_API_KEY"):
         values["api_key"] = os.environ["KILN_API_KEY"]  # keeps the key out of the process list
     opts = build(ServeOptions, values, "serve")
-    meta = Path(words[0]) / "run.json"
-    from kiln.tasks.base import task_of
-
-    if meta.is_file() and getattr(task_of(json.loads(meta.read_text())), "trains_itself", False):  # the table task's own server, for now
-        import uvicorn
-
-        from kiln.run import load_run
-        from kiln.tasks.table.serve import create_app
-
-        print(f"kiln: serving {words[0]} on http://{opts.host}:{opts.port}/", flush=True)
-        uvicorn.run(create_app(load_run(words[0]), opts.name), host=opts.host, port=opts.port, log_level="warning")
-        return
     run_server(words[0], **opts.model_dump())
 
 

@@ -27,7 +27,7 @@ QUANTIZE = ("none", "dynamic", "int8")
 FILE = "model.onnx"
 OPSET = 17
 NOTES = {
-    "none": "float32 graph (opset 17); uint8 input cast to float32 inside; output float32 probabilities",
+    "none": "float32 graph (opset 17; 19 when an input is text); inputs as the signature types them, cast inside; float32 outputs",
     "dynamic": ("onnxruntime dynamic quantization: uint8 weights, uint8 activations quantized at run time (uint8 x uint8 "
                 "kernels: no int16 saturation on CPUs without VNNI); uint8 input; output float32"),
     "int8": ("onnxruntime static QDQ quantization: 7-bit int8 per-channel weights (within [-64, 64], so uint8 x int8 "
@@ -42,8 +42,66 @@ def to_onnx(model, signature, dest: Path) -> Path:
     from kiln.export import traced
 
     serve, specs = traced(model, signature)
+    if any(t.dtype == "string" for t in signature.inputs):
+        return _text_to_onnx(serve, signature, dest)
     tf2onnx.convert.from_function(serve, input_signature=[specs], opset=OPSET, output_path=str(dest))
     return dest
+
+
+TEXT_OPSET = 19  # ONNX Equal compares strings from opset 19 on; onnxruntime runs it
+
+
+def _text_to_onnx(serve, signature, dest: Path) -> Path:
+    """A signature with text inputs (e.g. categories compared with a vocabulary): tf2onnx 1.17 knows opsets up
+    to 18 and turns a string `Equal` into int casts (wrong: "FIXME: casting is not the same as equal"). So the
+    graph is frozen (constants captured by the function included), converted at opset 18 with string Equal
+    kept as ONNX Equal, and declared opset 19, where that Equal is defined; the ops tf2onnx emits mean the
+    same at 18 and 19. Inputs and outputs keep the signature's names."""
+    import onnx
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    names = [t.name for t in frozen.inputs]
+    outputs = [t.name for t in frozen.outputs]
+    handlers = {"Equal": (_equal, []), "NotEqual": (_equal, [])}
+    proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=names, output_names=outputs,
+                                              opset=TEXT_OPSET - 1, custom_op_handlers=handlers)
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = TEXT_OPSET
+    rename = {n: n.split(":")[0] for n in names}
+    rename.update(zip(outputs, sorted(t.name for t in signature.outputs)))  # a dict's outputs flatten in key order
+    _rename(proto.graph, rename)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(dest))
+    return dest
+
+
+def _equal(ctx, node, name, args):
+    """tf2onnx handler: string (Not)Equal stays an ONNX Equal (opset 19); other types as tf2onnx converts them."""
+    from onnx import TensorProto
+    from tf2onnx import utils
+    from tf2onnx.onnx_opset.logical import Equal
+
+    if ctx.get_dtype(node.input[0]) != TensorProto.STRING:
+        Equal.version_11(ctx, node)
+        return node
+    if node.type == "NotEqual":
+        node.type = "Equal"
+        out = ctx.insert_new_node_on_output("Not", node.output[0], name=utils.make_name(node.name))
+        ctx.copy_shape(node.output[0], out.output[0])
+        ctx.copy_dtype(node.output[0], out.output[0])
+    return node
+
+
+def _rename(graph, rename: dict) -> None:
+    """Graph inputs / outputs renamed, with every node reading or writing them."""
+    for value in [*graph.input, *graph.output]:
+        value.name = rename.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [rename.get(n, n) for n in node.input]
+        node.output[:] = [rename.get(n, n) for n in node.output]
 
 
 class _Reader:

@@ -30,8 +30,9 @@ NOTES = {
 }
 
 
-def convert(saved_model_dir: str | Path, quantize: str, calibration=None, names: list[str] | None = None) -> bytes:
-    """A SavedModel with a uint8 signature -> TFLite flatbuffer bytes."""
+def convert(saved_model_dir: str | Path, quantize: str, calibration=None, names: list[str] | None = None,
+            uint8_inputs: bool = True) -> bytes:
+    """A SavedModel -> TFLite flatbuffer bytes; `uint8_inputs`: the signature takes uint8 (pixels) only."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
@@ -46,7 +47,8 @@ def convert(saved_model_dir: str | Path, quantize: str, calibration=None, names:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative(calibration, names)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8  # the signature is uint8 already; kept explicit
+        if uint8_inputs:
+            converter.inference_input_type = tf.uint8  # the signature is uint8 already; kept explicit
         converter.inference_output_type = tf.float32
     return converter.convert()
 
@@ -65,7 +67,8 @@ def write(model, signature, out_dir: Path, quantize: str = "none", calibration=N
 
     with tempfile.TemporaryDirectory(prefix="kiln-tflite-") as tmp:
         sm = savedmodel.write(model, signature, Path(tmp), "none")
-        flatbuffer = convert(sm, quantize, calibration, signature.input_names)
+        flatbuffer = convert(sm, quantize, calibration, signature.input_names,
+                             uint8_inputs=all(t.dtype == "uint8" for t in signature.inputs))
     dest = Path(out_dir) / FILE
     with atomic_path(dest) as tmp_file:
         tmp_file.write_bytes(flatbuffer)

@@ -6,6 +6,10 @@ started collecting, and runs the model once on the concatenated batch in its inf
 While the model runs, new requests queue up, so under load batches fill without waiting.
 `max_batch_size=1` turns batching off: one model call per request, in arrival order.
 
+A request may also hand over a dict of arrays by input name (a several-input signature, e.g. one per
+table column), or `Pending(rows)`: rows in the task's own request form that the adapter's `decode`
+turns into model inputs for the whole micro-batch at once (`decode(rows) -> (inputs, {row: error})`).
+
 A request's images are a uint8 array `(n, H, W, C)` or a list of rows, each an `(H, W, C)` array or
 encoded file bytes (checked by the request, see `kiln.tasks.image.serve.inputs.prepare_images`). The inference
 thread decodes every encoded row of a micro-batch in one `decode` call (`BatchDecoder`), then runs the
@@ -37,6 +41,27 @@ def bucket_sizes(max_batch_size: int) -> list[int]:
     return sorted(sizes)
 
 
+class Pending:
+    """A request's rows left for the adapter's `decode`, which runs once per micro-batch in the inference thread."""
+
+    def __init__(self, rows: list):
+        self.rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def count(inputs) -> int:
+    """Rows in a request's inputs: an array, a dict of arrays by input name, or a list / `Pending` of rows."""
+    return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+
+
+def _concat(parts: list):
+    if isinstance(parts[0], dict):
+        return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 class MicroBatcher:
     def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None):
         self.predict_fn = predict
@@ -57,21 +82,44 @@ class MicroBatcher:
         for n in self.buckets:
             self.predict_fn(np.zeros((n, *shape), np.uint8))
 
-    def _padded(self, batch: np.ndarray) -> np.ndarray:
-        n = len(batch)
-        size = next((b for b in self.buckets if b >= n), n)  # a request larger than max_batch_size runs as it is
+    def warm_inputs(self, inputs) -> None:
+        """Call the model once at every bucket size with `inputs` (one row or more, e.g. a dict by input name)."""
+        for n in self.buckets:
+            self.predict_fn(self._padded(inputs, n))
+
+    def _padded(self, batch, size: int | None = None):
+        n = count(batch)
+        size = size or next((b for b in self.buckets if b >= n), n)  # a request larger than max_batch_size runs as it is
         if size == n:
             return batch
+        if isinstance(batch, dict):  # named inputs of any dtype (strings too): the last row repeated
+            return {k: np.concatenate([v, np.repeat(v[-1:], size - n, axis=0)]) for k, v in batch.items()}
         return np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), batch.dtype)])
 
-    def _call(self, batch: np.ndarray) -> np.ndarray:
-        return self.predict_fn(self._padded(batch))[:len(batch)]
+    def _call(self, batch):
+        return self.predict_fn(self._padded(batch))[:count(batch)]
+
+    def _decode_pending(self, parts: list):
+        """`Pending` rows of every request in one `decode` call; errors by request index."""
+        if self.decode is None:
+            raise RuntimeError("pending rows need a batcher with decode=")
+        rows, owner = [], []
+        for k, part in enumerate(parts):
+            rows += part.rows
+            owner += [k] * len(part)
+        inputs, bad = self.decode(rows)
+        failed = {}
+        for j, err in bad.items():
+            failed.setdefault(owner[j], err)
+        return inputs, failed
 
     def _assemble(self, parts: list) -> tuple[np.ndarray, dict[int, Exception]]:
         """The requests' images -> one (N, H, W, C) uint8 batch, every encoded row decoded in one call;
         and {request index: error} for requests whose file could not be decoded."""
-        if all(isinstance(p, np.ndarray) for p in parts):
-            return (parts[0] if len(parts) == 1 else np.concatenate(parts)), {}
+        if all(isinstance(p, (np.ndarray, dict)) for p in parts):
+            return _concat(parts), {}
+        if all(isinstance(p, Pending) for p in parts):
+            return self._decode_pending(parts)
         shape = self.shape or next(np.shape(r)[-3:] for p in parts for r in p if not isinstance(r, bytes))
         batch = np.empty((sum(len(p) for p in parts), *shape), np.uint8)
         blobs, where, owner = [], [], []
@@ -152,17 +200,17 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             first = await self._next(None)
-            items, n = [first], len(first[0])
+            items, n = [first], count(first[0])
             deadline = loop.time() + self.max_delay
             while n < self.max_batch_size:
                 item = await self._next(deadline - loop.time())
                 if item is None:
                     break
-                if n + len(item[0]) > self.max_batch_size:
+                if n + count(item[0]) > self.max_batch_size:
                     self._carry = item
                     break
                 items.append(item)
-                n += len(item[0])
+                n += count(item[0])
             items = [it for it in items if not it[1].done()]  # callers that went away
             if not items:
                 continue
@@ -179,12 +227,12 @@ class MicroBatcher:
             return
         seconds = time.perf_counter() - started
         if self.metrics is not None:
-            self.metrics.batch_done(len(batch), seconds, [started - t for _, _, t in items])
+            self.metrics.batch_done(count(batch), seconds, [started - t for _, _, t in items])
         i = 0
         for k, (images, future, _) in enumerate(items):
             if not future.done():
                 if k in failed:
                     future.set_exception(failed[k])
                 else:
-                    future.set_result(probs[i:i + len(images)])
-            i += len(images)
+                    future.set_result(probs[i:i + count(images)])
+            i += count(images)

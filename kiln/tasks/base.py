@@ -90,6 +90,7 @@ class Prepared:
     extra: dict = field(default_factory=dict)  # task-owned; also where after_fit leaves figures for evaluate
     outputs: dict = field(default_factory=dict)  # split -> the model's first output already computed (the trainer
     # leaves val's from the model val chose before a refit trained on val); evaluate uses them instead of predicting
+    model: str | None = None  # the registered model `model=auto` became once the data was seen (None: choose_model's)
 
     def split(self, name: str) -> "pd.DataFrame":
         return self.rows[self.rows["split"] == name]
@@ -259,6 +260,11 @@ class Task(abc.ABC):
     def make_dataset(self, rows: "pd.DataFrame", spec, cfg, training: bool, **options):
         """A batched tf.data.Dataset of (x, y) for `rows` (options: batch_size, cache_dir, ...)."""
 
+    def batch_size(self, cfg, data: Prepared) -> int:
+        """Examples per step on one replica (the trainer multiplies by the replicas): `data.batch_size` unless the
+        task sizes batches from its data (tables: rows / 100)."""
+        return int(cfg.data.batch_size)
+
     def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
         """(train_ds, val_ds or None, steps per epoch) at the global `batch_size`."""
         import math
@@ -343,6 +349,11 @@ class Task(abc.ABC):
     def audit(self, data: str, out: str | None = None, progress: bool = True, **options) -> dict:
         """`kiln audit DATA`: problems found in the data, written as out/audit.json and audit.html."""
         raise self.unsupported("audit")
+
+    def command(self, name: str):
+        """The task's own handler for a CLI mode whose options are the task's: "audit", "audit restore", "convert",
+        "convert verify". A callable `(words, pairs, config) -> exit code`; a mode the task lacks is `unsupported`."""
+        raise self.unsupported(name)
 
     # --- export and serve --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -116,10 +116,11 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "config.yaml", dump_config(cfg))
     data = task.analyse(source, cfg, model_name)
+    model_name = data.model or model_name
     cfg = task.resolve_auto(cfg, data, model_name)[0]
     keras.utils.set_random_seed(cfg.seed)
     with precision_policy(cfg.train.precision):
-        train_ds, _, steps_per_epoch = task.datasets(data, cfg, folder, cfg.data.batch_size)
+        train_ds, _, steps_per_epoch = task.datasets(data, cfg, folder, task.batch_size(cfg, data))
         model = task.build_model(model_name, data, cfg)
         phase = plan_phases(cfg, model, model_name, task.models)[0]
         apply_phase(model, phase)

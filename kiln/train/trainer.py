@@ -33,8 +33,6 @@ def train(cfg: Config):
     from kiln.train.resume import RunFolder
 
     task = resolve_task(cfg)  # an unknown task= fails here, before TensorFlow starts
-    if getattr(task, "trains_itself", False):  # the table task runs its own flow until this trainer fits it
-        return task.train_run(cfg)
     chief = is_chief() if cfg.train.distribute in ("auto", "multi_worker") else True
     folder = RunFolder(cfg, chief=chief)  # refuses a finished run_dir before TensorFlow starts
     strategy = make_strategy(cfg.train.distribute)  # before other TF ops: multi-worker collectives need that
@@ -60,6 +58,7 @@ def _train(cfg: Config, task, strategy, folder):
     started = time.time()
     model_name = task.choose_model(cfg)  # fail on a bad model name before touching data
     data = task.analyse(task.read_source(cfg), cfg, model_name)
+    model_name = data.model or model_name  # model=auto decided from the data (e.g. by its size)
     saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are in run.json
     cfg, decisions = task.resolve_auto(cfg, data, model_name)
     for decision in decisions:
@@ -75,11 +74,12 @@ def _train(cfg: Config, task, strategy, folder):
     task.write_data(data, run_dir)
 
     replicas = int(strategy.num_replicas_in_sync)
-    train_ds, val_ds, steps = task.datasets(data, cfg, run_dir, cfg.data.batch_size * replicas)
+    global_batch = task.batch_size(cfg, data) * replicas
+    train_ds, val_ds, steps = task.datasets(data, cfg, run_dir, global_batch)
     train_ds, val_ds = shard_options(train_ds, strategy), shard_options(val_ds, strategy)
     refit_ds = refit_steps = None
     if cfg.train.refit is True and val_ds is not None:
-        refit_ds, refit_steps = task.refit_dataset(data, cfg, run_dir, cfg.data.batch_size * replicas)
+        refit_ds, refit_steps = task.refit_dataset(data, cfg, run_dir, global_batch)
         refit_ds = shard_options(refit_ds, strategy)
     selection_outputs = run_dir / "state" / "selection_val_outputs.npy"
 
@@ -113,7 +113,7 @@ def _train(cfg: Config, task, strategy, folder):
         "format_version": FORMAT_VERSION, "kiln_version": __version__, "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__, "task": task.info.name, "model": model_name, **task.run_meta(data),
         "counts": data.counts(), "train_seconds": round(train_seconds, 2), "replicas": replicas,
-        "global_batch": cfg.data.batch_size * replicas,
+        "global_batch": global_batch,
         "precision": cfg.train.precision, "auto": auto.record(decisions),
         **({"refit": {"epochs": int(best_epoch_count(run_dir, monitor, 1, 0, compiled.mode)),
                       "examples": int(sum(data.counts()[s] for s in ("train", "val"))),

@@ -274,6 +274,14 @@ class ImageTask(Task):
         options = {k: v for k, v in options.items() if k not in ("target", "task") or v not in (None, "auto")}
         return audit(data, out=out, options=options, progress=progress)
 
+    def command(self, name: str):
+        """audit (limits, fix=quarantine), audit restore, convert (TFRecord shards), convert verify."""
+        from kiln.tasks.image.commands import COMMANDS
+
+        if name not in COMMANDS:
+            raise self.unsupported(name)
+        return COMMANDS[name]
+
     # --- export and serve ---------------------------------------------------------------------------------
     def signature(self, run):
         from kiln.tasks.image.export import signature

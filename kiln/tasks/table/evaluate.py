@@ -138,7 +138,7 @@ def cross_validate(task, data, cfg, model_name: str, run_dir) -> dict:
 
     from kiln.run import Run
     from kiln.tasks.base import Prepared
-    from kiln.tasks.table.train import fit_model
+    from kiln.tasks.table.folds import fit_model
 
     rows = data.rows[data.rows["split"] != "test"].reset_index(drop=True)
     y = data.extra["y"][(data.rows["split"] != "test").to_numpy()]

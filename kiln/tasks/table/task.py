@@ -24,16 +24,10 @@ class TableTask(Task):
         name="table", description="classification or regression on the rows of a CSV, TSV or Parquet table",
         sources=("CSV (comma, semicolon or tab; UTF-8, UTF-8 BOM, Latin-1)", "TSV", "Parquet"),
         label_kinds=("classification", "regression"), default_model="auto", monitor="val_loss", mode="min",
-        export_formats=("keras", "savedmodel", "tflite"), aliases=("classify", "regress", "tabular"),
+        export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("classify", "regress", "tabular"),
         resume_keys=("table.target", "table.drop", "table.id", "table.loss"))
     models = MODELS
     config_section = TableConfig
-    trains_itself = True  # until the spine trainer is task-blind (kiln/tasks/table/train.py)
-
-    def train_run(self, cfg):
-        from kiln.tasks.table.train import train_run
-
-        return train_run(self, cfg)
 
     # --- which data -----------------------------------------------------------------------------
     def claims(self, path, keys: Mapping[str, Any]) -> int:
@@ -84,13 +78,25 @@ class TableTask(Task):
                           target.classes, y[train], drop=cfg.table.drop, ids=cfg.table.id)
         if not spec.used:
             raise DataError(received("train", "data", cfg.data.path, "no column is usable as a feature", "Check the audit: kiln audit FILE target=COL"))
+        from kiln.tasks.table.models import auto_model
+
         return Prepared(rows=rows, spec=spec, skipped=frame[~keep], classes=target.classes, facts=source.facts,
-                        extra={"y": y, "columns": columns})
+                        extra={"y": y, "columns": columns},
+                        model=auto_model(int(train.sum())) if model_name == "auto" else model_name)
 
     def write_data(self, data: Prepared, run_dir: Path) -> None:
         from kiln.io import write_text
 
-        write_text(run_dir / "splits.csv", data.rows[["_row", "split"]].rename(columns={"_row": "row"}).to_csv(index=False))
+        write_text(run_dir / "splits.csv", self.splits_frame(data).to_csv(index=False))
+
+    def splits_frame(self, data: Prepared) -> pd.DataFrame:
+        return data.rows[["_row", "split"]].rename(columns={"_row": "row"})
+
+    def batch_size(self, cfg, data: Prepared) -> int:
+        """`table.batch_rows` (auto: train rows / 100 in [32, 1024]); `data.batch_size` is for images."""
+        from kiln.tasks.table.folds import batch_rows
+
+        return batch_rows(cfg, int((data.rows["split"] == "train").sum()))
 
     def targets(self, rows: pd.DataFrame, spec) -> np.ndarray:
         from kiln.tasks.table.prepare import resolve_target
@@ -171,12 +177,17 @@ class TableTask(Task):
         return CompileSpec(lossfn, [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")], "val_loss", "min")
 
     def describe(self, model_name, model, data) -> str:
-        c = data.counts()
-        return f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} rows, {c['val']} val / {c['test']} test"
+        c, spec = data.counts(), data.spec
+        line = (f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} rows x {len(spec.used)} columns "
+                f"({len(spec.features) - len(spec.used)} left out), {spec.task}{f' of {len(spec.classes)} classes' if spec.classes else ''}, "
+                f"{c['val']} val / {c['test']} test")
+        dropped = [f"{f.column} ({f.reason})" for f in spec.features if f.encoding == "dropped"]
+        return line + (f"\nkiln: left out of the model: {'; '.join(dropped)}" if dropped else "")
 
     # --- run folder --------------------------------------------------------------------------------
     def run_meta(self, data: Prepared) -> dict:
-        return {"task": "table", "table": data.spec.to_dict(), "classes": data.spec.classes, "source": data.facts}
+        return {"task": "table", "table": data.spec.to_dict(), "classes": data.spec.classes, "source": data.facts,
+                "skipped": int(len(data.skipped))}
 
     def load_spec(self, meta: Mapping):
         import kiln.tasks.table.layers  # noqa: F401  (registers the custom layers model.keras refers to)
@@ -194,9 +205,29 @@ class TableTask(Task):
             store_threshold(run, self.targets(val, data.spec), self.predict_outputs(run, val), cfg.evaluate.threshold)
 
     def evaluate(self, run, data: Prepared, cfg) -> dict:
-        from kiln.tasks.table.evaluate import evaluate_fresh
+        from kiln.tasks.table.evaluate import cross_validate, evaluate_fresh
 
-        return evaluate_fresh(self, run, data, cfg)
+        metrics = evaluate_fresh(self, run, data, cfg)
+        if cfg.table.cv >= 2:  # K more models, scored on held-out folds of train+val: the spread of the score
+            metrics["cv"] = cross_validate(self, data, cfg, run.meta["model"], run.path)
+        return metrics
+
+    def report_sections(self, run, split: str | None, **options) -> list:
+        """The table's parts of report.html (kiln/tasks/table/report.py): a summary line first, then metrics beside
+        the baselines, cv, per-column decisions, importance, the test plots and the audit (the spine draws the curves)."""
+        import html
+
+        from kiln.tasks.base import ReportSection
+        from kiln.tasks.table.report import sections
+
+        meta = run.meta
+        head = (f"<h2 id='summary'>Summary</h2><p>{html.escape(str(meta['source']['path']))} · target {html.escape(meta['table']['target'])}"
+                f" · {meta['table']['task']} · model {html.escape(meta['model'])} · {meta['counts']} · {meta.get('train_seconds')} s</p>")
+        parts = [ReportSection("summary", "summary", head)]
+        for i, (title, body) in enumerate(sections(run)):
+            if title != "Learning curves":
+                parts.append(ReportSection(f"table-{i}", title.split(" (")[0].lower(), f"<h2 id='table-{i}'>{html.escape(title)}</h2>{body}"))
+        return parts
 
     def evaluate_run(self, run, data: str | None = None, split: str = "test", out: str | None = None, **options) -> dict:
         from kiln.tasks.table.evaluate import evaluate_file
@@ -248,6 +279,14 @@ class TableTask(Task):
         report["out"] = str(out or "runs/audit")
         return report
 
+    def command(self, name: str):
+        """audit (target=, task=, strict=, ignore=); tables have no shard format, so no convert."""
+        from kiln.tasks.table.commands import COMMANDS
+
+        if name not in COMMANDS:
+            raise self.unsupported(name)
+        return COMMANDS[name]
+
     # --- export and serve ----------------------------------------------------------------------------
     def signature(self, run) -> Signature:
         spec = self.load_spec(run.meta)
@@ -294,7 +333,7 @@ class TableTask(Task):
                 "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
 
     def adapter(self, served):
-        from kiln.tasks.table.serve import TableAdapter
+        from kiln.tasks.table.adapter import TableAdapter
 
         return TableAdapter(served)
 

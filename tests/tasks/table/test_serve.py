@@ -17,21 +17,23 @@ import requests
 def server(table_run):
     import uvicorn
 
-    from kiln.tasks.table.serve import create_app
+    from kiln.serve.app import create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(table_run, "people"), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(table_run.path, name="people", max_delay_ms=5)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    for _ in range(400):
         try:
-            requests.get(url + "/v2/health/live", timeout=1)
-            break
+            if requests.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                break
         except requests.ConnectionError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     yield url
     srv.should_exit = True
     thread.join(10)
