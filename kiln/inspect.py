@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-
 from kiln.errors import ConfigError, KilnError, received
 from kiln.inspect_costs import (CONVENTIONS, _dims, _prod, _rf_step, _show_pair, _weights_count, layer_cost,  # noqa: F401
                                 layer_weights, out_size)

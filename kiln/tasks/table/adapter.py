@@ -56,6 +56,7 @@ class TableAdapter(Adapter):
         self.spec = served.spec if served.spec is not None else self.task.load_spec(served.meta)
         self.name = served.name
         self.threshold = served.threshold if self.spec.classes and len(self.spec.classes) == 2 else None
+        self._fast = None  # every column encodable cell by cell (decided on first use)
 
     # --- requests -> checked rows (event loop) -> model inputs (inference thread) ------------------------
     def rows(self, rows) -> list[dict]:
@@ -91,24 +92,32 @@ class TableAdapter(Adapter):
         n = lengths.pop()
         return [{c: v[i] for c, v in inputs.items()} for i in range(n)]
 
+    def encode(self, rows: list[dict]) -> dict:
+        """Checked rows -> the signature's inputs: cell by cell (kiln/tasks/table/rows.py) when every column's kind
+        allows, else `encode_rows` (the same values; ~10 ms a column per call, whatever the rows)."""
+        import pandas as pd
+
+        from kiln.tasks.table.rows import encode_cells, fast_encodable
+        from kiln.tasks.table.spec import encode_rows
+
+        if self._fast is None:
+            self._fast = fast_encodable(self.spec)
+        return encode_cells(rows, self.spec) if self._fast else encode_rows(pd.DataFrame(rows, dtype=object), self.spec)
+
     def decode(self, rows: list):
         """Checked rows of a whole micro-batch -> (signature inputs, {row index: error}). A row the column parsers
         reject costs only its own request a 400: the batch is encoded again row by row to find it."""
-        import pandas as pd
-
-        from kiln.tasks.table.spec import encode_rows
-
         try:
-            return encode_rows(pd.DataFrame(rows, dtype=object), self.spec), {}
+            return self.encode(rows), {}
         except Exception:  # noqa: BLE001 - find the rows at fault
             good, bad = [], {}
             for i, r in enumerate(rows):
                 try:
-                    good.append(encode_rows(pd.DataFrame([r], dtype=object), self.spec))
+                    good.append(self.encode([r]))
                 except Exception as err:  # noqa: BLE001
                     bad[i] = RowError(f"row {i} could not be read ({type(err).__name__}: {str(err)[:160]})")
                     good.append(None)
-            filler = next((g for g in good if g is not None), None) or encode_rows(pd.DataFrame([self.example_row()], dtype=object), self.spec)
+            filler = next((g for g in good if g is not None), None) or self.encode([self.example_row()])
             parts = [g if g is not None else filler for g in good]
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, bad
 

@@ -132,3 +132,25 @@ def test_api_key_guards_the_table_routes(server):
     assert requests.get(server + "/v2/health/ready", timeout=30).status_code == 200  # health stays open
     page = requests.get(server + "/", timeout=30).text
     assert "<form" in page and "name='city'" in page and "id='key'" in page  # the form asks for the key
+
+
+def test_served_rows_encode_as_encode_rows_does(table_run, table_csv):
+    """The server's cell-by-cell encoder gives exactly encode_rows' arrays, odd cells included."""
+    from kiln.tasks.table.rows import encode_cells, fast_encodable
+    from kiln.tasks.table.spec import encode_rows
+
+    spec = table_run.spec
+    assert fast_encodable(spec)
+    rows = pd.read_csv(table_csv, dtype=str, keep_default_na=False).iloc[:40].to_dict(orient="records")
+    odd = {"age": [" 41 ", "NA", "?", "", "1e2", "inf", "1_000", "-.5"], "city": [" Paris ", "N/A", "", "Atlantis", "paris", "-", "x", "Lille"],
+           "flag": ["Yes", "no", "1", "0", "", "maybe", "T", "2"],
+           "joined": ["2021-05-01", "", "not a date", "2019-12-31", "none", "2020-02-29", "2018-01-01", "2022-07-04"]}
+    rows += [{**rows[0], **{c: v[i] for c, v in odd.items()}} for i in range(8)]
+    fast, ref = encode_cells(rows, spec), encode_rows(pd.DataFrame(rows, dtype=object), spec)
+    assert set(fast) == set(ref)
+    for name in ref:
+        assert fast[name].dtype == ref[name].dtype and fast[name].shape == ref[name].shape == (48, 1), name
+        if ref[name].dtype == object:
+            assert fast[name].tolist() == ref[name].tolist(), name
+        else:
+            np.testing.assert_array_equal(fast[name], ref[name], err_msg=name)
