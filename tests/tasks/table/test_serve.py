@@ -74,7 +74,7 @@ def test_bad_rows_are_400_naming_the_problem(server):
     for body, why in cases:
         r = requests.post(server + "/v1/models/people:predict", json=body, timeout=30, headers=AUTH)
         assert r.status_code == 400 and why in r.json()["error"], (body, r.text)
-    r = requests.post(server + "/predict", data=b"{not json", headers={"Content-Type": "application/json"}, timeout=30, headers=AUTH)
+    r = requests.post(server + "/predict", data=b"{not json", headers={"Content-Type": "application/json", **AUTH}, timeout=30)
     assert r.status_code == 400 and "JSON" in r.json()["error"]
 
 

