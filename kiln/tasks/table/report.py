@@ -1,5 +1,6 @@
-"""report.html for a table run: summary, learning curves, per-column decisions, metrics beside the
-baselines, regression plots or the classification sections, feature importance. One self-contained page."""
+"""The table task's sections of report.html (the page and its learning curves are kiln/evaluate/report.py's):
+metrics beside the baselines, cv, per-column decisions, importance, regression plots or the classification
+sections, the audit summary."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from kiln.io import write_text  # noqa: E402
-from kiln.tasks.table.audit_page import CSS  # noqa: E402
 
 
 def _png(fig) -> str:
@@ -48,14 +45,6 @@ def sections(run) -> list[tuple[str, str]]:
     if "cv" in m:
         out.append((f"{m['cv']['folds']}-fold cross-validation", _table([[k, _fmt(v["mean"]), _fmt(v["std"])] for k, v in m["cv"].items() if isinstance(v, dict)], ["metric", "mean", "std"])))
     out.append(("Per-column decisions", _table([[f.column, f.kind, f.encoding, f.reason] for f in spec.features], ["column", "type", "encoding", "decision"])))
-    hist = run.history
-    if len(hist):
-        fig, ax = plt.subplots(figsize=(5, 3))
-        for col in [c for c in hist.columns if c.endswith("loss")]:
-            ax.plot(hist["epoch"] + 1, hist[col], label=col)
-        ax.set_xlabel("epoch")
-        ax.legend()
-        out.append(("Learning curves", _png(fig)))
     if "importance" in m:
         imp = m["importance"]
         fig, ax = plt.subplots(figsize=(5, 0.3 * len(imp) + 1))
@@ -92,13 +81,3 @@ def sections(run) -> list[tuple[str, str]]:
         rep = json.loads(audit.read_text())
         out.append(("Audit summary", _table([[k, v] for k, v in rep.get("counts", {}).items()], ["problem", "count"])))
     return out
-
-
-def write_table_report(run) -> str:
-    parts = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections(run))
-    meta = run.meta
-    head = (f"<p>{html.escape(str(meta['source']['path']))} · target {html.escape(meta['table']['target'])} · {meta['table']['task']} · "
-            f"model {html.escape(meta['model'])} · {meta['counts']} · {meta.get('train_seconds')} s</p>")
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>Kiln table run</title><style>{CSS}</style></head><body><h1>Table run {html.escape(run.name)}</h1>{head}{parts}</body></html>"
-    write_text(run.path / "report.html", page)
-    return str(run.path / "report.html")

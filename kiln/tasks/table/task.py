@@ -226,8 +226,7 @@ class TableTask(Task):
                 f" · {meta['table']['task']} · model {html.escape(meta['model'])} · {meta['counts']} · {meta.get('train_seconds')} s</p>")
         parts = [ReportSection("summary", "summary", head)]
         for i, (title, body) in enumerate(sections(run)):
-            if title != "Learning curves":
-                parts.append(ReportSection(f"table-{i}", title.split(" (")[0].lower(), f'<h2 id="table-{i}">{html.escape(title)}</h2>{body}'))
+            parts.append(ReportSection(f"table-{i}", title.split(" (")[0].lower(), f'<h2 id="table-{i}">{html.escape(title)}</h2>{body}'))
         return parts
 
     def evaluate_run(self, run, data: str | None = None, split: str = "test", out: str | None = None, **options) -> dict:
