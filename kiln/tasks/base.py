@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # only for annotations: importing them here would pull in Ten
 BUILTIN: dict[str, str] = {
     "image": "kiln.tasks.image",
     "table": "kiln.tasks.table.task",
+    "text": "kiln.tasks.text.task",
 }
 
 
@@ -126,6 +127,9 @@ class Signature:
     (names of `outputs`); every runtime traces it (keras wraps it in a Functional model, savedmodel and
     onnx in a tf.function). The first output is what predictors return and parity compares.
     `meta` goes into export.json as is (e.g. the image spec), `labels` into labels.txt.
+    `host` and `files` are for an export that leaves a step outside the model file (a tokenizer a runtime
+    cannot carry): `host(raw inputs) -> the file's inputs` runs before the runtime in the parity check, and
+    `files` ({name: text}) are written beside the model file (Task.export_model).
     """
 
     inputs: tuple[TensorSpec, ...]
@@ -133,6 +137,8 @@ class Signature:
     call: Callable[[Any, dict], dict]
     labels: list[str] | None = None
     meta: dict = field(default_factory=dict)
+    host: Callable[[Any], Any] | None = None
+    files: dict = field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:
@@ -348,6 +354,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def signature(self, run) -> Signature:
         """The function every export runtime writes: raw inputs in, named outputs out."""
+
+    def export_model(self, run, format: str):
+        """(model, signature) that `format` writes: the run's model and `signature(run)`, unless that runtime
+        cannot carry part of the model (then a smaller model, with `Signature.host` and `files` for the rest)."""
+        return run.model, self.signature(run)
 
     @abc.abstractmethod
     def parity_data(self, run, limit: int) -> tuple[str, Any, Any]:
