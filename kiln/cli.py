@@ -110,7 +110,7 @@ def evaluate(args: Optional[List[str]] = ARGS):
 
 @app.command()
 def predict(args: Optional[List[str]] = ARGS):
-    """Classify images: kiln predict RUN_DIR PATH... [top_k=5] [out=FILE.csv]."""
+    """Predict: kiln predict RUN_DIR INPUT... [top_k=5] [out=FILE.csv] (images, table files, or texts: strings, .txt, CSV)."""
     from kiln.run import load_run
 
     words, pairs = _split(args)
@@ -160,6 +160,40 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
     print(dump_config(load_config(config, pairs)), end="")
 
 
+def _text_audit(path: str, pairs: list[str]) -> bool:
+    """`kiln audit DATA [text=COL] [target=COL]`: the text task's audit (a folder of .txt class folders, or a file with text=)."""
+    from kiln.tasks.base import TaskError, infer_task
+
+    keys = dict(p.split("=", 1) for p in pairs if "=" in p)
+    try:
+        task = infer_task(path, {"text": {"text": keys.get("text")}, "table": {"target": keys.get("target")}})
+    except TaskError:
+        return False
+    if task.info.name != "text" and keys.get("task") != "text":
+        return False
+    from kiln.tasks.base import get_task
+    from kiln.tasks.text.audit import KINDS, summary_lines
+
+    opts = _options(pairs, {"out": str, "strict": bool, "ignore": list, "text": str, "target": str, "label": str, "task": str,
+                            "sequence_length": object, "max_chars": int}, "audit")
+    ignore = opts.pop("ignore", None) or []
+    ignore = [ignore] if isinstance(ignore, str) else [str(k) for k in ignore]
+    unknown = [k for k in ignore if k not in KINDS]
+    if unknown:
+        raise ConfigError(received("audit", "ignore", unknown[0], "no such problem kind", f"Kinds: {', '.join(KINDS)}"))
+    strict = opts.pop("strict", False)
+    opts.pop("task", None)
+    report = get_task("text").audit(path, **opts)
+    for line in summary_lines(report):
+        print(line)
+    print(f"kiln: wrote {report['out']}/audit.json and audit.html")
+    failures = [p for p in report["problems"] if p["kind"] not in ignore and p["severity"] != "info"]
+    if strict and failures:
+        print(f"kiln: strict: {len(failures)} problem(s) found; exit 1", file=sys.stderr)
+        raise SystemExit(1)
+    return True
+
+
 def _table_audit(path: str, pairs: list[str]) -> bool:
     """`kiln audit FILE target=COL`: the table task's audit (a table file with target=, or TSV / Parquet)."""
     from kiln.tasks.base import TaskError, infer_task
@@ -204,7 +238,7 @@ def audit(args: Optional[List[str]] = ARGS):
         print(f"kiln: restored {restore(words[1])} file(s) to where they were")
         return
     _one(words, "audit", "kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json", "DATA", "dataset (folder or CSV)")
-    if _table_audit(words[0], pairs):
+    if _text_audit(words[0], pairs) or _table_audit(words[0], pairs):
         return
     limits = set(auditing.AuditOptions.model_fields)
     own = {"out": str, "strict": bool, "fix": str, "ignore": list}

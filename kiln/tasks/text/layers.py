@@ -23,17 +23,19 @@ class IdfBag(keras.layers.Layer):
     sum over positions of idf[id] * W[id], divided by the vector's L2 norm (per occurrence), plus a bias.
 
     `idf` is fixed (computed on the training split, 0 for padding); W is the trainable (vocabulary, units) kernel.
+    `scale` multiplies the kernel's output: a token's row is updated only on the few steps it occurs, and Adam's
+    steps (about lr each) would need thousands of those to reach logistic-regression sized logits.
     """
 
-    def __init__(self, vocabulary_size: int, units: int, idf=None, l2: float = 0.0, **kwargs):
+    def __init__(self, vocabulary_size: int, units: int, idf=None, l2: float = 0.0, scale: float = 10.0, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary_size, self.units, self.l2 = int(vocabulary_size), int(units), float(l2)
+        self.vocabulary_size, self.units, self.l2, self.scale = int(vocabulary_size), int(units), float(l2), float(scale)
         self._idf_init = idf
 
     def build(self, input_shape):
         init = (keras.initializers.Constant(list(map(float, self._idf_init))) if self._idf_init is not None else "ones")
         self.idf = self.add_weight(name="idf", shape=(self.vocabulary_size,), initializer=init, trainable=False)
-        self.kernel = self.add_weight(name="kernel", shape=(self.vocabulary_size, self.units), initializer="glorot_uniform",
+        self.kernel = self.add_weight(name="kernel", shape=(self.vocabulary_size, self.units), initializer="zeros",
                                       regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
@@ -42,10 +44,10 @@ class IdfBag(keras.layers.Layer):
         w = ops.take(self.idf, ids, axis=0) * _mask(ids)  # (B, L)
         rows = ops.take(self.kernel, ids, axis=0)  # (B, L, U)
         norm = ops.sqrt(ops.sum(w * w, axis=1, keepdims=True) + 1e-6)  # (B, 1)
-        return ops.sum(rows * ops.expand_dims(w, -1), axis=1) / norm + self.bias
+        return self.scale * ops.sum(rows * ops.expand_dims(w, -1), axis=1) / norm + self.bias
 
     def get_config(self):
-        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "units": self.units, "l2": self.l2}
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "units": self.units, "l2": self.l2, "scale": self.scale}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
