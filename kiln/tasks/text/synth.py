@@ -10,20 +10,21 @@ import pandas as pd
 
 POSITIVE = ["wonderful", "delightful", "great", "superb", "moving", "brilliant", "charming", "excellent"]
 NEGATIVE = ["dull", "boring", "awful", "tedious", "clumsy", "terrible", "bland", "weak"]
+MIXED = ["okay", "average", "mediocre", "passable", "decent", "uneven", "so-so", "middling"]
 FILLER = ["the", "film", "plot", "actors", "scene", "story", "was", "and", "a", "it", "café", "director", "music",
           "ending", "we", "saw", "this", "with", "friends", "on", "sunday"]
 
 
 def reviews(n: int = 240, seed: int = 0, classes: int = 2) -> pd.DataFrame:
-    """`n` reviews: columns review, sentiment (pos / neg; with classes=3 also "mixed": words of both)."""
+    """`n` reviews: columns review, sentiment (neg / pos; with classes=3 also "mixed"), each carried by 1-3 cue words."""
     rng = np.random.default_rng(seed)
     names = ["neg", "pos", "mixed"][:classes]
     rows = []
     for i in range(n):
         label = names[i % classes]
         words = list(rng.choice(FILLER, size=int(rng.integers(6, 30))))
-        cues = {"pos": POSITIVE, "neg": NEGATIVE}.get(label)
-        picks = [rng.choice(cues) for _ in range(int(rng.integers(1, 4)))] if cues else [rng.choice(POSITIVE), rng.choice(NEGATIVE)]
+        cues = {"pos": POSITIVE, "neg": NEGATIVE, "mixed": MIXED}[label]
+        picks = [rng.choice(cues) for _ in range(int(rng.integers(1, 4)))]
         for w in picks:
             words.insert(int(rng.integers(0, len(words) + 1)), str(w).upper() if rng.random() < 0.2 else str(w))
         text = " ".join(words)
