@@ -64,11 +64,11 @@ def corpus_csv(per_class: int, seed: int = 0) -> Path:
     return path
 
 
-def train(path: Path, run_dir: Path, **overrides) -> dict:
+def train(path: Path, run_dir: Path, seed: int = 0, **overrides) -> dict:
     import kiln
 
     started, cpu = time.time(), resource.getrusage(resource.RUSAGE_SELF)
-    run = kiln.train(data=str(path), task="text", run_dir=str(run_dir), seed=0, test_split=0.1, val_split=0.1,
+    run = kiln.train(data=str(path), task="text", run_dir=str(run_dir), seed=seed, test_split=0.1, val_split=0.1,
                      train={"verbose": 0, "tensorboard": False, **overrides.pop("train", {})}, evaluate={"report": False},
                      **{"text.text": "text", "text.label": "label"}, **overrides)
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -94,6 +94,7 @@ def serve_bench(run: str, texts: list[str], clients: int, n: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=500)
+    parser.add_argument("--seeds", type=int, default=3, help="splits (seeds 0..N-1) the defaults and the baseline are compared on")
     parser.add_argument("--families", default="bow,cnn1d,lstm,gru,bilstm,transformer")
     parser.add_argument("--family-epochs", type=int, default=8)
     parser.add_argument("--family-length", type=int, default=256, help="sequence_length of the sequence families")
@@ -107,10 +108,18 @@ def main() -> None:
     print(f"corpus: {len(frame)} SpamAssassin message bodies, classes {frame['label'].value_counts().to_dict()}", flush=True)
     out = {"corpus": {"path": str(path), "n": len(frame), "classes": frame["label"].value_counts().to_dict()}}
     root = DATA / "text_runs" / time.strftime("%Y%m%d-%H%M%S")
-    out["defaults"] = d = train(path, root / "defaults")
-    print(f"defaults ({d['model']}): test accuracy {d['test_accuracy']:.4f}, macro F1 {d['test_macro_f1']:.4f} | TF-IDF + LR "
-          f"{d['baseline_accuracy']:.4f} / {d['baseline_macro_f1']:.4f} | ratio {d['test_accuracy'] / d['baseline_accuracy']:.3f} | "
-          f"{d['epochs']} epochs, {d['docs_per_s']:.0f} docs/s, {d['cpu_s']:.0f} CPU-s", flush=True)
+    out["defaults"] = []
+    for seed in range(args.seeds):
+        d = train(path, root / f"defaults-{seed}", seed=seed)
+        out["defaults"].append(d)
+        print(f"defaults seed {seed} ({d['model']}): test accuracy {d['test_accuracy']:.4f}, macro F1 {d['test_macro_f1']:.4f} | "
+              f"TF-IDF + LR {d['baseline_accuracy']:.4f} / {d['baseline_macro_f1']:.4f} | {d['epochs']} epochs, {d['docs_per_s']:.0f} docs/s, "
+              f"{d['cpu_s']:.0f} CPU-s", flush=True)
+    mean = {k: float(np.mean([r[k] for r in out["defaults"]])) for k in ("test_accuracy", "test_macro_f1", "baseline_accuracy", "baseline_macro_f1")}
+    out["defaults_mean"] = mean
+    print(f"defaults, mean of {args.seeds} splits: accuracy {mean['test_accuracy']:.4f} vs TF-IDF + LR {mean['baseline_accuracy']:.4f} "
+          f"(x{mean['test_accuracy'] / mean['baseline_accuracy']:.3f}); macro F1 {mean['test_macro_f1']:.4f} vs {mean['baseline_macro_f1']:.4f}", flush=True)
+    d = out["defaults"][0]
     out["families"] = []
     for name in [f for f in args.families.split(",") if f]:
         extra = {} if name == "bow" else {"text.sequence_length": args.family_length}
