@@ -1,6 +1,7 @@
 """Serving text: TF Serving REST `{"instances": ["text", ...]}`, KServe v2 with a `BYTES` input, `/predict` with
 a text field (or a text/plain body), and a page with a text box. Every text goes through the shared
-micro-batcher; exports that take token ids (TFLite, ONNX) get them from the export's own tokenizer.py files.
+micro-batcher; exports that take token ids (TFLite, ONNX) get them from the export's vocabulary.txt and
+tokenizer.json through Kiln's own tokenizer (the code the export ships as tokenizer.py; the server never runs an export's code).
 
 Empty texts and bodies that are not UTF-8 get a 400; a text over the run's `max_chars` is truncated
 (`text.on_long=truncate`, the default) or answered 400 (`on_long=reject`). Never a 5xx for a request's content.
@@ -35,13 +36,17 @@ class TextAdapter(Adapter):
         self.on_long = self.spec.on_long
         raw = served.predictor
         if served.signature is not None and served.signature.inputs[0].name == "token_ids":  # a TFLite / ONNX export
-            import importlib.util
+            from kiln.tasks.text.tokenize import Tokenizer
 
-            where = served.source / served.meta.get("tokenize", "tokenizer.py").split(":")[0]
-            module_spec = importlib.util.spec_from_file_location("kiln_export_tokenizer", where)
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)  # the export's own tokenizer.py: what its users run
-            tok = module.Tokenizer.load(served.source)
+            # Kiln's own copy of the export's tokenizer.py, fed the export's vocabulary.txt and tokenizer.json: an
+            # export folder's code is never run by the server (as model.keras is loaded in safe mode)
+            try:
+                tok = Tokenizer.load(served.source)
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                from kiln.errors import bad_file
+
+                raise bad_file(served.source / "tokenizer.json", f"the export's tokenizer files cannot be read ({type(err).__name__})",
+                               "Export the run again with kiln export") from None
             served.predictor = lambda x: raw(tok.ids(_clean(x)))
         else:
             served.predictor = lambda x: raw(np.asarray(_clean(x), dtype=object))

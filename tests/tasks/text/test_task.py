@@ -179,3 +179,17 @@ def test_every_model_builds_and_round_trips(tmp_path):
         model.save(tmp_path / f"{name}.keras")
         again = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True)
         np.testing.assert_allclose(again(texts).numpy(), out, atol=1e-5)
+
+
+def test_serving_an_export_without_its_tokenizer_files_is_one_line(tflite_export, tmp_path):
+    import shutil
+
+    from kiln.errors import FileError
+    from kiln.serve.app import create_app
+
+    out, _ = tflite_export
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "vocabulary.txt").unlink()
+    with pytest.raises(FileError, match="tokenizer files cannot be read"):
+        create_app(broken)
