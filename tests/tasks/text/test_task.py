@@ -193,3 +193,27 @@ def test_serving_an_export_without_its_tokenizer_files_is_one_line(tflite_export
     (broken / "vocabulary.txt").unlink()
     with pytest.raises(FileError, match="tokenizer files cannot be read"):
         create_app(broken)
+
+
+def test_pretrained_vectors_from_a_local_file(tmp_path):
+    from kiln.errors import DataError
+    from kiln.tasks.text.models import read_vectors
+
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("2 3\nfilm 0.1 0.2 0.3\nsuperb 1 2 3\n")  # word2vec text format: a "count dim" header
+    matrix, found = read_vectors(str(glove), ["", "[UNK]", "superb", "dull"])
+    assert matrix.shape == (4, 3) and found == 1 and matrix[2].tolist() == [1.0, 2.0, 3.0] and not matrix[0].any()
+    (tmp_path / "bad.txt").write_text("word one two\n")
+    with pytest.raises(DataError, match="not a word followed by numbers"):
+        read_vectors(str(tmp_path / "bad.txt"), ["", "[UNK]", "word"])
+    with pytest.raises(DataError, match="cannot be read"):
+        read_vectors(str(tmp_path / "missing.txt"), ["", "[UNK]"])
+
+
+def test_tune_space_takes_text_keys(reviews_csv):
+    from kiln.config import load_config
+    from kiln.train.tune import parse_space
+
+    cfg = load_config(None, [f"data={reviews_csv}", "text=review", "target=sentiment"])
+    cfg = cfg.model_copy(update={"tune": cfg.tune.model_copy(update={"space": {"text.embed_size": [8, 16], "max_tokens": [100, 500]}})})
+    assert [d.key for d in parse_space(cfg)] == ["text.embed_size", "text.max_tokens"]
