@@ -17,10 +17,10 @@ class TextConfig(BaseModel):
     text: Optional[str] = Field(None, description="text: the column holding the text (CSV/TSV/JSON Lines); default: a column named text")
     label: Optional[str] = Field(None, description="text: the label column; default: target=, else label/target/class/category")
     split_column: str = Field("split", description="text: optional column with train/val/test per row")
-    max_tokens: int = Field(20000, ge=10, le=2_000_000, description="text: vocabulary size (n-grams included), adapted on the training split only")
+    max_tokens: Union[Literal["auto"], int] = Field("auto", description="text: vocabulary size (n-grams included), counted on the training split only; auto: 50,000 for bow, 20,000 for the sequence models")
     ngrams: Union[Literal["auto"], int] = Field("auto", description="text: n-gram width of the vocabulary (1: words); auto: 2 for bow, else 1")
     output_mode: Literal["auto", "int", "tf_idf", "count"] = Field("auto", description="text: how tokens reach the model: int (sequence models), tf_idf or count (bow); auto picks per model")
-    sequence_length: Union[Literal["auto"], int] = Field("auto", description="text: tokens kept per text (longer ones truncated); auto: the 95th percentile of training lengths in [8, 512] (bow: 99th, up to 2048)")
+    sequence_length: Union[Literal["auto"], int] = Field("auto", description="text: tokens kept per text (longer ones truncated); auto: the 95th percentile of training lengths in [8, 512] (bow: 99th, up to 8192)")
     embed_size: int = Field(64, ge=2, le=2048, description="text: embedding size (cnn1d, rnns, transformer)")
     rnn_units: int = Field(64, ge=1, le=4096, description="text: LSTM / GRU units per direction")
     bow_hidden: int = Field(0, ge=0, le=4096, description="text bow: a ReLU layer of this size before the softmax (0: linear)")
@@ -38,6 +38,13 @@ class TextConfig(BaseModel):
     def _at_least_one(cls, v):
         if isinstance(v, int) and v < 1:
             raise ValueError("sequence_length must be at least 1 (or auto)")
+        return v
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _max_tokens(cls, v):
+        if isinstance(v, int) and not 10 <= v <= 2_000_000:
+            raise ValueError("max_tokens must be between 10 and 2,000,000 (or auto)")
         return v
 
     @field_validator("ngrams")

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-SEQUENCE_RANGE = {"bow": (8, 2048)}
+SEQUENCE_RANGE = {"bow": (8, 8192)}  # bow costs little per token: it sees nearly every text whole
+MAX_TOKENS = {"bow": 50_000}  # n-grams need a larger vocabulary than words; sequence models: 20,000
 DEFAULT_RANGE = (8, 512)
 
 
@@ -88,7 +89,7 @@ def build_spec(rows, cfg, model: str, classes: list[str], columns: dict) -> tupl
     tok = tokenizer(ngrams)
     train = rows[rows["split"] == "train"]["text"].tolist()
     train_tokens = [tok.tokens(s) for s in train]
-    vocabulary, df = count_vocabulary(train_tokens, t.max_tokens)
+    vocabulary, df = count_vocabulary(train_tokens, MAX_TOKENS.get(model, 20_000) if t.max_tokens == "auto" else int(t.max_tokens))
     lengths = np.array([len(x) for x in train_tokens])
     seq = choose_length(lengths, model, t.sequence_length)
     index = set(vocabulary)
