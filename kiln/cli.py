@@ -91,7 +91,7 @@ def evaluate(args: Optional[List[str]] = ARGS):
 
 @app.command()
 def predict(args: Optional[List[str]] = ARGS):
-    """Classify images: kiln predict RUN_DIR PATH... [top_k=5] [out=FILE.csv]."""
+    """Predict: kiln predict RUN_DIR INPUT... [top_k=5] [out=FILE.csv] (images, table files, or texts: strings, .txt, CSV)."""
     from kiln.run import load_run
 
     words, pairs = _split(args)
@@ -158,6 +158,10 @@ def _data_task(path: str, pairs: list[str]):
             _set_dotted(keys, resolve_key(key.strip(), config_model(), "cli"), value)
         except KilnError:  # a mode option (out=, strict=), not a config key
             continue
+    if keys.get("task", "auto") != "auto":
+        from kiln.tasks.base import get_task
+
+        return get_task(keys["task"])
     return infer_task(path, keys)
 
 

@@ -129,16 +129,19 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     if opts.format not in task.info.export_formats:
         raise ConfigError(received("export", "format", opts.format, f"{task.info.name} runs export to "
                                    f"{', '.join(task.info.export_formats)} only", f"Use format={task.info.export_formats[0]}"))
-    signature = task.signature(run)
+    signature = task.signature(run)  # raw inputs: what the parity check feeds the Keras model and the export
     model = run.model
+    file_model, file_signature = task.export_model(run, opts.format)  # what the format's file holds
     calib = task.calibration_data(run, opts.calibration_images) if opts.quantize == "int8" else None
+    if calib is not None and file_signature.host is not None:
+        calib = file_signature.host(calib)
     split, inputs, y = task.parity_data(run, opts.parity_images)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}-", dir=out_path.parent))
     try:
         try:
-            artifact = module.write(model, signature, stage, opts.quantize, calib)
+            artifact = module.write(file_model, file_signature, stage, opts.quantize, calib)
         except Exception as err:  # a converter that cannot handle this model: say which, keep the details in the log
             log.info("export: %s %s failed", opts.format, opts.quantize, exc_info=True)
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
@@ -147,9 +150,13 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
                                      "Try another quantize= or format=; KILN_VERBOSE=1 shows more")) from None
         if signature.labels is not None:
             write_text(stage / LABELS, "".join(f"{c}\n" for c in signature.labels))
-        candidate = module.load(stage, signature)
+        for name, content in file_signature.files.items():
+            write_text(stage / name, content)
+        candidate = module.load(stage, file_signature)
+        if file_signature.host is not None:  # raw inputs through the shipped host step, then the runtime
+            candidate = HostThen(file_signature.host, candidate)
         figures = compare(KerasPredictor(model, signature), candidate, inputs, y, task.parity, timing)
-        tensors = signature.to_dict()
+        tensors = file_signature.to_dict()
         notes = module.NOTES[opts.quantize].format(n=0 if calib is None else len(calib))
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -176,7 +183,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "file": artifact.name,
             "task": task.info.name,
             **({"labels": LABELS, "classes": list(signature.labels)} if signature.labels is not None else {}),
-            **signature.meta,
+            **file_signature.meta,
             "input": tensors["inputs"][0],
             "output": tensors["outputs"][0],
             **({"inputs": tensors["inputs"]} if len(tensors["inputs"]) > 1 else {}),
@@ -212,6 +219,19 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
         log.warning("export: kept below min_agreement because force=true (agreement %.4f < %.4f)",
                     manifest["agreement"], opts.min_agreement)
     return manifest
+
+
+class HostThen:
+    """An export's predictor behind its `Signature.host` step: raw inputs -> host(inputs) -> runtime."""
+
+    def __init__(self, host, predictor):
+        self.host, self.predictor, self.runtime = host, predictor, predictor.runtime
+
+    def __call__(self, x):
+        return self.predictor(self.host(x))
+
+    def __getattr__(self, name):  # tensor_types() and other runtime figures
+        return getattr(self.predictor, name)
 
 
 def _keras_size(model, stage: Path) -> int:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # only for annotations: importing them here would pull in Ten
 BUILTIN: dict[str, str] = {
     "image": "kiln.tasks.image",
     "table": "kiln.tasks.table.task",
+    "text": "kiln.tasks.text.task",
 }
 
 
@@ -232,6 +233,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def signature(self, run) -> Signature:
         """The function every export runtime writes: raw inputs in, named outputs out."""
+
+    def export_model(self, run, format: str):
+        """(model, signature) that `format` writes: the run's model and `signature(run)`, unless that runtime
+        cannot carry part of the model (then a smaller model, with `Signature.host` and `files` for the rest)."""
+        return run.model, self.signature(run)
 
     @abc.abstractmethod
     def parity_data(self, run, limit: int) -> tuple[str, Any, Any]:

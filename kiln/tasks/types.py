@@ -83,6 +83,9 @@ class Signature:
     (names of `outputs`); every runtime traces it (keras wraps it in a Functional model, savedmodel and
     onnx in a tf.function). The first output is what predictors return and parity compares.
     `meta` goes into export.json as is (e.g. the image spec), `labels` into labels.txt.
+    `host` and `files` are for an export that leaves a step outside the model file (a tokenizer a runtime
+    cannot carry): `host(raw inputs) -> the file's inputs` runs before the runtime in the parity check, and
+    `files` ({name: text}) are written beside the model file (Task.export_model).
     """
 
     inputs: tuple[TensorSpec, ...]
@@ -90,6 +93,8 @@ class Signature:
     call: Callable[[Any, dict], dict]
     labels: list[str] | None = None
     meta: dict = field(default_factory=dict)
+    host: Callable[[Any], Any] | None = None
+    files: dict = field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:

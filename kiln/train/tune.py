@@ -91,7 +91,7 @@ def parse_space(cfg: Config) -> list[Dimension]:
     base = _flatten(cfg.model_dump(mode="json"))
     dims = []
     for raw_key, spec in cfg.tune.space.items():
-        key = resolve_key(raw_key, Config, "tune")
+        key = resolve_key(raw_key, config_model(), "tune")  # task sections too (text.*, ...)
         if key.startswith("tune.") or key in FIXED:
             raise ConfigError(received("tune", "tune.space", raw_key, "this key cannot be searched",
                                        "Search training settings such as train.lr, model.dropout or data.batch_size"))

@@ -1,0 +1,1 @@
+"""Text classification: labelled texts -> class probabilities, the tokenizer inside the model (kiln/tasks/text/task.py)."""

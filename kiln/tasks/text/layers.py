@@ -1,0 +1,132 @@
+"""The text models' own layers, on token ids (0 pads): Keras 3 layers written with `keras.ops` only.
+
+keras-hub's TransformerEncoder / TokenAndPositionEmbedding would do, but keras-hub 0.32 requires
+tensorflow-text, which depends on the `tensorflow` wheel rather than `tensorflow-cpu` (FACTS.md); these
+are the same blocks in a few lines each. Every layer is registered, so model.keras loads in safe mode.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "kiln_text"
+
+
+def _mask(ids):
+    return ops.cast(ops.not_equal(ids, 0), "float32")  # (B, L): 1 on tokens, 0 on padding
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IdfBag(keras.layers.Layer):
+    """A linear layer on the TF-IDF (or count) vector of the ids, without building that vector:
+    sum over positions of idf[id] * W[id], divided by the vector's L2 norm (per occurrence), plus a bias.
+
+    `idf` is fixed (computed on the training split, 0 for padding); W is the trainable (vocabulary, units) kernel.
+    `scale` multiplies the kernel's output: a token's row is updated only on the few steps it occurs, and Adam's
+    steps (about lr each) would need thousands of those to reach logistic-regression sized logits.
+    """
+
+    def __init__(self, vocabulary_size: int, units: int, idf=None, l2: float = 0.0, scale: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size, self.units, self.l2, self.scale = int(vocabulary_size), int(units), float(l2), float(scale)
+        self._idf_init = idf
+
+    def build(self, input_shape):
+        init = (keras.initializers.Constant(list(map(float, self._idf_init))) if self._idf_init is not None else "ones")
+        self.idf = self.add_weight(name="idf", shape=(self.vocabulary_size,), initializer=init, trainable=False)
+        self.kernel = self.add_weight(name="kernel", shape=(self.vocabulary_size, self.units), initializer="zeros",
+                                      regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, ids):
+        ids = ops.cast(ids, "int32")
+        w = ops.take(self.idf, ids, axis=0) * _mask(ids)  # (B, L)
+        rows = ops.take(self.kernel, ids, axis=0)  # (B, L, U)
+        norm = ops.sqrt(ops.sum(w * w, axis=1, keepdims=True) + 1e-6)  # (B, 1)
+        return self.scale * ops.sum(rows * ops.expand_dims(w, -1), axis=1) / norm + self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "units": self.units, "l2": self.l2, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedPool(keras.layers.Layer):
+    """(sequence (B, L, D), ids (B, L)) -> (B, D): mean or max over the positions that hold a token."""
+
+    def __init__(self, mode: str = "max", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, inputs):
+        x, ids = inputs
+        m = ops.expand_dims(_mask(ids), -1)  # (B, L, 1)
+        if self.mode == "mean":
+            return ops.sum(x * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+        return ops.max(x * m - (1.0 - m) * 1e4, axis=1) * ops.minimum(ops.sum(m, axis=1), 1.0)  # 0 for an empty text
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TokenAndPosition(keras.layers.Layer):
+    """Token embedding plus a learned position embedding: ids (B, L) -> (B, L, D)."""
+
+    def __init__(self, vocabulary_size: int, sequence_length: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size, self.sequence_length, self.dim = int(vocabulary_size), int(sequence_length), int(dim)
+        self.tokens = keras.layers.Embedding(self.vocabulary_size, self.dim, name="tokens")
+        self.positions = keras.layers.Embedding(self.sequence_length, self.dim, name="positions")
+
+    def build(self, input_shape):
+        self.tokens.build(input_shape)
+        self.positions.build((self.sequence_length,))
+
+    def call(self, ids):
+        return self.tokens(ids) + ops.expand_dims(self.positions(ops.arange(self.sequence_length)), 0)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "sequence_length": self.sequence_length,
+                "dim": self.dim}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EncoderBlock(keras.layers.Layer):
+    """One post-norm Transformer encoder block (Vaswani et al. 2017): self-attention over the tokens
+    (padding masked out), then a position-wise feed-forward, each with a residual and LayerNorm."""
+
+    def __init__(self, dim: int, heads: int = 2, hidden: int = 128, dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.heads, self.hidden, self.dropout = int(dim), int(heads), int(hidden), float(dropout)
+        self.attention = keras.layers.MultiHeadAttention(self.heads, max(1, self.dim // self.heads), dropout=self.dropout,
+                                                         name="attention")
+        self.ffn_in = keras.layers.Dense(self.hidden, activation="relu", name="ffn_in")
+        self.ffn_out = keras.layers.Dense(self.dim, name="ffn_out")
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-6, name="norm1")
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-6, name="norm2")
+        self.drop = keras.layers.Dropout(self.dropout)
+
+    def build(self, input_shape):
+        x_shape, _ = input_shape
+        self.attention.build(x_shape, x_shape)
+        self.ffn_in.build(x_shape)
+        self.ffn_out.build((*x_shape[:-1], self.hidden))
+        self.norm1.build(x_shape)
+        self.norm2.build(x_shape)
+
+    def call(self, inputs, training=None):
+        x, ids = inputs
+        m = ops.not_equal(ids, 0)
+        pair = ops.logical_and(ops.expand_dims(m, 1), ops.expand_dims(m, 2))  # (B, L, L)
+        pair = ops.logical_or(pair, ops.expand_dims(ops.eye(ops.shape(ids)[1], dtype="bool"), 0))  # a padded row sees itself
+        a = self.attention(x, x, attention_mask=pair, training=training)
+        x = self.norm1(x + self.drop(a, training=training))
+        f = self.ffn_out(self.ffn_in(x))
+        return self.norm2(x + self.drop(f, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "heads": self.heads, "hidden": self.hidden, "dropout": self.dropout}
+
+
+__all__ = ["EncoderBlock", "IdfBag", "MaskedPool", "TokenAndPosition"]

@@ -1,0 +1,26 @@
+"""The exported tokenizer (kiln/tasks/text/tokenize.py) gives exactly TextVectorization's ids."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kiln.tasks.text.tokenize import Tokenizer
+
+TRICKY = ["Hello World, it's GREAT!", "ÄÖ über  Straße\tTAB\xa0nbsp end.Next", "x", "", "   ", "don't stop-me now",
+          "émoji 🎉 ok?!", "a\u2003b c\r\nd", "UPPER lower MiXeD", "x " * 50]
+
+
+def test_python_tokenizer_matches_text_vectorization(tmp_path):
+    import keras
+
+    for ngrams in (1, 2):
+        tv = keras.layers.TextVectorization(max_tokens=40, output_mode="int", output_sequence_length=12,
+                                            ngrams=ngrams if ngrams > 1 else None)
+        tv.adapt(TRICKY)
+        vocab = [str(t) for t in tv.get_vocabulary()]
+        tok = Tokenizer(vocab, 12, ngrams)
+        np.testing.assert_array_equal(tok.ids(TRICKY), tv(np.array(TRICKY)).numpy())
+        tok.save(tmp_path)
+        again = Tokenizer.load(tmp_path)
+        np.testing.assert_array_equal(again.ids(TRICKY), tok.ids(TRICKY))
+        assert again.ids([b"bytes \xff too"]).shape == (1, 12)
