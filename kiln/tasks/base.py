@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # only for annotations: importing them here would pull in Ten
 BUILTIN: dict[str, str] = {
     "image": "kiln.tasks.image",
     "table": "kiln.tasks.table.task",
+    "series": "kiln.tasks.series.task",
 }
 
 
