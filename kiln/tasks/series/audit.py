@@ -20,7 +20,7 @@ SEASONS = {"h": 24, "D": 7, "7D": 52, "W": 52, "MS": 12, "ME": 12, "QS": 4, "QE"
 
 def infer_freq(times: pd.Series) -> str:
     """The step between most timestamps as a pandas offset alias ('h', 'D', '7D', 'MS', ...)."""
-    t = pd.DatetimeIndex(times.dropna().sort_values().unique())
+    t = pd.DatetimeIndex(times.dropna().sort_values().unique()).as_unit("ns")
     if len(t) < 3:
         raise DataError(received("audit", "time", f"{len(t)} timestamps", "a frequency needs at least 3 distinct timestamps", "Add rows"))
     step = pd.Series(np.diff(t.asi8)).mode().iloc[0]
@@ -56,6 +56,7 @@ def step_changes(times: pd.DatetimeIndex, freq: str, min_run: int = 5) -> list[d
     if len(times) < 3 or freq in ("MS", "ME", "QS", "QE", "YS", "YE"):
         return []
     step = pd.tseries.frequencies.to_offset(freq).nanos
+    times = times.as_unit("ns")
     d = np.diff(times.asi8)
     out, i = [], 0
     while i < len(d) and len(out) < 20:

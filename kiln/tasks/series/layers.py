@@ -1,6 +1,6 @@
 """Layers and the loss every series model shares, in keras.ops (serialisable, so model.keras loads in safe mode).
 
-    x = Normalization(mean, variance)(history)     # the training stretch's scalers, inside the model
+    x = Scale(mean, std)(history)                  # the training stretch's scalers, inside the model
     x, level = CenterTarget(k)(x)                  # the target channel minus its last-k mean (level-free inputs)
     ... body ...                                   # (N, H * Q)
     forecast = Forecast(H, Q, mean0, std0)([out, level])   # back to the target's own units: (N, H) or (N, H, Q)
@@ -10,6 +10,22 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class Scale(keras.layers.Layer):
+    """(x - mean) / std per channel, with the training stretch's figures as graph constants (a keras
+    Normalization layer's captured statistics become extra graph inputs in tf2onnx's ONNX export)."""
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+
+    def call(self, x):
+        return (x - ops.convert_to_tensor(self.mean, x.dtype)) / ops.convert_to_tensor(self.std, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
 
 
 @keras.saving.register_keras_serializable(package="kiln_series")
@@ -106,4 +122,4 @@ class MedianMAE(keras.metrics.MeanMetricWrapper):
         return {"middle": self.middle, "name": self.name, "dtype": self.dtype}
 
 
-__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "ScaledMAE"]
+__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE"]

@@ -22,11 +22,11 @@ def _frame(spec, name: str, body, head: bool = True):
     """The shared input side and output side around `body(x) -> (N, H*Q)`."""
     import keras
 
-    from kiln.tasks.series.layers import CenterTarget, Forecast
+    from kiln.tasks.series.layers import CenterTarget, Forecast, Scale
 
     L, C, H, Q = spec.lookback, spec.channels, spec.horizon, len(spec.quantiles)
     inp = keras.Input((L, C), name="history", dtype="float32")
-    x = keras.layers.Normalization(axis=-1, mean=spec.mean, variance=[s * s for s in spec.std], name="scale")(inp)
+    x = Scale(spec.mean, spec.std, name="scale")(inp)
     x, level = CenterTarget(min(L, max(spec.season, 1)), name="center")(x)
     out = body(x)
     out = keras.layers.Dense(H * max(Q, 1), name="head")(out) if head else out

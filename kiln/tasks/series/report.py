@@ -156,7 +156,7 @@ def audit_html(report: dict) -> str:
                                                                 for c in report.get("step_changes", [])]) if report.get("step_changes") else ""
     fill = report.get("fill")
     filled = f"<p>fill={fill['fill']}: {fill['filled']:,} values filled, {fill['missing_after_fill']:,} still missing.</p>" if fill else ""
-    return f"<h2 id='series-audit'>Timestamp audit</h2>{_table(['check', 'value'], rows)}{filled}{probs}{changes}"
+    return f"<h2 id=\"series-audit\">Timestamp audit</h2>{_table(['check', 'value'], rows)}{filled}{probs}{changes}"
 
 
 def _img(path: Path, alt: str) -> str:
@@ -183,7 +183,7 @@ def sections(run) -> list:
         cov = (f"<p>Interval {m[split]['interval']}: empirical coverage {m[split]['coverage']:.3f} "
                f"(nominal {m[split]['nominal_coverage']:.2f}).</p>") if "coverage" in m[split] else ""
         out.append(ReportSection(f"series-{split}", f"{split} backtest",
-                                 f"<h2 id='series-{split}'>{split.title()} backtest: Kiln beside the baselines (same windows)</h2>"
+                                 f"<h2 id=\"series-{split}\">{split.title()} backtest: Kiln beside the baselines (same windows)</h2>"
                                  f"<p>MASE is scaled by the in-sample seasonal-naive MAE (season {spec.season}); skill = 1 - MASE / "
                                  f"MASE of seasonal naive.</p>{_table(['model'] + keys, rows)}{'<p>MAPE ' + html.escape(note) + '.</p>' if note else ''}{cov}"))
     figs = [("series-forecast", "forecasts", "forecast.png", "The last test windows: history, forecasts and intervals"),
@@ -193,7 +193,7 @@ def sections(run) -> list:
     for sid, title, name, heading in figs:
         img = _img(plots / name, heading)
         if img:
-            out.append(ReportSection(sid, title, f"<h2 id='{sid}'>{heading}</h2>{img}"))
+            out.append(ReportSection(sid, title, f"<h2 id=\"{sid}\">{heading}</h2>{img}"))
     audit = run.path / "audit.json"
     if audit.is_file():
         out.append(ReportSection("series-audit", "audit", audit_html(json.loads(audit.read_text()))))
