@@ -190,6 +190,27 @@ def _table_audit(path: str, pairs: list[str]) -> bool:
     return True
 
 
+def _series_audit(path: str, pairs: list[str]) -> bool:
+    """`kiln audit FILE time=COL target=COL`: the series task's timestamp audit (a time= key names it)."""
+    if not any(p.startswith("time=") for p in pairs):
+        return False
+    from kiln.tasks.base import get_task
+
+    opts = _options(pairs, {"out": str, "time": str, "target": str, "series": str, "time_format": str, "strict": bool}, "audit")
+    task = get_task("series")
+    report = task.audit(path, out=opts.get("out"), time=opts.get("time"), target=opts.get("target"), series=opts.get("series"),
+                        time_format=opts.get("time_format"))
+    from kiln.tasks.series.audit import summary_lines
+
+    for line in summary_lines(report):
+        print(line)
+    print(f"kiln: wrote {report['out']}/audit.json and audit.html")
+    if opts.get("strict") and any(p["severity"] == "error" for p in report["problems"]):
+        print("kiln: strict: errors found; exit 1", file=sys.stderr)
+        raise SystemExit(1)
+    return True
+
+
 @app.command()
 def audit(args: Optional[List[str]] = ARGS):
     """Check a dataset: kiln audit DATA [out=DIR] [strict=true] [fix=quarantine] [ignore=KIND,..] [min_side=16 ...]; kiln audit restore MANIFEST."""
@@ -204,7 +225,7 @@ def audit(args: Optional[List[str]] = ARGS):
         print(f"kiln: restored {restore(words[1])} file(s) to where they were")
         return
     _one(words, "audit", "kiln audit data/images out=runs/audit, or kiln audit restore DATA.quarantine/manifest.json", "DATA", "dataset (folder or CSV)")
-    if _table_audit(words[0], pairs):
+    if _series_audit(words[0], pairs) or _table_audit(words[0], pairs):
         return
     limits = set(auditing.AuditOptions.model_fields)
     own = {"out": str, "strict": bool, "fix": str, "ignore": list}

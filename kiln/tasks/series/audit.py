@@ -31,6 +31,9 @@ def infer_freq(times: pd.Series) -> str:
         return "QS" if (t.day == 1).mean() > 0.9 else "QE"
     if 365 <= days <= 366:
         return "YS" if (t.dayofyear == 1).mean() > 0.9 else "YE"
+    if step % 86_400_000_000_000 == 0:  # whole days: "D", "7D" (weekly data of any weekday)
+        n = int(step // 86_400_000_000_000)
+        return "D" if n == 1 else f"{n}D"
     return pd.tseries.frequencies.to_offset(pd.Timedelta(int(step), "ns")).freqstr
 
 
