@@ -54,7 +54,7 @@ def bench_real(models: list[str], root: Path) -> list[dict]:
                    "skill": m["skill_vs_seasonal_naive"], "wall_s": round(time.time() - t0, 1),
                    "cpu_s": round(time.process_time() - c0, 1), "epochs": len(run.history)}
             for b, bm in m["baselines"].items():
-                row[b] = bm["mase"]
+                row[b] = bm.get("mase")
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows

@@ -5,7 +5,8 @@
     drift            the line from the series' first value to its last, extended
     holt_winters     statsmodels ExponentialSmoothing (additive damped trend, additive season), fitted on
                      the history before the scored stretch, then run forward with those parameters: at
-                     each origin it forecasts from the state it had reached (no refit, no look-ahead)
+                     each origin it forecasts from the state it had reached (no refit, no look-ahead); missing values
+                     are carried forward for it, which uses no value from after an origin
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import warnings
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger("kiln.series")
 HW_MAX_SERIES = 50  # Holt-Winters fits one model per series: beyond this many series it runs on the first ones
@@ -54,8 +56,10 @@ def holt_winters(values, origins, bounds, H, m, ends, fit_ends):
         rows = np.flatnonzero(bounds == a)
         end, fit_end = int(ends[rows[0]]), int(fit_ends[rows[0]])
         y = values[a:end].astype(np.float64)
-        if done >= HW_MAX_SERIES or not np.isfinite(y).all() or fit_end - a < 10:
+        if done >= HW_MAX_SERIES or not np.isfinite(y).any() or fit_end - a < 10:
             continue
+        if not np.isfinite(y).all():  # carried forward (causal: no value from after an origin is used)
+            y = pd.Series(y).ffill().fillna(float(y[np.isfinite(y)][0])).to_numpy()
         done += 1
         seasonal = "add" if m > 1 and fit_end - a >= 2 * m + 2 else None
         kw = dict(trend="add", damped_trend=True, seasonal=seasonal, seasonal_periods=m if seasonal else None)
