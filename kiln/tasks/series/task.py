@@ -25,7 +25,7 @@ class SeriesTask(Task):
         name="series", description="time-series forecasting: a timestamped CSV or Parquet column -> the next horizon steps",
         sources=("CSV / Parquet with time=, target=, horizon= (series= for many series, covariates= for past-only inputs)",),
         label_kinds=("forecast",), default_model="nbeats", monitor="val_loss", mode="min",
-        export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("forecast", "timeseries"),
+        export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("forecast",),
         resume_keys=("series.time", "series.target", "series.horizon", "series.lookback", "series.season", "series.series",
                      "series.covariates", "series.fill", "series.quantiles"))
     models = MODELS
