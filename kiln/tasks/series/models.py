@@ -53,10 +53,11 @@ def _recurrent(layer, spec, width: int, dropout: float, name: str):
     import keras
 
     units = max(16, width // 4)
+    unroll = spec.lookback <= 256  # a rolled loop exports to TFLite only with TF ops (TensorList); unrolled it is builtin ops
 
     def body(x):
-        x = layer(units, return_sequences=True)(x)
-        x = layer(units, dropout=dropout)(x)
+        x = layer(units, return_sequences=True, unroll=unroll)(x)
+        x = layer(units, dropout=dropout, unroll=unroll)(x)
         return keras.layers.Dense(width // 2, activation="relu")(x)
 
     return _frame(spec, name, body)

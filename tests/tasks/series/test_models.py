@@ -1,5 +1,6 @@
 """Every model family: the right output shapes, scaling inside (raw values in, the target's units out), and a
-safe-mode .keras round trip; and a global model over several series with a covariate, trained on the spine."""
+safe-mode .keras round trip; and a global LSTM over several series with a covariate, trained on the spine and
+exported to TFLite."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_global_model_over_series_with_a_covariate(tmp_path):
                                    "y": level * (1 + 0.1 * c) + rng.normal(0, 0.01 * level, 200), "temp": c}))
     pd.concat(parts).to_csv(tmp_path / "many.csv", index=False)
     run = kiln.train(data=str(tmp_path / "many.csv"), time="ts", target="y", series="id", covariates="temp", horizon=6, lookback=24,
-                     model="dense", width=32, epochs=2, run_dir=str(tmp_path / "run"), train={"verbose": 0, "tensorboard": False},
+                     model="lstm", width=32, epochs=2, run_dir=str(tmp_path / "run"), train={"verbose": 0, "tensorboard": False},
                      evaluate={"report": False})
     meta = json.loads((run.path / "run.json").read_text())
     assert meta["series"]["covariates"] == ["temp"] and meta["series"]["series_column"] == "id"
@@ -58,3 +59,5 @@ def test_global_model_over_series_with_a_covariate(tmp_path):
     rows = run.predict([str(tmp_path / "many.csv")])
     assert [r["series"] for r in rows] == ["s0", "s1", "s2"] and all(len(r["forecast"]) == 6 for r in rows)
     assert rows[0]["forecast"][0]["ts"] == "2024-01-09T08:00:00"
+    e = kiln.export_run(run.path, "tflite", out=str(tmp_path / "tflite"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+    assert e["passed"] and e["max_abs_diff"] < 1e-2  # a stacked LSTM with a covariate, in TFLite's builtin ops
