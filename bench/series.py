@@ -84,7 +84,7 @@ def large_child(path: str, out: str) -> None:
     n = meta["windows"]["train"]
     fit_s = float(hist["epoch_seconds"].sum())
     spec = meta["series"]
-    print(json.dumps({"rows": 1_000_000, "train_windows": n, "epochs": len(hist), "fit_s": round(fit_s, 1),
+    print(json.dumps({"rows": int(sum(meta["counts"].values())), "series": len(spec["scale"]), "train_windows": n, "epochs": len(hist), "fit_s": round(fit_s, 1),
                       "windows_per_s": round(n * len(hist) / fit_s), "wall_s": round(time.time() - t0, 1),
                       "cpu_s": round(time.process_time() - c0, 1), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                       "materialised_windows_mb": round(n * (spec["lookback"] + spec["horizon"]) * 4 / 2**20),
