@@ -64,6 +64,26 @@ def parse_overrides(args: Iterable[str], component: str = "kiln") -> dict[str, A
     return out
 
 
+def _task_shared(model: type[BaseModel]) -> dict[str, list[str]]:
+    """Bare names held by several task sections only (`target` -> table.target, series.target): a bare
+    key sets each of them, and each task reads its own section."""
+    from kiln.tasks.base import task_names
+
+    tasks = set(task_names())
+    counts: dict[str, list[str]] = {}
+    for dotted in leaf_keys(model):
+        counts.setdefault(dotted.rsplit(".", 1)[-1], []).append(dotted)
+    return {name: paths for name, paths in counts.items()
+            if len(paths) > 1 and all(p.split(".", 1)[0] in tasks and "." in p for p in paths)}
+
+
+def resolve_keys(key: str, model: type[BaseModel], component: str) -> list[str]:
+    """Every dotted key `key` sets: one, or each task section's for a name several tasks share."""
+    if key not in leaf_keys(model) and key in _task_shared(model):
+        return _task_shared(model)[key]
+    return [resolve_key(key, model, component)]
+
+
 def resolve_key(key: str, model: type[BaseModel], component: str) -> str:
     keys = leaf_keys(model)
     if key in keys:
@@ -71,6 +91,9 @@ def resolve_key(key: str, model: type[BaseModel], component: str) -> str:
     short = _shortcuts(model)
     if key in short:
         return short[key]
+    shared = _task_shared(model)
+    if key in shared:
+        return shared[key][0]
     candidates = list(keys) + list(short)
     near = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
     if not near:
@@ -111,7 +134,8 @@ def build(model: type[BaseModel], values: Mapping[str, Any], component: str = "c
     """Validate flat or dotted values against `model`; the first problem becomes one-line ConfigError."""
     tree: dict = {}
     for key, value in values.items():
-        _set_dotted(tree, resolve_key(key, model, component), value)
+        for dotted in resolve_keys(key, model, component):
+            _set_dotted(tree, dotted, value)
     try:
         return model.model_validate(tree)
     except ValidationError as err:

@@ -195,7 +195,7 @@ from kiln.tasks.table.config import TableConfig  # noqa: E402  (a task's own sec
 
 
 class Config(Section):
-    task: str = Field("auto", description="what the model answers: auto (from the data), image, table; classify or regress name a table task")
+    task: str = Field("auto", description="what the model answers: auto (from the data), image, table, text, series; classify or regress name a table task")
     name: Optional[str] = Field(None, description="run name under runs_root (auto-numbered when empty)")
     run_dir: Optional[str] = Field(None, description="explicit run folder (overrides runs_root/name)")
     runs_root: str = Field("runs", description="folder that holds auto-numbered runs")

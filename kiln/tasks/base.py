@@ -37,6 +37,7 @@ BUILTIN: dict[str, str] = {
     "image": "kiln.tasks.image",
     "table": "kiln.tasks.table.task",
     "text": "kiln.tasks.text.task",
+    "series": "kiln.tasks.series.task",
 }
 
 

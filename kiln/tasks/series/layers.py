@@ -1,0 +1,125 @@
+"""Layers and the loss every series model shares, in keras.ops (serialisable, so model.keras loads in safe mode).
+
+    x = Scale(mean, std)(history)                  # the training stretch's scalers, inside the model
+    x, level = CenterTarget(k)(x)                  # the target channel minus its last-k mean (level-free inputs)
+    ... body ...                                   # (N, H * Q)
+    forecast = Forecast(H, Q, mean0, std0)([out, level])   # back to the target's own units: (N, H) or (N, H, Q)
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class Scale(keras.layers.Layer):
+    """(x - mean) / std per channel, with the training stretch's figures as graph constants (a keras
+    Normalization layer's captured statistics become extra graph inputs in tf2onnx's ONNX export)."""
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+
+    def call(self, x):
+        return (x - ops.convert_to_tensor(self.mean, x.dtype)) / ops.convert_to_tensor(self.std, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class CenterTarget(keras.layers.Layer):
+    """Subtract the mean of the last `k` scaled target values from the target channel: the body sees shapes,
+    not levels, so a trending series outside the training range is forecast from where it is."""
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = int(k)
+
+    def call(self, x):  # x: (N, L, C)
+        level = ops.mean(x[:, -self.k:, 0], axis=1, keepdims=True)  # (N, 1)
+        target = x[:, :, :1] - level[:, :, None]
+        return ops.concatenate([target, x[:, :, 1:]], axis=-1), level
+
+    def compute_output_shape(self, shape):
+        return shape, (shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class Forecast(keras.layers.Layer):
+    """(N, H*Q) body output + (N, 1) level -> the forecast in the target's units: (N, H), or (N, H, Q) with quantiles."""
+
+    def __init__(self, horizon: int, quantiles: int, mean: float, std: float, **kwargs):
+        super().__init__(**kwargs)
+        self.horizon, self.quantiles, self.mean, self.std = int(horizon), int(quantiles), float(mean), float(std)
+
+    def call(self, inputs):
+        out, level = inputs
+        if self.quantiles:
+            out = ops.reshape(out, (-1, self.horizon, self.quantiles)) + level[:, :, None]
+        else:
+            out = out + level
+        return out * self.std + self.mean
+
+    def compute_output_shape(self, shapes):
+        return (shapes[0][0], self.horizon, self.quantiles) if self.quantiles else (shapes[0][0], self.horizon)
+
+    def get_config(self):
+        return {**super().get_config(), "horizon": self.horizon, "quantiles": self.quantiles, "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class Pinball(keras.losses.Loss):
+    """Mean pinball (quantile) loss of (N, H, Q) forecasts against (N, H) actuals, divided by `scale` so its
+    size does not depend on the target's units."""
+
+    def __init__(self, quantiles, scale: float = 1.0, name: str = "pinball", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.quantiles, self.scale = [float(q) for q in quantiles], float(scale)
+
+    def call(self, y_true, y_pred):
+        q = ops.convert_to_tensor(self.quantiles, dtype=y_pred.dtype)
+        err = (ops.expand_dims(ops.cast(y_true, y_pred.dtype), -1) - y_pred) / self.scale
+        return ops.mean(ops.maximum(q * err, (q - 1.0) * err), axis=(-2, -1))
+
+    def get_config(self):
+        return {"quantiles": self.quantiles, "scale": self.scale, "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class ScaledMAE(keras.losses.Loss):
+    """Mean absolute error over the horizon divided by `scale` (the training stretch's std)."""
+
+    def __init__(self, scale: float = 1.0, name: str = "scaled_mae", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.scale = float(scale)
+
+    def call(self, y_true, y_pred):
+        return ops.mean(ops.abs(ops.cast(y_true, y_pred.dtype) - y_pred), axis=-1) / self.scale
+
+    def get_config(self):
+        return {"scale": self.scale, "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class MedianMAE(keras.metrics.MeanMetricWrapper):
+    """MAE of the median (middle quantile) forecast, or of the point forecast: the metric the history shows."""
+
+    def __init__(self, middle: int | None = None, name: str = "mae", dtype=None):
+        self.middle = middle
+
+        def fn(y_true, y_pred):
+            p = y_pred if middle is None else y_pred[..., middle]
+            return ops.mean(ops.abs(ops.cast(y_true, p.dtype) - p), axis=-1)
+
+        super().__init__(fn, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"middle": self.middle, "name": self.name, "dtype": self.dtype}
+
+
+__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE"]

@@ -1,0 +1,132 @@
+"""Forecasting models: `(spec, width=, blocks=, dropout=) -> keras.Model` on raw (N, lookback, channels) float32
+windows, scalers inside, a direct multi-step output of `horizon` values (x quantiles).
+
+    dense   an MLP on the flattened window
+    lstm    two stacked LSTMs (the notes' model), then a Dense head of all horizon steps
+    gru     the same with GRUs
+    cnn1d   dilated causal 1-D convolutions (a small WaveNet/TCN)
+    nbeats  N-BEATS generic blocks (Oreshkin et al., ICLR 2020): residual MLP blocks, each removing its
+            backcast from the window and adding its forecast; strong on univariate series, fast on a CPU
+
+`model=auto` is nbeats: see `auto_model`.
+"""
+
+from __future__ import annotations
+
+from kiln.tasks.models import ModelRegistry
+
+MODELS = ModelRegistry("series")
+
+
+def _frame(spec, name: str, body, head: bool = True):
+    """The shared input side and output side around `body(x) -> (N, H*Q)`."""
+    import keras
+
+    from kiln.tasks.series.layers import CenterTarget, Forecast, Scale
+
+    L, C, H, Q = spec.lookback, spec.channels, spec.horizon, len(spec.quantiles)
+    inp = keras.Input((L, C), name="history", dtype="float32")
+    x = Scale(spec.mean, spec.std, name="scale")(inp)
+    x, level = CenterTarget(min(L, max(spec.season, 1)), name="center")(x)
+    out = body(x)
+    out = keras.layers.Dense(H * max(Q, 1), name="head")(out) if head else out
+    out = Forecast(H, Q, spec.mean[0], spec.std[0], name="forecast")([out, level])
+    return keras.Model(inp, out, name=name)
+
+
+@MODELS.register("dense", family="mlp")
+def dense(spec, width: int = 256, dropout: float = 0.0):
+    """MLP on the flattened window (two hidden layers)."""
+    import keras
+
+    def body(x):
+        x = keras.layers.Flatten()(x)
+        for _ in range(2):
+            x = keras.layers.Dense(width, activation="relu")(x)
+            x = keras.layers.Dropout(dropout)(x) if dropout else x
+        return x
+
+    return _frame(spec, "dense", body)
+
+
+def _recurrent(layer, spec, width: int, dropout: float, name: str):
+    import keras
+
+    units = max(16, width // 4)
+    unroll = spec.lookback <= 256  # a rolled loop exports to TFLite only with TF ops (TensorList); unrolled it is builtin ops
+
+    def body(x):
+        x = layer(units, return_sequences=True, unroll=unroll)(x)
+        x = layer(units, dropout=dropout, unroll=unroll)(x)
+        return keras.layers.Dense(width // 2, activation="relu")(x)
+
+    return _frame(spec, name, body)
+
+
+@MODELS.register("lstm", family="recurrent")
+def lstm(spec, width: int = 256, dropout: float = 0.0):
+    """Two stacked LSTMs, then a Dense head of all horizon steps."""
+    import keras
+
+    return _recurrent(keras.layers.LSTM, spec, width, dropout, "lstm")
+
+
+@MODELS.register("gru", family="recurrent")
+def gru(spec, width: int = 256, dropout: float = 0.0):
+    """Two stacked GRUs, then a Dense head of all horizon steps."""
+    import keras
+
+    return _recurrent(keras.layers.GRU, spec, width, dropout, "gru")
+
+
+@MODELS.register("cnn1d", family="conv")
+def cnn1d(spec, width: int = 256, dropout: float = 0.0):
+    """Dilated causal Conv1D stack (dilations 1, 2, 4, ... up to the lookback), last step + average pooled."""
+    import keras
+
+    filters = max(16, width // 4)
+
+    def body(x):
+        d = 1
+        while d < spec.lookback and d <= 64:
+            x = keras.layers.Conv1D(filters, 3, padding="causal", dilation_rate=d, activation="relu")(x)
+            d *= 2
+        last = keras.layers.Flatten()(keras.layers.Cropping1D((spec.lookback - 1, 0))(x))
+        pooled = keras.layers.GlobalAveragePooling1D()(x)
+        return keras.layers.Concatenate()([last, pooled])
+
+    return _frame(spec, "cnn1d", body)
+
+
+@MODELS.register("nbeats", family="mlp")
+def nbeats(spec, width: int = 256, blocks: int = 3, dropout: float = 0.0):
+    """N-BEATS generic blocks: each a 4-layer MLP whose backcast is removed from the window and whose forecast is summed."""
+    import keras
+
+    H, Q = spec.horizon, max(len(spec.quantiles), 1)
+
+    def body(x):
+        resid = keras.layers.Flatten()(x)
+        size = spec.lookback * spec.channels
+        total = None
+        for _ in range(blocks):
+            h = resid
+            for _ in range(4):
+                h = keras.layers.Dense(width, activation="relu")(h)
+            h = keras.layers.Dropout(dropout)(h) if dropout else h
+            back = keras.layers.Dense(size)(h)
+            fore = keras.layers.Dense(H * Q)(h)
+            resid = keras.layers.Subtract()([resid, back])
+            total = fore if total is None else keras.layers.Add()([total, fore])
+        return total
+
+    return _frame(spec, "nbeats", body, head=False)
+
+
+def auto_model(n_windows: int) -> tuple[str, str]:
+    """(model, why) for model=auto."""
+    return "nbeats", (f"N-BEATS residual MLP blocks: on univariate benchmarks (M3, M4) they beat recurrent models and "
+                      f"exponential smoothing, and train fast on a CPU ({n_windows:,} training windows)")
+
+
+__all__ = ["MODELS", "auto_model"]

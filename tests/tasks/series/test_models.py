@@ -1,0 +1,63 @@
+"""Every model family: the right output shapes, scaling inside (raw values in, the target's units out), and a
+safe-mode .keras round trip; and a global LSTM over several series with a covariate, trained on the spine and
+exported to TFLite."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kiln.tasks.series.models import MODELS
+from kiln.tasks.series.windows import SeriesSpec
+
+
+def _spec(quantiles=()):
+    return SeriesSpec(time="t", target="y", horizon=5, lookback=16, season=4, freq="h", covariates=["c"],
+                      quantiles=list(quantiles), mean=[100.0, 0.0], std=[10.0, 1.0])
+
+
+@pytest.mark.parametrize("name", ["dense", "lstm", "gru", "cnn1d", "nbeats"])
+def test_family_shapes_and_round_trip(name, tmp_path):
+    import keras
+
+    for q, shape in (((), (3, 5)), ((0.1, 0.5, 0.9), (3, 5, 3))):
+        model = MODELS.create(name, _spec(q), width=32, blocks=2)
+        x = np.random.default_rng(0).normal(100, 10, (3, 16, 2)).astype(np.float32)
+        out = np.asarray(model(x))
+        assert out.shape == shape
+        model.set_weights([np.zeros_like(w) for w in model.get_weights()])  # a body that adds nothing:
+        level = x[:, -4:, 0].mean(1)  # the forecast is the last season's mean, back in the target's own units
+        np.testing.assert_allclose(np.asarray(model(x)), np.broadcast_to(level.reshape(3, *[1] * (len(shape) - 1)), shape), rtol=1e-5)
+        model = MODELS.create(name, _spec(q), width=32, blocks=2)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-4)
+
+
+def test_global_model_over_series_with_a_covariate(tmp_path):
+    import kiln
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for i, level in enumerate((5.0, 50.0, 500.0)):
+        t = np.arange(200)
+        c = np.sin(2 * np.pi * t / 24)
+        parts.append(pd.DataFrame({"id": f"s{i}", "ts": pd.date_range("2024-01-01", periods=200, freq="h").strftime("%Y-%m-%dT%H:%M"),
+                                   "y": level * (1 + 0.1 * c) + rng.normal(0, 0.01 * level, 200), "temp": c}))
+    pd.concat(parts).to_csv(tmp_path / "many.csv", index=False)
+    run = kiln.train(data=str(tmp_path / "many.csv"), time="ts", target="y", series="id", covariates="temp", horizon=6, lookback=24,
+                     model="lstm", width=32, epochs=2, run_dir=str(tmp_path / "run"), train={"verbose": 0, "tensorboard": False},
+                     evaluate={"report": False})
+    meta = json.loads((run.path / "run.json").read_text())
+    assert meta["series"]["covariates"] == ["temp"] and meta["series"]["series_column"] == "id"
+    assert set(meta["series"]["scale"]) == {"s0", "s1", "s2"}
+    m = json.loads((run.path / "metrics.json").read_text())
+    assert m["test"]["windows"] == 3 * (20 - 6 + 1)  # every origin of each series' 20-step test stretch
+    rows = run.predict([str(tmp_path / "many.csv")])
+    assert [r["series"] for r in rows] == ["s0", "s1", "s2"] and all(len(r["forecast"]) == 6 for r in rows)
+    assert rows[0]["forecast"][0]["ts"] == "2024-01-09T08:00:00"
+    e = kiln.export_run(run.path, "tflite", out=str(tmp_path / "tflite"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+    assert e["passed"] and e["max_abs_diff"] < 1e-2  # a stacked LSTM with a covariate, in TFLite's builtin ops

@@ -1,0 +1,84 @@
+"""Reading a series file and the timestamp audit: time formats, frequencies, problems counted, fill, one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kiln.errors import DataError
+from kiln.tasks.series.audit import audit_frame, infer_freq, regularise, season_of
+from kiln.tasks.series.source import read_series
+
+
+def _csv(tmp_path, rows, name="s.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("cells, fmt, first", [
+    (["2024-01-01", "2024-01-02", "2024-01-03"], None, "2024-01-01"),
+    (["2024/01/01 10:00", "2024/01/01 11:00", "2024/01/01 12:00"], None, "2024-01-01 10:00"),
+    (["19580329", "19580405", "19580412"], None, "1958-03-29"),
+    (["01.02.2024 10:00", "01.02.2024 11:00", "01.02.2024 12:00"], "%d.%m.%Y %H:%M", "2024-02-01 10:00"),
+])
+def test_time_formats_parse(tmp_path, cells, fmt, first):
+    path = _csv(tmp_path, ["t,y"] + [f"{c},{i}" for i, c in enumerate(cells)])
+    sf = read_series(path, "t", "y", time_format=fmt)
+    assert sf.frame["time"].iloc[0] == pd.Timestamp(first)
+    assert len(sf.frame) == 3 and not len(sf.unparsed)
+
+
+@pytest.mark.parametrize("freq, alias, season", [("h", "h", 24), ("D", "D", 7), ("W-SAT", "7D", 52), ("MS", "MS", 12), ("15min", "15min", 96)])
+def test_frequency_and_season(freq, alias, season):
+    t = pd.Series(pd.date_range("2021-01-02", periods=40, freq=freq))
+    assert infer_freq(t) == alias and season_of(alias) == season
+
+
+def test_audit_counts_each_problem(tmp_path):
+    times = list(pd.date_range("2024-01-01", periods=60, freq="h").strftime("%Y-%m-%d %H:%M"))
+    y = [str(10 + np.sin(i / 3)) for i in range(60)]
+    y[20] = "1000"  # an outlier
+    for i in range(22, 50):
+        y[i] = "5"  # a constant stretch
+    y[55] = ""  # a missing value
+    rows = [f"{t},{v}" for t, v in zip(times, y)]
+    del rows[10:13]  # a gap of 3 timestamps
+    rows.append(rows[5])  # a duplicate, out of order
+    rows.append("not a time,3")
+    sf = read_series(_csv(tmp_path, ["when,load"] + rows), "when", "load")
+    r = audit_frame(sf)
+    t = r["total"]
+    assert r["frequency"] == "h" and r["season"] == 24
+    assert t["duplicates"] == 1 and t["missing_timestamps"] == 3 and t["gaps"] == 1 and r["longest_gap"] == 3
+    assert t["missing_values"] == 4 and r["longest_missing"] == 3  # the gap's 3 and the empty cell
+    assert t["constant_stretches"] == 1 and t["outliers"] >= 1
+    kinds = {p["kind"] for p in r["problems"]}
+    assert {"unparsed_time", "duplicates", "missing_timestamps", "unordered"} <= kinds
+
+
+def test_duplicates_fail_training_and_fill_is_counted(tmp_path):
+    times = list(pd.date_range("2024-01-01", periods=10, freq="D").strftime("%Y-%m-%d"))
+    rows = [f"{t},{i}" for i, t in enumerate(times)]
+    del rows[4]
+    sf = read_series(_csv(tmp_path, ["d,y"] + rows), "d", "y")
+    for fill, expect in (("interpolate", 4.0), ("ffill", 3.0), ("zero", 0.0)):
+        frame, facts = regularise(sf, "D", fill)
+        assert frame["y"].iloc[4] == expect and facts["filled"] == 1
+    frame, facts = regularise(sf, "D", "none")
+    assert np.isnan(frame["y"].iloc[4]) and facts["missing_after_fill"] == 1
+    dup = read_series(_csv(tmp_path, ["d,y"] + rows + [rows[0]], "dup.csv"), "d", "y")
+    with pytest.raises(DataError, match="repeat a timestamp"):
+        regularise(dup, "D", "none")
+
+
+def test_errors_name_the_nearest_column_and_bad_values(tmp_path):
+    path = _csv(tmp_path, ["date,load", "2024-01-01,1", "2024-01-02,x", "2024-01-03,3"])
+    with pytest.raises(DataError, match=r"time=dat; the file has no such column. Did you mean date\?"):
+        read_series(path, "dat", "load")
+    with pytest.raises(DataError, match=r"target=load; 1 cells are not numbers \(e.g. 'x'\)"):
+        read_series(path, "date", "load")
+    bad = _csv(tmp_path, ["date,load", "soon,1", "later,2", "never,3"], "bad.csv")
+    with pytest.raises(DataError, match="do not parse as timestamps"):
+        read_series(bad, "date", "load")
