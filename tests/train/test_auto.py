@@ -8,6 +8,7 @@ import kiln
 from kiln.config import load_config
 from kiln.tasks.image.data.prepare import ImageSpec
 from kiln.tasks.image.auto import auto_epochs, auto_filters, auto_patience, resolve
+from kiln.train.phases import best_epoch_count, smoothed
 
 
 def _resolve(n_train=700, n_val=90, side=32, family="simple", pretrained=False, model="cnn", **overrides):
@@ -66,13 +67,28 @@ def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path,
     assert "train.refit" not in meta["auto"] and "train.epochs" not in meta["auto"]  # given, not decided
     history = run.history
     phase1, refit = history[history["phase"] == 1], history[history["phase"] == 2]
-    chosen = int(phase1["val_loss"].to_numpy().argmin()) + 1
+    chosen = int(smoothed(phase1["val_loss"].to_numpy()).argmin()) + 1
     assert len(phase1) == 4
     assert meta["refit"] == {"epochs": chosen, "examples": 108, "val_metrics": "from the model val chose, before the refit"}
     assert len(refit) == chosen and refit["val_loss"].isna().all() and refit["loss"].notna().all()
     assert run.config.model.filters == [32, 64] and run.config.model.convs_per_block == 2  # Run.config: what auto chose
     assert "filters: auto" in (run.path / "config.yaml").read_text()  # config.yaml keeps auto: it retrains the same way
     assert set(run.metrics) == {"val", "test"} and not (run.path / "state").exists()
+
+
+def test_refit_epochs_come_from_the_smoothed_val_curve(tmp_path):
+    """A one-epoch dip of a noisy val curve (epoch 3) loses to the broad valley around epoch 11: the refit
+    trains to where val is low on average, not where one lucky epoch was."""
+    import pandas as pd
+
+    loss = [2.0, 1.6, 1.0, 1.7, 1.5, 1.4, 1.3, 1.2, 1.15, 1.1, 1.05, 1.1, 1.15, 1.2, 1.6, 1.8]
+    acc = [1 - v / 3 for v in loss]
+    pd.DataFrame({"epoch": range(16), "phase": 1, "val_loss": loss, "val_accuracy": acc}).to_csv(tmp_path / "history.csv", index=False)
+    assert int(pd.Series(loss).argmin()) + 1 == 3  # what the raw minimum would pick
+    assert best_epoch_count(tmp_path, "val_loss", 1, fallback=0) == 11
+    assert best_epoch_count(tmp_path, "val_accuracy", 1, fallback=0, mode="max") == 11
+    assert best_epoch_count(tmp_path, "val_auc", 1, fallback=7) == 7  # not in the history: the fallback
+    assert smoothed([1.0, 3.0, 2.0], window=3).tolist() == [2.0, 2.0, 2.5]  # shorter windows at the ends
 
 
 @pytest.mark.parametrize("value", ["sometimes", -1])
