@@ -30,10 +30,11 @@ def test_defaults_decide_recipe_and_say_why():
     cfg, decisions = _resolve()
     by_key = {d.key: d for d in decisions}
     assert set(by_key) == {"model.filters", "model.convs_per_block", "train.epochs", "train.patience", "augment.translation",
-                           "augment.zoom", "augment.rotation", "train.refit"}
+                           "augment.zoom", "augment.rotation", "augment.hue", "augment.saturation", "train.refit"}
     assert (cfg.model.filters, cfg.model.convs_per_block, cfg.train.epochs, cfg.train.patience) == ([32, 64, 128], 2, 43, 21)
     assert cfg.train.refit is True and cfg.augment.translation == 0.08 and cfg.augment.flip == "none"
-    assert cfg.augment.hue == 0.0  # colour may be the class: never changed by auto
+    assert cfg.augment.hue == cfg.augment.saturation == 0.0  # grey images: no colour to change
+    assert by_key["augment.hue"].why == "the images are grey"
     for d in decisions:
         line = d.line()
         assert line.startswith(f"auto: {d.key}=") and "\n" not in line and line.endswith(")"), line
