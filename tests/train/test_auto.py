@@ -92,6 +92,58 @@ def test_refit_epochs_come_from_the_smoothed_val_curve(tmp_path):
     assert smoothed([1.0, 3.0, 2.0], window=3).tolist() == [2.0, 2.0, 2.5]  # shorter windows at the ends
 
 
+def _colour_rows(folder, colour_is_class: bool, n=100, size=16):
+    """Two classes, a bar across (0) or down (1) over noise; the bar's colour is the class's own
+    (red / blue) or random per image."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in (0, 1):
+        for i in range(n):
+            img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            colour = ((230, 30, 30), (30, 30, 230))[c] if colour_is_class else rng.integers(0, 256, 3)
+            if c == 0:
+                img[size // 2 - 2:size // 2 + 2, 1:-1] = colour
+            else:
+                img[1:-1, size // 2 - 2:size // 2 + 2] = colour
+            path = folder / f"{c}_{i}.png"
+            Image.fromarray(img).save(path)
+            rows.append({"path": str(path), "y": c})
+    return pd.DataFrame(rows)
+
+
+def test_colour_changes_only_where_hue_does_not_tell_the_class(tmp_path):
+    from kiln.tasks.image.auto import colour_signal, colour_tells_class
+
+    (tmp_path / "coded").mkdir()
+    (tmp_path / "random").mkdir()
+    coded, random = _colour_rows(tmp_path / "coded", True), _colour_rows(tmp_path / "random", False)
+    acc, majority = colour_signal(coded["path"], coded["y"])
+    assert acc > 0.95 and majority == 0.5 and colour_tells_class(acc, majority, len(coded))
+    assert not colour_tells_class(*colour_signal(random["path"], random["y"]), len(random))
+    assert not colour_tells_class(0.53, 0.5333, 300) and colour_tells_class(0.65, 0.5, 300)
+
+    def decide(rows, **overrides):
+        cfg = load_config(overrides=overrides)
+        return resolve(cfg, spec=ImageSpec(16, 16, 3, "stretch"), n_train=len(rows), n_val=10, model_name="cnn",
+                       family="simple", pretrained=False, rows=rows)
+
+    cfg, decisions = decide(coded)
+    why = {d.key: d.why for d in decisions}
+    assert cfg.augment.hue == cfg.augment.saturation == 0.0 and why["augment.hue"].startswith("colour tells the classes apart")
+    cfg, decisions = decide(random)
+    assert (cfg.augment.hue, cfg.augment.saturation) == (0.5, 0.3)
+    assert [d.line().split(" (")[0] for d in decisions if d.key in ("augment.hue", "augment.saturation")] == \
+        ["auto: augment.hue=0.5", "auto: augment.saturation=0.3"]
+    given, _ = decide(random, epochs=5)  # a run of a given length trains as asked
+    assert given.augment.hue == 0.0
+    kept, decisions = decide(random, **{"augment.hue": 0.1})
+    assert kept.augment.hue == 0.1 and "augment.hue" not in {d.key for d in decisions}
+
+
 @pytest.mark.parametrize("value", ["sometimes", -1])
 def test_bad_auto_keys_are_refused(value):
     from kiln.errors import ConfigError
