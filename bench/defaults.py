@@ -15,7 +15,8 @@ NAME/heldout, which nothing trained on:
 - the tutorial CNN: Conv32-pool-Conv64-pool-Conv64-Flatten-Dense64 (TensorFlow's CNN tutorial, "same"
   padding so it fits 12 px images), Adam 1e-3, 20 epochs, batch 32, on the whole training half.
 
-Writes a Markdown table to stdout and every figure to --out (JSON). The peers' figures are cached in
+Writes a Markdown table to stdout (with Kiln's wall and CPU seconds: on a shared machine the CPU
+seconds are the figure to compare) and every figure to --out (JSON). The peers' figures are cached in
 NAME/peers.json (they do not depend on Kiln); `--skip-kiln` and `--kiln-only` split the work in two
 processes.
 """

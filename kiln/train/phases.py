@@ -213,7 +213,8 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
         phase_cfg = phase.train_config(cfg.train.model_copy(update={"monitor": phase_monitor}))
         note = apply_phase(model, phase)
         if phase.refit:
-            note = f"refit: a fresh model on train+val for the {phase.epochs} epochs val chose"
+            note = (f"refit: a fresh model on train+val for the {phase.epochs} epochs val chose "
+                    f"(best {SMOOTH_EPOCHS}-epoch running mean of {monitor})")
         with strategy.scope():
             model.compile(
                 optimizer=build_optimizer(phase_cfg, phase_steps, phase.schedule_epochs or phase.epochs),
