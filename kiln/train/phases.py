@@ -14,7 +14,8 @@ Models without a backbone (linear / dnn / cnn from scratch) have one phase.
 
 `train.refit=true` adds a last phase: a fresh model (the initial weights again) trains on train+val,
 without early stopping, on phase 1's learning-rate schedule, and stops at the epoch where phase 1 was
-best on val; val has then done its one job (choosing the epoch) and still feeds the final model.
+best on val (on a running mean over 5 epochs: one lucky epoch of a noisy val curve is not its best); val has
+then done its one job (choosing the epoch) and still feeds the final model.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kiln.errors import ConfigError, received
 log = logging.getLogger("kiln.train")
 
 BACKBONE = "backbone"
+SMOOTH_EPOCHS = 5  # the refit's epoch count is chosen on val's running mean over this many epochs
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def count_trainable(model) -> int:
 
 
 def best_epoch_count(run_dir: Path, monitor: str, phase: int, fallback: int, mode: str = "min") -> int:
-    """Epochs from the start of `phase` to its best `monitor` value in history.csv (`fallback` without one)."""
+    """Epochs from the start of `phase` to its best smoothed `monitor` value in history.csv (`fallback` without one)."""
     import numpy as np
     import pandas as pd
 
@@ -164,8 +166,16 @@ def best_epoch_count(run_dir: Path, monitor: str, phase: int, fallback: int, mod
     rows = h[h["phase"] == phase] if "phase" in h else h
     if monitor not in rows or rows[monitor].isna().all():
         return fallback
-    values = rows[monitor].astype(float).to_numpy()
+    values = smoothed(rows[monitor].astype(float).to_numpy())
     return int(np.nanargmin(values) if mode == "min" else np.nanargmax(values)) + 1
+
+
+def smoothed(values, window: int = SMOOTH_EPOCHS):
+    """A centred running mean of a val curve (shorter at the ends, NaN skipped): on a few dozen val images
+    the loss jumps by a tenth from one epoch to the next, so its single lowest epoch is mostly noise."""
+    import pandas as pd
+
+    return pd.Series(values, dtype=float).rolling(window, center=True, min_periods=1).mean().to_numpy()
 
 
 def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, val_ds, steps: int, monitor: str,
@@ -203,7 +213,8 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
         phase_cfg = phase.train_config(cfg.train.model_copy(update={"monitor": phase_monitor}))
         note = apply_phase(model, phase)
         if phase.refit:
-            note = f"refit: a fresh model on train+val for the {phase.epochs} epochs val chose"
+            note = (f"refit: a fresh model on train+val for the {phase.epochs} epochs val chose "
+                    f"(best {SMOOTH_EPOCHS}-epoch running mean of {monitor})")
         with strategy.scope():
             model.compile(
                 optimizer=build_optimizer(phase_cfg, phase_steps, phase.schedule_epochs or phase.epochs),

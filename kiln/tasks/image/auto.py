@@ -18,9 +18,13 @@ name or content beyond that.
   held-out accuracy on 400 colour shapes with patience 10, stopped at epoch 11), and with a cosine
   schedule the loss still falls late in the run.
 - `augment.translation/zoom/rotation`: mild (8 % shift, 5 % zoom, 7 degrees) for models trained from
-  scratch when epochs is auto (the 30,000-image budget is sized for augmented data), where a few hundred images are too few to learn small shifts from. Flips and colour
-  changes stay off: a mirrored 2, or a shape whose colour is its class, would change the label.
+  scratch when epochs is auto (the 30,000-image budget is sized for augmented data), where a few hundred
+  images are too few to learn small shifts from. Flips stay off: a mirrored 2 would change the label.
   Pretrained backbones get none (their features are already shift-tolerant; phases differ).
+- `augment.hue/saturation`: 0.5 / 0.3 on the same runs when the images are RGB and their hues do not
+  predict the class (a hue-histogram classifier is within noise of the largest class's share): a model
+  learning from a few hundred images of random colours memorises the colours (0.17 held out on 200 colour
+  shapes of 96 px without, 0.615 with). Off where colour tells the classes apart, as it may be the class.
 - `train.refit`: the val split picks the epoch (early stopping on val_loss), then a fresh model trains
   on train+val for that many epochs, so a tenth of a small dataset is not left out of the final model.
   It follows phase 1's schedule and stops at the chosen epoch (kiln/train/phases.py). On with epochs=auto
@@ -36,6 +40,8 @@ from kiln.train.auto import EPOCHS_RANGE, Decision, record  # noqa: F401  (recor
 
 IMAGE_PASSES = 30_000
 MILD = {"translation": 0.08, "zoom": 0.05, "rotation": 0.02}
+COLOUR = {"hue": 0.5, "saturation": 0.3}  # on when the images' hues say nothing of the class (colour_signal)
+COLOUR_SAMPLE = 600  # training images whose hue histograms are looked at
 
 
 def auto_filters(side: int) -> list[int]:
@@ -54,8 +60,9 @@ def auto_patience(epochs: int) -> int:
 
 
 def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str, pretrained: bool, facts=None,
-            own_size: int | None = None):
-    """The config with every `auto` of the model, train and augment sections replaced, and the decisions."""
+            own_size: int | None = None, rows=None):
+    """The config with every `auto` of the model, train and augment sections replaced, and the decisions.
+    `rows`: the training split's `path` and `y` (the colour check reads a sample of them)."""
     from kiln.config.load import _flatten, load_config
     from kiln.tasks.image.data.prepare import max_auto_side
 
@@ -92,6 +99,10 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
             why = ("mild and label-preserving for a model learning from scratch" if on else
                    "pretrained backbone" if not scratch else "epochs was given: the run trains as asked")
             out.append(Decision(f"augment.{key}", mild if on else 0.0, why))
+    colour = [k for k in COLOUR if getattr(a, k) == "auto"]
+    if colour:
+        on, why = _colour_decision(spec.channels, scratch, budget, rows)
+        out.extend(Decision(f"augment.{k}", COLOUR[k] if on else 0.0, why) for k in colour)
     if t.refit == "auto":
         one_phase = scratch and t.phases != 2
         on = one_phase and n_val > 0 and budget
@@ -102,6 +113,62 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
     flat = _flatten(cfg.model_dump(mode="json"))
     flat.update({d.key: d.value for d in out if not d.key.startswith("data.")})
     return load_config(overrides=flat), out
+
+
+def colour_signal(paths, labels, seed: int = 0) -> tuple[float, float]:
+    """(3-fold accuracy of a logistic regression on each image's hue histogram, the largest class's share).
+
+    12 hue bins, each pixel weighted by its saturation x value (grey pixels have no hue), on at most
+    COLOUR_SAMPLE images decoded at a 32 px thumbnail: a few seconds whatever the dataset's size."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    paths, labels = np.asarray(paths), np.asarray(labels)
+    if len(paths) > COLOUR_SAMPLE:
+        keep = np.random.default_rng(seed).choice(len(paths), COLOUR_SAMPLE, replace=False)
+        paths, labels = paths[keep], labels[keep]
+    feats = []
+    for path in paths:
+        with Image.open(path) as im:
+            im.draft("RGB", (64, 64))  # JPEG: decode at a reduced scale
+            im = im.convert("RGB")
+            im.thumbnail((32, 32))
+            hsv = np.asarray(im.convert("HSV"), dtype=np.float32).reshape(-1, 3) / 255.0
+        hist = np.histogram(hsv[:, 0], bins=12, range=(0, 1), weights=hsv[:, 1] * hsv[:, 2])[0]
+        feats.append(hist / max(1e-6, hist.sum()))
+    _, counts = np.unique(labels, return_counts=True)
+    cv = StratifiedKFold(3, shuffle=True, random_state=seed)
+    acc = float(cross_val_score(LogisticRegression(max_iter=500), np.stack(feats), labels, cv=cv).mean())
+    return acc, float(counts.max() / len(labels))
+
+
+def colour_tells_class(acc: float, majority: float, n: int) -> bool:
+    """Hue predicts the class when the histogram classifier beats the largest class's share by more than
+    two standard errors of an accuracy on n images (and by at least 5 points)."""
+    return acc > majority + max(0.05, 2 * math.sqrt(majority * (1 - majority) / max(1, n)))
+
+
+def _colour_decision(channels: int, scratch: bool, budget: bool, rows) -> tuple[bool, str]:
+    """Hue and saturation changes: on only for RGB images whose hues say nothing of the class. A model
+    learning from a few hundred images of random colours otherwise memorises the colours (0.17 held out
+    on 200 colour shapes of 96 px; 0.6+ val with the colour changes, bench/defaults.py)."""
+    if channels != 3:
+        return False, "the images are grey"
+    if not (scratch and budget):
+        return False, "pretrained backbone" if not scratch else "epochs was given: the run trains as asked"
+    if rows is None or not len(rows) or rows["y"].value_counts().min() < 3 or "record" in rows:
+        return False, "too few images of a class (or packed shards) to check that colour is not the class"
+    try:
+        acc, majority = colour_signal(rows["path"].tolist(), rows["y"].to_numpy())
+    except (OSError, ValueError) as err:
+        return False, f"colour could not be checked ({type(err).__name__}): kept off, colour may be the class"
+    n = min(len(rows), COLOUR_SAMPLE)
+    if colour_tells_class(acc, majority, n):
+        return False, f"colour tells the classes apart (hue-histogram classifier {acc:.2f}, largest class {majority:.2f})"
+    return True, (f"hue says nothing of the class (hue-histogram classifier {acc:.2f}, largest class {majority:.2f}): "
+                  f"colour changes keep a model from memorising colours")
 
 
 def _size_why(facts, max_side: int) -> str:

@@ -136,7 +136,7 @@ class ImageTask(Task):
         entry = self.models.get(model_name)
         return resolve(cfg, spec=data.spec, n_train=len(data.split("train")), n_val=len(data.split("val")),
                        model_name=model_name, family=entry.family, facts=data.facts, own_size=entry.default_size,
-                       pretrained=has_pretrained_weights(cfg, model_name, self.models))
+                       pretrained=has_pretrained_weights(cfg, model_name, self.models), rows=data.split("train"))
 
     def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
         """Train and val datasets at the global batch, with the cache decided over every image and the

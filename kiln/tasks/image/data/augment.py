@@ -38,7 +38,8 @@ def image_layers(cfg: AugmentConfig, size: tuple[int, int], channels: int, seed:
 
     h, w = int(size[0]), int(size[1])
     out: list = []
-    cfg = cfg.model_copy(update={k: 0.0 for k in ("rotation", "zoom", "translation") if getattr(cfg, k) == "auto"})
+    cfg = cfg.model_copy(update={k: 0.0 for k in ("rotation", "zoom", "translation", "hue", "saturation")
+                                 if getattr(cfg, k) == "auto"})
 
     def add(layer_cls, *args, **kwargs):
         out.append(layer_cls(*args, seed=seed + 1 + len(out), **kwargs))
