@@ -137,38 +137,17 @@ def build_spec(frame: pd.DataFrame, columns: dict[str, Column], target: str, tas
 
 
 def encode_rows(frame: pd.DataFrame, spec: TableSpec) -> dict[str, np.ndarray]:
-    """Model inputs from raw rows: input name -> (N, 1) array (float32 with NaN for missing, or strings)."""
-    from kiln.tasks.table.columns import infer_column
+    """Model inputs from raw rows (kiln/tasks/table/predict.py: each column parsed once as its trained kind)."""
+    from kiln.tasks.table.predict import encode_rows as encode
 
-    out = {}
-    for f in spec.used:
-        values = frame[f.column]
-        col = infer_column(f.column, values, kind=f.kind)
-        if f.encoding == "numeric":
-            x = col.numbers
-        elif f.encoding == "datetime":
-            from kiln.tasks.table.columns import parse_days
-            from kiln.tasks.table.source import missing_mask
-
-            x = parse_days(values.astype(object).where(~missing_mask(values), ""), f.date_format)
-            if f.date_format and np.isnan(x).all() and len(x):
-                x = parse_days(values.astype(object).where(~missing_mask(values), ""))
-        else:
-            out[f.input] = category_values(values, col.missing).reshape(-1, 1)
-            continue
-        out[f.input] = np.asarray(x, np.float32).reshape(-1, 1)
-    return out
+    return encode(frame, spec)
 
 
-__all__ = ["Feature", "TableSpec", "build_spec", "encode_rows", "safe_names"]
+def predict_inputs(model, x: dict, batch_size: int | None = None) -> np.ndarray:
+    """The model's output for encoded inputs (kiln/tasks/table/predict.py)."""
+    from kiln.tasks.table.predict import PREDICT_BATCH, predict_inputs as run
+
+    return run(model, x, batch_size or PREDICT_BATCH)
 
 
-def predict_inputs(model, x: dict, batch_size: int = 4096) -> np.ndarray:
-    """The model's output for encoded inputs (string arrays go through tf.data, which Keras needs)."""
-    import tensorflow as tf
-
-    n = len(next(iter(x.values())))
-    if n <= batch_size:
-        return np.asarray(model.predict_on_batch({k: tf.constant(v) for k, v in x.items()}))
-    ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
-    return np.asarray(model.predict(ds, verbose=0))
+__all__ = ["Feature", "TableSpec", "build_spec", "encode_rows", "predict_inputs", "safe_names"]
