@@ -10,6 +10,9 @@ run.json "auto". The rules look only at the size of the training split, never at
   [EPOCHS_MIN, EPOCHS_MAX]; about 1,000,000 rows seen for large ones, so time grows slowly with data.
 - `train.patience`: a quarter of the epochs, in [5, 20]: a long run on few rows has a noisy val loss,
   a short run on many rows gets a clear signal from each epoch.
+- `train.lr` for `linear`, when left at the default 1e-3: 1e-2. A linear model's loss is convex and
+  it has few weights; at 1e-3 a softmax regression on 142 rows (wine) had not converged after 750
+  steps (0.89 test accuracy vs scikit-learn's 1.00), at 1e-2 it matches.
 - `train.refit`: off. The table task keeps val for the decision threshold of two classes and for
   the epoch early stopping chose; the model that val chose is the one exported.
 """
@@ -26,6 +29,7 @@ STEPS_SMALL = 1500  # optimizer steps a small table gets
 ROWS_SEEN = 1_000_000  # rows seen by a large table's run
 EPOCHS_MIN, EPOCHS_MAX = 10, 150
 PATIENCE_RANGE = (5, 20)
+LR_LINEAR = 1e-2
 
 
 def batch_rows(cfg, n_train: int) -> int:
@@ -57,7 +61,10 @@ def resolve_auto(task, cfg, data, model_name: str):
     """(config with the table's `auto` values replaced, [Decision]); config.yaml keeps `auto`."""
     from kiln.config.load import _flatten, load_config
 
+    from kiln.tasks.table.models import auto_model
+
     n_train = int((data.rows["split"] == "train").sum())
+    model_name = auto_model(n_train) if model_name == "auto" else model_name
     t = cfg.train
     out: list[Decision] = []
     batch = batch_rows(cfg, n_train)
@@ -74,6 +81,8 @@ def resolve_auto(task, cfg, data, model_name: str):
     if t.patience == "auto":
         out.append(Decision("train.patience", auto_patience(int(epochs)), f"a quarter of {epochs} epochs, kept in "
                                                                           f"[{PATIENCE_RANGE[0]}, {PATIENCE_RANGE[1]}]"))
+    if model_name == "linear" and t.lr == type(t).model_fields["lr"].default:
+        out.append(Decision("train.lr", LR_LINEAR, "a linear model's convex loss takes larger steps than a deep net's default"))
     if t.refit == "auto":
         out.append(Decision("train.refit", False, "tables keep val for the threshold and the stopping epoch"))
     if not out:

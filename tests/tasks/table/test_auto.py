@@ -37,3 +37,6 @@ def test_resolve_auto_records_and_keeps_user_values():
     new, decisions = resolve_auto(None, cfg, _data(80_000), "resnet_plr")
     assert {d.key: d.value for d in decisions} == {"data.batch_size": 100}
     assert new.train.epochs == 7 and new.train.patience == 2 and new.table.batch_rows == 100
+    lr = {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), _data(150), "linear")[1]}.get("train.lr")
+    kept = resolve_auto(None, load_config(None, ["target=y", "lr=0.003"]), _data(150), "linear")[0].train.lr
+    assert lr == 0.01 and kept == 0.003 and "train.lr" not in {d.key for d in decisions}
