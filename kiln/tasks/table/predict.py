@@ -84,8 +84,10 @@ def predict_inputs(model, x: dict, batch_size: int = PREDICT_BATCH) -> np.ndarra
     n = len(next(iter(x.values())))
     outs = []
     for start in range(0, n, batch_size):
-        batch = {k: tf.constant(v[start:start + batch_size]) for k, v in x.items()}
-        outs.append(np.asarray(model.predict_on_batch(batch)))
+        stop = min(n, start + batch_size)
+        pad = start + batch_size - stop if n > batch_size else 0  # the last batch padded: every call the same shape, one trace
+        batch = {k: tf.constant(np.concatenate([v[start:stop], v[stop - 1:stop].repeat(pad, 0)]) if pad else v[start:stop]) for k, v in x.items()}
+        outs.append(np.asarray(model.predict_on_batch(batch))[:stop - start])
     if not outs:
         return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
     return np.concatenate(outs)

@@ -20,17 +20,17 @@ def test_rules_by_size():
     assert auto_batch_rows(300) == 32 and auto_batch_rows(10_000) == 200 and auto_batch_rows(80_000) == 1600
     assert auto_batch_rows(10_000_000) == 2048
     small, large = auto_epochs(300, 32), auto_epochs(80_000, 1600)
-    assert small == 150 and large == 13  # 10 steps an epoch: capped at 150; 80,000 rows: ~1,000,000 rows seen
-    assert auto_epochs(1200, 32) == 40 and auto_epochs(10 ** 7, 2048) == 10
-    assert auto_patience(150) == 20 and auto_patience(13) == 5 and auto_patience(40) == 10
+    assert small == 150 and large == 7  # 10 steps an epoch: capped at 150; 80,000 rows: ~500,000 rows seen
+    assert auto_epochs(1200, 32) == 40 and auto_epochs(10 ** 7, 2048) == 5
+    assert auto_patience(150) == 20 and auto_patience(7) == 5 and auto_patience(40) == 10
 
 
 def test_resolve_auto_records_and_keeps_user_values():
     cfg = load_config(None, ["target=y"])
     new, decisions = resolve_auto(None, cfg, _data(80_000), "resnet_plr")
     got = {d.key: d.value for d in decisions}
-    assert got == {"table.batch_rows": 1600, "data.batch_size": 1600, "train.epochs": 13, "train.patience": 5, "train.refit": False}
-    assert new.table.batch_rows == 1600 and new.data.batch_size == 1600 and new.train.epochs == 13 and new.train.patience == 5
+    assert got == {"table.batch_rows": 1600, "data.batch_size": 1600, "train.epochs": 7, "train.patience": 5, "train.refit": False}
+    assert new.table.batch_rows == 1600 and new.data.batch_size == 1600 and new.train.epochs == 7 and new.train.patience == 5
     assert all(d.line().startswith(f"auto: {d.key}=") and "(" in d.line() for d in decisions)
     assert batch_rows(new, 80_000) == 1600
     cfg = load_config(None, ["target=y", "batch_rows=100", "epochs=7", "patience=2", "refit=false"])
