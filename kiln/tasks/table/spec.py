@@ -49,6 +49,7 @@ class TableSpec:
     classes: list[str] | None = None
     target_mean: float | None = None
     target_std: float | None = None
+    train_rows: int | None = None  # rows the decisions were made on (models size BatchNorm's momentum from it)
 
     @property
     def used(self) -> list[Feature]:
@@ -56,11 +57,12 @@ class TableSpec:
 
     def to_dict(self) -> dict:
         return {"target": self.target, "task": self.task, "classes": self.classes, "target_mean": self.target_mean,
-                "target_std": self.target_std, "features": [asdict(f) for f in self.features]}
+                "target_std": self.target_std, "train_rows": self.train_rows, "features": [asdict(f) for f in self.features]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TableSpec":
-        return cls(d["target"], d["task"], [Feature(**f) for f in d["features"]], d.get("classes"), d.get("target_mean"), d.get("target_std"))
+        return cls(d["target"], d["task"], [Feature(**f) for f in d["features"]], d.get("classes"), d.get("target_mean"), d.get("target_std"),
+                   d.get("train_rows"))
 
 
 def safe_names(columns: list[str]) -> dict[str, str]:
@@ -130,7 +132,7 @@ def build_spec(frame: pd.DataFrame, columns: dict[str, Column], target: str, tas
         if f.encoding == "dropped":
             log.info("table: column %s left out: %s", name, f.reason)
         features.append(f)
-    spec = TableSpec(target, task, features, classes)
+    spec = TableSpec(target, task, features, classes, train_rows=int(np.sum(train)))
     if task == "regression":
         spec.target_mean, spec.target_std = float(np.mean(y_train)), float(np.std(y_train) or 1.0)
     return spec

@@ -40,3 +40,20 @@ def test_resolve_auto_records_and_keeps_user_values():
     lr = {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), _data(150), "linear")[1]}.get("train.lr")
     kept = resolve_auto(None, load_config(None, ["target=y", "lr=0.003"]), _data(150), "linear")[0].train.lr
     assert lr == 0.01 and kept == 0.003 and "train.lr" not in {d.key for d in decisions}
+
+
+def test_batchnorm_momentum_from_the_spec_train_rows():
+    from kiln.tasks.table.columns import infer_columns
+    from kiln.tasks.table.models import MODELS, bn_momentum
+    from kiln.tasks.table.spec import TableSpec, build_spec
+    from kiln.tasks.table.synth import make_table
+
+    frame = make_table(120, seed=4).drop(columns=["label"])
+    train = np.arange(120) < 100
+    spec = build_spec(frame, infer_columns(frame), "label", "classification", train, ["c0", "c1"], np.zeros(100, int))
+    assert spec.train_rows == 100 and TableSpec.from_dict(spec.to_dict()).train_rows == 100
+    assert bn_momentum(spec) == 0.99 and bn_momentum(TableSpec("y", "classification", [], train_rows=80_000)) == 0.9
+    assert bn_momentum(TableSpec("y", "classification", [])) == 0.99  # a run folder from before train_rows
+    spec.train_rows = 50_000
+    model = MODELS.create("resnet_plr", spec, 2)
+    assert {layer.momentum for layer in model.layers if "bn" in layer.name} == {0.9}
