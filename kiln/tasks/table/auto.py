@@ -5,11 +5,11 @@ run.json "auto". The rules look only at the size of the training split, never at
 
 - `table.batch_rows` (and `data.batch_size`, which the spine trainer reads): train rows / 50, kept
   in [32, 2048]. A small table gets many small steps; a large one large steps, so an epoch of 80,000
-  rows is 40 steps, not 800 (per-step overhead, not arithmetic, is most of a small model's time).
+  rows is 50 steps of 1,600, not 100 of 800 (per-step overhead, not arithmetic, is most of a small model's time).
 - `train.epochs`: about 1,500 optimizer steps for small tables (more passes over few rows), kept in
   [5, 150]; about 500,000 rows seen for large ones, so time grows slowly with data (80,000 training
   rows: 7 epochs; val accuracy had levelled off by epoch 8 of 13 with BatchNorm momentum 0.99, and
-  models.py's momentum 0.9 lets the val statistics catch up within an epoch).
+  models.py's momentum 0.9 from 20,000 training rows lets them catch up within an epoch).
 - `train.patience`: a quarter of the epochs, in [5, 20]: a long run on few rows has a noisy val loss,
   a short run on many rows gets a clear signal from each epoch.
 - `train.lr` for `linear`, when left at the default 1e-3: 1e-2. A linear model's loss is convex and
