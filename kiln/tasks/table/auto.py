@@ -15,6 +15,11 @@ run.json "auto". The rules look only at the size of the training split, never at
 - `train.lr` for `linear`, when left at the default 1e-3: 1e-2. A linear model's loss is convex and
   it has few weights; at 1e-3 a softmax regression on 142 rows (wine) had not converged after 750
   steps (0.89 test accuracy vs scikit-learn's 1.00), at 1e-2 it matches.
+- `model.dropout` for `dnn` / `resnet_plr` below 20,000 training rows, when left at its default: 0.3
+  (the models' own default is 0.1). On three seeds of five real tables of 300–1,500 rows it raised the
+  mean test score of diabetes 0.397 -> 0.476 R², penguins 0.962 -> 0.981, weather 0.757 -> 0.762 and
+  cars 0.854 -> 0.855, and lowered breast cancer 0.947 -> 0.936 (three test rows on one seed); a large
+  table has data enough.
 - `train.refit`: off. The table task keeps val for the decision threshold of two classes and for
   the epoch early stopping chose; the model that val chose is the one exported.
 """
@@ -32,6 +37,7 @@ ROWS_SEEN = 500_000  # rows seen by a large table's run
 EPOCHS_MIN, EPOCHS_MAX = 5, 150
 PATIENCE_RANGE = (5, 20)
 LR_LINEAR = 1e-2
+DROPOUT_SMALL, SMALL_ROWS = 0.3, 20_000
 
 
 def batch_rows(cfg, n_train: int) -> int:
@@ -85,6 +91,9 @@ def resolve_auto(task, cfg, data, model_name: str):
                                                                           f"[{PATIENCE_RANGE[0]}, {PATIENCE_RANGE[1]}]"))
     if model_name == "linear" and t.lr == type(t).model_fields["lr"].default:
         out.append(Decision("train.lr", LR_LINEAR, "a linear model's convex loss takes larger steps than a deep net's default"))
+    m = cfg.model
+    if model_name in ("dnn", "resnet_plr") and n_train < SMALL_ROWS and m.dropout == type(m).model_fields["dropout"].default:
+        out.append(Decision("model.dropout", DROPOUT_SMALL, f"{n_train} training rows (< {SMALL_ROWS:,}): more dropout against overfitting"))
     if t.refit == "auto":
         out.append(Decision("train.refit", False, "tables keep val for the threshold and the stopping epoch"))
     if not out:

@@ -40,6 +40,9 @@ def test_resolve_auto_records_and_keeps_user_values():
     lr = {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), _data(150), "linear")[1]}.get("train.lr")
     kept = resolve_auto(None, load_config(None, ["target=y", "lr=0.003"]), _data(150), "linear")[0].train.lr
     assert lr == 0.01 and kept == 0.003 and "train.lr" not in {d.key for d in decisions}
+    small = resolve_auto(None, load_config(None, ["target=y"]), _data(1000), "auto")
+    assert small[0].model.dropout == 0.3 and "model.dropout" in {d.key for d in small[1]}
+    assert resolve_auto(None, load_config(None, ["target=y", "dropout=0.05"]), _data(1000), "dnn")[0].model.dropout == 0.05
 
 
 def test_batchnorm_momentum_from_the_spec_train_rows():
