@@ -15,7 +15,7 @@ class TableConfig(BaseModel):
     drop: list[str] = Field(default_factory=list, description="table: columns left out of the model")
     id: list[str] = Field(default_factory=list, description="table: identifier columns (kept in predictions, left out of the model)")
     loss: Literal["auto", "crossentropy", "mse", "mae", "huber"] = Field("auto", description="table: auto is cross-entropy for classes, mse for regression")
-    batch_rows: Union[Literal["auto"], int] = Field("auto", description="table: rows per step (data.batch_size is for images); auto is train rows / 100 kept in [32, 1024]")
+    batch_rows: Union[Literal["auto"], int] = Field("auto", description="table: rows per step (data.batch_size is for images); auto is train rows / 50 kept in [32, 2048] (kiln/tasks/table/auto.py)")
     cv: int = Field(0, ge=0, le=20, description="table: K-fold cross-validation of the model (0 or 1: off), reported as mean and std")
     baselines: bool = Field(True, description="table: also fit dummy, linear and HistGradientBoosting baselines on the same split")
     importance: bool = Field(True, description="table: permutation feature importance on val")

@@ -41,27 +41,22 @@ def evaluate_fresh(task, run, data, cfg) -> dict:
     run.__dict__.pop("meta", None)
     threshold = run_threshold(run.meta) if spec.classes and len(spec.classes) == 2 else None
     metrics, sets = {}, {}
+    model = run.model
     for split in ("val", "test"):
         rows = data.split(split)
         if len(rows):
-            y = task.targets(rows, spec)
-            metrics[split] = metrics_for(spec, y, task.predict_outputs(run, rows), threshold)
-            sets[split] = (encode_rows(rows, spec), y)
+            x, y = encode_rows(rows, spec), task.targets(rows, spec)  # encoded once: metrics, baselines, importance
+            metrics[split] = metrics_for(spec, y, predict_inputs(model, x), threshold)
+            sets[split] = (x, y)
     if cfg.table.baselines and sets:
         from kiln.tasks.table.baselines import fit_baselines
 
         train = data.split("train")
         metrics["baselines"] = fit_baselines(spec, encode_rows(train, spec), task.targets(train, spec), sets, cfg.seed)
-    val = data.split("val")
-    if cfg.table.importance and len(val):
+    if cfg.table.importance and "val" in sets:
         from kiln.tasks.table.importance import permutation_importance
 
-        model = run.model
-
-        def predict(frame):
-            return predict_inputs(model, encode_rows(frame, spec))
-
-        metrics["importance"] = permutation_importance(predict, val, task.targets(val, spec), spec, cfg.seed)
+        metrics["importance"] = permutation_importance(lambda x: predict_inputs(model, x), *sets["val"], spec, cfg.seed)
     return metrics
 
 

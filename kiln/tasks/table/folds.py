@@ -6,13 +6,7 @@ The run's own model trains through kiln/train/trainer.py; these fold models exis
 
 from __future__ import annotations
 
-import numpy as np
-
-
-def batch_rows(cfg, n_train: int) -> int:
-    """`table.batch_rows`: auto is train rows / 100 kept in [32, 1024] (a few hundred steps an epoch at most)."""
-    b = cfg.table.batch_rows
-    return int(np.clip(n_train // 100, 32, 1024)) if b == "auto" else int(b)
+from kiln.tasks.table.auto import batch_rows  # the one rule (re-exported for cv and tests)
 
 
 def fit_model(task, data, cfg, model_name: str, run_dir, verbose: int = 0):

@@ -16,6 +16,17 @@ import numpy as np
 from kiln.tasks.base import ModelRegistry
 
 MODELS = ModelRegistry("table")
+LARGE_ROWS = 20_000
+
+
+def bn_momentum(spec) -> float:
+    """BatchNorm's moving-statistics momentum: Keras' 0.99 for small tables, 0.9 from LARGE_ROWS training rows.
+
+    A large table takes few, large steps an epoch (80,000 rows: 50 steps of 1,600); at 0.99 its val
+    statistics lagged the training ones for eight epochs (val accuracy 0.63 after epoch 1 at 0.77 train).
+    A small one takes many steps of 32 rows, whose statistics are noisy: at 0.9 the test R² of cars fell
+    (0.81 -> 0.74 and 0.85 -> 0.80 on two seeds)."""
+    return 0.9 if (getattr(spec, "train_rows", None) or 0) >= LARGE_ROWS else 0.99
 
 
 def _regularizer(l1: float, l2: float):
@@ -70,7 +81,7 @@ def dnn(spec, num_outputs: int, units=(256, 128), batchnorm: bool = True, activa
     for i, u in enumerate(units):
         x = keras.layers.Dense(u, kernel_regularizer=reg, kernel_initializer=initializer, use_bias=not batchnorm, name=f"dense_{i}")(x)
         if batchnorm:
-            x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+            x = keras.layers.BatchNormalization(momentum=bn_momentum(spec), name=f"bn_{i}")(x)
         x = keras.layers.Activation(activation, name=f"act_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
@@ -92,13 +103,13 @@ def resnet_plr(spec, num_outputs: int, width: int = 128, blocks: int = 2, dropou
     reg = _regularizer(l1, l2)
     x = keras.layers.Dense(width, kernel_regularizer=reg, name="stem")(_body_input(num, cat))
     for i in range(blocks):
-        h = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+        h = keras.layers.BatchNormalization(momentum=bn_momentum(spec), name=f"block{i}_bn")(x)
         h = keras.layers.Dense(2 * width, activation="relu", kernel_regularizer=reg, name=f"block{i}_dense1")(h)
         h = keras.layers.Dropout(dropout, name=f"block{i}_dropout1")(h)
         h = keras.layers.Dense(width, kernel_regularizer=reg, name=f"block{i}_dense2")(h)
         h = keras.layers.Dropout(dropout, name=f"block{i}_dropout2")(h)
         x = keras.layers.Add(name=f"block{i}_add")([x, h])
-    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=bn_momentum(spec), name="head_bn")(x)
     x = keras.layers.Activation("relu", name="head_act")(x)
     return keras.Model(inputs, _head(x, spec, num_outputs, reg, prior), name="resnet_plr")
 
@@ -108,4 +119,4 @@ def auto_model(n_train: int) -> str:
     return "linear" if n_train < 200 else "resnet_plr"
 
 
-__all__ = ["MODELS", "auto_model", "dnn", "linear", "resnet_plr"]
+__all__ = ["MODELS", "auto_model", "bn_momentum", "dnn", "linear", "resnet_plr"]

@@ -49,6 +49,7 @@ class TableSpec:
     classes: list[str] | None = None
     target_mean: float | None = None
     target_std: float | None = None
+    train_rows: int | None = None  # rows the decisions were made on (models size BatchNorm's momentum from it)
 
     @property
     def used(self) -> list[Feature]:
@@ -56,11 +57,12 @@ class TableSpec:
 
     def to_dict(self) -> dict:
         return {"target": self.target, "task": self.task, "classes": self.classes, "target_mean": self.target_mean,
-                "target_std": self.target_std, "features": [asdict(f) for f in self.features]}
+                "target_std": self.target_std, "train_rows": self.train_rows, "features": [asdict(f) for f in self.features]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TableSpec":
-        return cls(d["target"], d["task"], [Feature(**f) for f in d["features"]], d.get("classes"), d.get("target_mean"), d.get("target_std"))
+        return cls(d["target"], d["task"], [Feature(**f) for f in d["features"]], d.get("classes"), d.get("target_mean"), d.get("target_std"),
+                   d.get("train_rows"))
 
 
 def safe_names(columns: list[str]) -> dict[str, str]:
@@ -130,45 +132,24 @@ def build_spec(frame: pd.DataFrame, columns: dict[str, Column], target: str, tas
         if f.encoding == "dropped":
             log.info("table: column %s left out: %s", name, f.reason)
         features.append(f)
-    spec = TableSpec(target, task, features, classes)
+    spec = TableSpec(target, task, features, classes, train_rows=int(np.sum(train)))
     if task == "regression":
         spec.target_mean, spec.target_std = float(np.mean(y_train)), float(np.std(y_train) or 1.0)
     return spec
 
 
 def encode_rows(frame: pd.DataFrame, spec: TableSpec) -> dict[str, np.ndarray]:
-    """Model inputs from raw rows: input name -> (N, 1) array (float32 with NaN for missing, or strings)."""
-    from kiln.tasks.table.columns import infer_column
+    """Model inputs from raw rows (kiln/tasks/table/predict.py: each column parsed once as its trained kind)."""
+    from kiln.tasks.table.predict import encode_rows as encode
 
-    out = {}
-    for f in spec.used:
-        values = frame[f.column]
-        col = infer_column(f.column, values, kind=f.kind)
-        if f.encoding == "numeric":
-            x = col.numbers
-        elif f.encoding == "datetime":
-            from kiln.tasks.table.columns import parse_days
-            from kiln.tasks.table.source import missing_mask
-
-            x = parse_days(values.astype(object).where(~missing_mask(values), ""), f.date_format)
-            if f.date_format and np.isnan(x).all() and len(x):
-                x = parse_days(values.astype(object).where(~missing_mask(values), ""))
-        else:
-            out[f.input] = category_values(values, col.missing).reshape(-1, 1)
-            continue
-        out[f.input] = np.asarray(x, np.float32).reshape(-1, 1)
-    return out
+    return encode(frame, spec)
 
 
-__all__ = ["Feature", "TableSpec", "build_spec", "encode_rows", "safe_names"]
+def predict_inputs(model, x: dict, batch_size: int | None = None) -> np.ndarray:
+    """The model's output for encoded inputs (kiln/tasks/table/predict.py)."""
+    from kiln.tasks.table.predict import PREDICT_BATCH, predict_inputs as run
+
+    return run(model, x, batch_size or PREDICT_BATCH)
 
 
-def predict_inputs(model, x: dict, batch_size: int = 4096) -> np.ndarray:
-    """The model's output for encoded inputs (string arrays go through tf.data, which Keras needs)."""
-    import tensorflow as tf
-
-    n = len(next(iter(x.values())))
-    if n <= batch_size:
-        return np.asarray(model.predict_on_batch({k: tf.constant(v) for k, v in x.items()}))
-    ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
-    return np.asarray(model.predict(ds, verbose=0))
+__all__ = ["Feature", "TableSpec", "build_spec", "encode_rows", "predict_inputs", "safe_names"]

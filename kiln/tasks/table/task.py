@@ -93,8 +93,8 @@ class TableTask(Task):
         return data.rows[["_row", "split"]].rename(columns={"_row": "row"})
 
     def batch_size(self, cfg, data: Prepared) -> int:
-        """`table.batch_rows` (auto: train rows / 100 in [32, 1024]); `data.batch_size` is for images."""
-        from kiln.tasks.table.folds import batch_rows
+        """`table.batch_rows` (auto: kiln/tasks/table/auto.py); `data.batch_size` is for images."""
+        from kiln.tasks.table.auto import batch_rows
 
         return batch_rows(cfg, int((data.rows["split"] == "train").sum()))
 
@@ -116,25 +116,10 @@ class TableTask(Task):
             ds = ds.shuffle(min(len(rows), 100_000), seed=cfg.seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    def resolve_auto(self, cfg, data, model_name: str):
-        """epochs=auto: 40 (early stopping on val ends most table runs sooner); patience=auto: 10; no refit
-        (val keeps choosing the threshold and the stopping epoch)."""
-        from kiln.config.load import _flatten, load_config
-        from kiln.train.auto import Decision
+    def resolve_auto(self, cfg, data, model_name: str):  # the rules: kiln/tasks/table/auto.py
+        from kiln.tasks.table.auto import resolve_auto
 
-        t = cfg.train
-        out = []
-        if t.epochs == "auto":
-            out.append(Decision("train.epochs", 40, "tables: early stopping on val ends most runs sooner"))
-        if t.patience == "auto":
-            out.append(Decision("train.patience", 10, "tables: ten epochs without a better val loss"))
-        if t.refit == "auto":
-            out.append(Decision("train.refit", False, "tables keep val for the threshold and the stopping epoch"))
-        if not out:
-            return cfg, out
-        flat = _flatten(cfg.model_dump(mode="json"))
-        flat.update({d.key: d.value for d in out})
-        return load_config(overrides=flat), out
+        return resolve_auto(self, cfg, data, model_name)
 
     # --- model -------------------------------------------------------------------------------------
     def choose_model(self, cfg) -> str:

@@ -53,15 +53,15 @@ def test_batch_rows_rule_and_auto_model():
     from types import SimpleNamespace
 
     from kiln.tasks.base import get_task
-    from kiln.tasks.table.folds import batch_rows
+    from kiln.tasks.table.auto import batch_rows
 
     cfg = SimpleNamespace(table=SimpleNamespace(batch_rows="auto"))
-    assert [batch_rows(cfg, n) for n in (100, 8_000, 80_000, 1_000_000)] == [32, 80, 800, 1024]
+    assert [batch_rows(cfg, n) for n in (100, 8_000, 80_000, 1_000_000)] == [32, 160, 1600, 2048]
     assert batch_rows(SimpleNamespace(table=SimpleNamespace(batch_rows=64)), 80_000) == 64
     task = get_task("table")
     rows = pd.DataFrame({"split": ["train"] * 5000 + ["val"] * 100})
     data = SimpleNamespace(rows=rows)
-    assert task.batch_size(SimpleNamespace(table=SimpleNamespace(batch_rows="auto")), data) == 50
+    assert task.batch_size(SimpleNamespace(table=SimpleNamespace(batch_rows="auto")), data) == 100
 
 
 def test_cli_models_and_convert_go_through_the_registry(tmp_path, table_csv, capsys):

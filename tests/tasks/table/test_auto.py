@@ -1,0 +1,63 @@
+"""The table task's auto rules (kiln/tasks/table/auto.py): rows per step, epochs and patience from the
+training rows; each decision recorded; a value the user set is kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kiln.config import load_config
+from kiln.tasks.base import Prepared
+from kiln.tasks.table.auto import auto_batch_rows, auto_epochs, auto_patience, batch_rows, resolve_auto
+
+
+def _data(n_train: int) -> Prepared:
+    split = np.array(["train"] * n_train + ["val"] * (n_train // 8) + ["test"] * (n_train // 8), dtype=object)
+    return Prepared(rows=pd.DataFrame({"split": split}), spec=None, skipped=pd.DataFrame(), classes=None)
+
+
+def test_rules_by_size():
+    assert auto_batch_rows(300) == 32 and auto_batch_rows(10_000) == 200 and auto_batch_rows(80_000) == 1600
+    assert auto_batch_rows(10_000_000) == 2048
+    small, large = auto_epochs(300, 32), auto_epochs(80_000, 1600)
+    assert small == 150 and large == 7  # 10 steps an epoch: capped at 150; 80,000 rows: ~500,000 rows seen
+    assert auto_epochs(1200, 32) == 40 and auto_epochs(10 ** 7, 2048) == 5
+    assert auto_patience(150) == 20 and auto_patience(7) == 5 and auto_patience(40) == 10
+
+
+def test_resolve_auto_records_and_keeps_user_values():
+    cfg = load_config(None, ["target=y"])
+    new, decisions = resolve_auto(None, cfg, _data(80_000), "resnet_plr")
+    got = {d.key: d.value for d in decisions}
+    assert got == {"table.batch_rows": 1600, "data.batch_size": 1600, "train.epochs": 7, "train.patience": 5, "train.refit": False}
+    assert new.table.batch_rows == 1600 and new.data.batch_size == 1600 and new.train.epochs == 7 and new.train.patience == 5
+    assert all(d.line().startswith(f"auto: {d.key}=") and "(" in d.line() for d in decisions)
+    assert batch_rows(new, 80_000) == 1600
+    cfg = load_config(None, ["target=y", "batch_rows=100", "epochs=7", "patience=2", "refit=false"])
+    new, decisions = resolve_auto(None, cfg, _data(80_000), "resnet_plr")
+    assert {d.key: d.value for d in decisions} == {"data.batch_size": 100}
+    assert new.train.epochs == 7 and new.train.patience == 2 and new.table.batch_rows == 100
+    lr = {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), _data(150), "linear")[1]}.get("train.lr")
+    kept = resolve_auto(None, load_config(None, ["target=y", "lr=0.003"]), _data(150), "linear")[0].train.lr
+    assert lr == 0.01 and kept == 0.003 and "train.lr" not in {d.key for d in decisions}
+    small = resolve_auto(None, load_config(None, ["target=y"]), _data(1000), "auto")
+    assert small[0].model.dropout == 0.3 and "model.dropout" in {d.key for d in small[1]}
+    assert resolve_auto(None, load_config(None, ["target=y", "dropout=0.05"]), _data(1000), "dnn")[0].model.dropout == 0.05
+    assert resolve_auto(None, load_config(None, ["target=y", "epochs=20"]), _data(1000), "dnn")[0].model.dropout == 0.25  # as asked
+
+
+def test_batchnorm_momentum_from_the_spec_train_rows():
+    from kiln.tasks.table.columns import infer_columns
+    from kiln.tasks.table.models import MODELS, bn_momentum
+    from kiln.tasks.table.spec import TableSpec, build_spec
+    from kiln.tasks.table.synth import make_table
+
+    frame = make_table(120, seed=4).drop(columns=["label"])
+    train = np.arange(120) < 100
+    spec = build_spec(frame, infer_columns(frame), "label", "classification", train, ["c0", "c1"], np.zeros(100, int))
+    assert spec.train_rows == 100 and TableSpec.from_dict(spec.to_dict()).train_rows == 100
+    assert bn_momentum(spec) == 0.99 and bn_momentum(TableSpec("y", "classification", [], train_rows=80_000)) == 0.9
+    assert bn_momentum(TableSpec("y", "classification", [])) == 0.99  # a run folder from before train_rows
+    spec.train_rows = 50_000
+    model = MODELS.create("resnet_plr", spec, 2)
+    assert {layer.momentum for layer in model.layers if "bn" in layer.name} == {0.9}
