@@ -94,7 +94,8 @@ def serve_bench(run: str, texts: list[str], clients: int, n: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=500)
-    parser.add_argument("--seeds", type=int, default=3, help="splits (seeds 0..N-1) the defaults and the baseline are compared on")
+    parser.add_argument("--seeds", type=int, default=3, help="splits (seeds F..F+N-1) the defaults and the baseline are compared on")
+    parser.add_argument("--first-seed", type=int, default=0, help="F: the first split seed (runs more splits in pieces)")
     parser.add_argument("--families", default="bow,cnn1d,lstm,gru,bilstm,transformer")
     parser.add_argument("--family-epochs", type=int, default=8)
     parser.add_argument("--family-length", type=int, default=256, help="sequence_length of the sequence families")
@@ -109,7 +110,7 @@ def main() -> None:
     out = {"corpus": {"path": str(path), "n": len(frame), "classes": frame["label"].value_counts().to_dict()}}
     root = DATA / "text_runs" / time.strftime("%Y%m%d-%H%M%S")
     out["defaults"] = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         d = train(path, root / f"defaults-{seed}", seed=seed)
         out["defaults"].append(d)
         print(f"defaults seed {seed} ({d['model']}): test accuracy {d['test_accuracy']:.4f}, macro F1 {d['test_macro_f1']:.4f} | "

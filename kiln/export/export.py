@@ -255,7 +255,7 @@ def _size(n: int) -> str:
 
 
 def table(m: dict) -> str:
-    """The figures of one export as a plain-text table (Keras float32 vs the export)."""
+    """The figures of one export as a plain-text table (Keras float32 vs the export); "examples" fits every task's inputs."""
     name = m["format"] if m["quantize"] == "none" else f"{m['format']} {m['quantize']}"
     rows = [
         ("", "keras float32", name),
@@ -263,13 +263,13 @@ def table(m: dict) -> str:
         ("top-1 agreement", "", f"{m['agreement']:.2%}"),
         ("max |p diff|", "", f"{m['max_abs_diff']:.2e}"),
         ("size", _size(m["keras_size_bytes"]), _size(m["size_bytes"])),
-        ("latency, 1 image", f"{m['keras_latency_ms']:.3f} ms", f"{m['latency_ms']:.3f} ms"),
-        (f"throughput, batch {m['batch_size']}", f"{m['keras_throughput']:.0f} img/s", f"{m['throughput']:.0f} img/s"),
+        ("latency, 1 example", f"{m['keras_latency_ms']:.3f} ms", f"{m['latency_ms']:.3f} ms"),
+        (f"throughput, batch {m['batch_size']}", f"{m['keras_throughput']:.0f} ex/s", f"{m['throughput']:.0f} ex/s"),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
     verdict = "passed" if m["passed"] else ("FORCED (below min_agreement)" if m["forced"] else "FAILED")
-    lines.append(f"verified in {m['runtime']} on {m['parity_n']} {m['parity_split']} images; "
+    lines.append(f"verified in {m['runtime']} on {m['parity_n']} {m['parity_split']} examples; "
                  f"min_agreement {m['min_agreement']:.2%}: {verdict}")
     if m.get("out"):
         lines.append(f"{'export' if m['passed'] or m['forced'] else 'not kept'}: {m['out']}")

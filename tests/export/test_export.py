@@ -229,8 +229,9 @@ def test_cli_export_prints_table(tiny_run, cli_dir, capsys):
     out = cli_dir / "cli-onnx"
     assert main(["export", str(tiny_run.path), "format=onnx", f"out={out}"]) == 0
     printed = capsys.readouterr().out
-    for word in ("accuracy", "top-1 agreement", "size", "latency, 1 image", "throughput", "passed", str(out)):
+    for word in ("accuracy", "top-1 agreement", "size", "latency, 1 example", "ex/s", "test examples", "passed", str(out)):
         assert word in printed
+    assert "img/s" not in printed and " images" not in printed  # the words fit every task, not images alone
     assert json.loads((out / "export.json").read_text())["agreement"] == 1.0
     assert main(["export", str(tiny_run.path), "format=onnx", f"out={out}"]) == 2  # never overwrites
     assert "never overwrites" in capsys.readouterr().err

@@ -23,13 +23,18 @@ class IdfBag(keras.layers.Layer):
     sum over positions of idf[id] * W[id], divided by the vector's L2 norm (per occurrence), plus a bias.
 
     `idf` is fixed (computed on the training split, 0 for padding); W is the trainable (vocabulary, units) kernel.
+    `sublinear` (bow's default) is scikit-learn's sublinear_tf + norm="l2": each term weighs idf * (1 + log tf) and
+    the row is divided by that vector's L2 norm, so a word said 40 times in a long mail does not outweigh the rest;
+    computed on the ids sorted per row (the k-th repeat of a term adds log(k / (k - 1)), so its repeats sum to 1 + log tf).
     `scale` multiplies the kernel's output: a token's row is updated only on the few steps it occurs, and Adam's
     steps (about lr each) would need thousands of those to reach logistic-regression sized logits.
     """
 
-    def __init__(self, vocabulary_size: int, units: int, idf=None, l2: float = 0.0, scale: float = 10.0, **kwargs):
+    def __init__(self, vocabulary_size: int, units: int, idf=None, l2: float = 0.0, scale: float = 10.0, sublinear: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_size, self.units, self.l2, self.scale = int(vocabulary_size), int(units), float(l2), float(scale)
+        self.sublinear = bool(sublinear)
         self._idf_init = idf
 
     def build(self, input_shape):
@@ -41,13 +46,32 @@ class IdfBag(keras.layers.Layer):
 
     def call(self, ids):
         ids = ops.cast(ids, "int32")
+        if self.sublinear:
+            return self._sublinear(ops.sort(ids, axis=1))
         w = ops.take(self.idf, ids, axis=0) * _mask(ids)  # (B, L)
         rows = ops.take(self.kernel, ids, axis=0)  # (B, L, U)
         norm = ops.sqrt(ops.sum(w * w, axis=1, keepdims=True) + 1e-6)  # (B, 1)
         return self.scale * ops.sum(rows * ops.expand_dims(w, -1), axis=1) / norm + self.bias
 
+    def _sublinear(self, s):
+        """s: (B, L) ids sorted per row, so a term's repeats are adjacent; k counts them (1, 2, ...)."""
+        length = s.shape[1]
+        pos = ops.expand_dims(ops.arange(length, dtype="int32"), 0)  # (1, L)
+        first = ops.not_equal(s, ops.concatenate([ops.full_like(s[:, :1], -1), s[:, :-1]], axis=1))  # a term's first slot
+        run = ops.cumsum(ops.cast(first, "int32"), axis=1) - 1  # which term (0, 1, ...) each slot belongs to
+        starts = ops.sort(ops.where(first, pos, pos + length), axis=1)  # the terms' first slots, in order
+        k = ops.cast(pos - ops.take_along_axis(starts, run, axis=1) + 1, "float32")  # (B, L) repeat number
+        step = ops.where(k > 1, ops.log(k) - ops.log(ops.maximum(k - 1, 1.0)), 1.0)
+        idf = ops.take(self.idf, s, axis=0) * _mask(s)
+        last = ops.concatenate([first[:, 1:], ops.ones_like(first[:, :1])], axis=1)  # a term's last slot holds 1 + log tf
+        value = idf * (1.0 + ops.log(k))
+        norm = ops.sqrt(ops.sum(ops.where(last, value * value, 0.0), axis=1, keepdims=True) + 1e-6)  # (B, 1)
+        rows = ops.take(self.kernel, s, axis=0)  # (B, L, U)
+        return self.scale * ops.sum(rows * ops.expand_dims(idf * step, -1), axis=1) / norm + self.bias
+
     def get_config(self):
-        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "units": self.units, "l2": self.l2, "scale": self.scale}
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "units": self.units, "l2": self.l2, "scale": self.scale,
+                "sublinear": self.sublinear}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -50,17 +50,20 @@ def _embedding(spec, dim: int, vectors=None):
 
 @MODELS.register("bow", family="text")
 def bow(spec, num_outputs: int, idf=None, hidden: int = 0, dropout: float = 0.0, l2: float = 0.0, prior=None, **_):
-    """TF-IDF n-grams -> linear softmax (hidden>0: one ReLU layer): the strong classical baseline, in Keras."""
+    """TF-IDF n-grams -> linear softmax (hidden>0: one ReLU layer): the strong classical baseline, in Keras.
+
+    Sublinear tf and L2-normalised rows (IdfBag sublinear=True), as the TF-IDF + logistic regression baseline:
+    without them a linear model on the raw TF-IDF of long texts is led by their most repeated words."""
     import keras
 
     from kiln.tasks.text.layers import IdfBag
 
     ids = _ids(spec)
     if hidden:
-        x = keras.layers.Activation("relu")(IdfBag(spec.vocabulary_size, hidden, idf=idf, l2=l2, name="bag")(ids))
+        x = keras.layers.Activation("relu")(IdfBag(spec.vocabulary_size, hidden, idf=idf, l2=l2, sublinear=True, name="bag")(ids))
         out = _head(x, num_outputs, dropout, prior)
     else:
-        z = IdfBag(spec.vocabulary_size, num_outputs, idf=idf, l2=l2, name="bag")(ids)
+        z = IdfBag(spec.vocabulary_size, num_outputs, idf=idf, l2=l2, sublinear=True, name="bag")(ids)
         out = keras.layers.Activation("softmax", name="probabilities")(z)
     return keras.Model(ids, out, name=TOKEN_MODEL)
 

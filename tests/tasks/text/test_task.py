@@ -217,3 +217,30 @@ def test_tune_space_takes_text_keys(reviews_csv):
     cfg = load_config(None, [f"data={reviews_csv}", "text=review", "target=sentiment"])
     cfg = cfg.model_copy(update={"tune": cfg.tune.model_copy(update={"space": {"text.embed_size": [8, 16], "max_tokens": [100, 500]}})})
     assert [d.key for d in parse_space(cfg)] == ["text.embed_size", "text.max_tokens"]
+
+
+def test_bow_bag_is_sublinear_l2_normalised_tfidf():
+    """IdfBag(sublinear=True) with an identity kernel is scikit-learn's TfidfTransformer(sublinear_tf=True) row."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from kiln.tasks.text.layers import IdfBag
+
+    rng = np.random.default_rng(0)
+    v, length = 30, 40
+    ids = rng.integers(1, v, (5, length))
+    ids[0, 20:] = 0  # padding
+    ids[1, :] = 0  # an empty text
+    ids[2, :9] = 7  # one term repeated
+    counts = np.stack([np.bincount(r, minlength=v) for r in ids]).astype(float)
+    counts[:, 0] = 0
+    idf = rng.uniform(0.5, 3.0, v)
+    idf[0] = 0.0
+    tfidf = TfidfTransformer(sublinear_tf=True, norm="l2").fit(sp.csr_matrix(counts))
+    tfidf.idf_ = idf
+    expected = tfidf.transform(sp.csr_matrix(counts)).toarray()
+    bag = IdfBag(v, v, idf=idf, scale=1.0, sublinear=True)
+    bag.build((None, length))
+    bag.kernel.assign(np.eye(v, dtype="float32"))
+    np.testing.assert_allclose(np.asarray(bag(ids)), expected, atol=1e-5)
+    assert bag.get_config()["sublinear"] is True
