@@ -27,7 +27,7 @@ def _frame(spec, name: str, body, head: bool = True):
     L, C, H, Q = spec.lookback, spec.channels, spec.horizon, len(spec.quantiles)
     inp = keras.Input((L, C), name="history", dtype="float32")
     x = Scale(spec.mean, spec.std, name="scale")(inp)
-    x, level = CenterTarget(min(L, max(spec.season, 1)), name="center")(x)
+    x, level = CenterTarget(min(L, max(spec.season, 1)), instance=True, name="center")(x)
     out = body(x)
     out = keras.layers.Dense(H * max(Q, 1), name="head")(out) if head else out
     out = Forecast(H, Q, spec.mean[0], spec.std[0], name="forecast")([out, level])
