@@ -61,6 +61,29 @@ class CenterTarget(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kiln_series")
+class SeasonalNaive(keras.layers.Layer):
+    """(N, L, C) scaled window -> (N, H): the seasonal-naive forecast (the last `season` target values
+    repeated over the horizon), computed inside the model so every export carries it. The body then
+    predicts only the correction to it: on a smooth seasonal series that correction is a small fraction
+    of the window's range, which a network learns far more precisely than the whole curve."""
+
+    def __init__(self, season: int, horizon: int, **kwargs):
+        super().__init__(**kwargs)
+        self.season, self.horizon = int(season), int(horizon)
+
+    def call(self, x):
+        L = x.shape[1]
+        idx = [L - self.season + h % self.season for h in range(self.horizon)]
+        return ops.take(x[:, :, 0], ops.convert_to_tensor(idx, "int32"), axis=1)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], self.horizon)
+
+    def get_config(self):
+        return {**super().get_config(), "season": self.season, "horizon": self.horizon}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
 class Forecast(keras.layers.Layer):
     """(N, H*Q) body output + (N, 1) level -> the forecast in the target's units: (N, H), or (N, H, Q) with quantiles."""
 
@@ -69,14 +92,17 @@ class Forecast(keras.layers.Layer):
         self.horizon, self.quantiles, self.mean, self.std = int(horizon), int(quantiles), float(mean), float(std)
 
     def call(self, inputs):
-        out, level = inputs  # level: (N, 1), or (N, 2) level and spread from CenterTarget(instance=True)
+        # level: (N, 1), or (N, 2) level and spread from CenterTarget(instance=True); an optional third input,
+        # the (N, H) seasonal-naive forecast, is what the body's output corrects (instead of the level)
+        out, level = inputs[0], inputs[1]
         if level.shape[-1] == 2:
             spread, level = level[:, 1:], level[:, :1]
             out = out * spread  # (N, H*Q) * (N, 1), before the reshape
+        base = inputs[2] if len(inputs) > 2 else level  # (N, H) or (N, 1)
         if self.quantiles:
-            out = ops.reshape(out, (-1, self.horizon, self.quantiles)) + level[:, :, None]
+            out = ops.reshape(out, (-1, self.horizon, self.quantiles)) + base[:, :, None]
         else:
-            out = out + level
+            out = out + base
         return out * self.std + self.mean
 
     def compute_output_shape(self, shapes):
@@ -136,4 +162,4 @@ class MedianMAE(keras.metrics.MeanMetricWrapper):
         return {"middle": self.middle, "name": self.name, "dtype": self.dtype}
 
 
-__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE"]
+__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE", "SeasonalNaive"]
