@@ -137,6 +137,9 @@ def read_typed(path, time, target, series=None, covariates=(), time_format=None,
         return None
     if not len(raw):
         return None
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()  # the CSV reader's buffers, back to the OS before the frame copies
     cells = raw.pop(tcol).str.strip()
     times, fmt = parse_times(cells, time_format, component, tcol, clean=True)
     bad = times.isna().to_numpy()
