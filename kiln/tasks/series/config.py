@@ -25,6 +25,7 @@ class SeriesConfig(BaseModel):
     baselines: bool = Field(True, description="series: naive, seasonal naive, drift and Holt-Winters on the same windows")
     batch_rows: Union[Literal["auto"], int] = Field("auto", description="series: windows per step; auto: 64 under 20,000 training windows, else 256")
     width: int = Field(256, ge=4, le=4096, description="series dense / nbeats: hidden units; lstm / gru / cnn1d use a quarter")
+    residual: bool = Field(True, description="series: the model predicts a correction to the seasonal-naive forecast of its window (computed inside the model); false: the whole curve")
     blocks: int = Field(3, ge=1, le=16, description="series nbeats: residual blocks")
 
     @field_validator("covariates", "quantiles", mode="before")

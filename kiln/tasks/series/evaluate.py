@@ -20,10 +20,12 @@ def point_of(pred: np.ndarray, spec) -> np.ndarray:
     return pred[..., spec.quantiles.index(0.5)] if spec.quantiles else pred
 
 
-def predict_windows(model, x: np.ndarray) -> np.ndarray:
+def predict_windows(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Forecasts of (N, L, C) windows, `chunk` at a time: `model.predict` on the whole array copies it into a
+    tf.data pipeline first, which on a million-row backtest costs hundreds of MB for nothing."""
     if not len(x):
         return np.zeros((0,), np.float32)
-    return np.asarray(model.predict(x, batch_size=512, verbose=0))
+    return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + chunk])) for i in range(0, len(x), chunk)])
 
 
 def backtest(model, frame: pd.DataFrame, spec, split: str, holt: bool = True, origins: int | None = 500, keep: dict | None = None) -> dict:

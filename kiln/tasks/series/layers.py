@@ -1,7 +1,7 @@
 """Layers and the loss every series model shares, in keras.ops (serialisable, so model.keras loads in safe mode).
 
     x = Scale(mean, std)(history)                  # the training stretch's scalers, inside the model
-    x, level = CenterTarget(k)(x)                  # the target channel minus its last-k mean (level-free inputs)
+    x, level = CenterTarget(k, instance=True)(x)   # the target channel minus its last-k mean, over the window's std
     ... body ...                                   # (N, H * Q)
     forecast = Forecast(H, Q, mean0, std0)([out, level])   # back to the target's own units: (N, H) or (N, H, Q)
 """
@@ -31,22 +31,56 @@ class Scale(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="kiln_series")
 class CenterTarget(keras.layers.Layer):
     """Subtract the mean of the last `k` scaled target values from the target channel: the body sees shapes,
-    not levels, so a trending series outside the training range is forecast from where it is."""
+    not levels, so a trending series outside the training range is forecast from where it is.
 
-    def __init__(self, k: int, **kwargs):
+    instance=True also divides it by the window's own std (RevIN-style instance normalisation; Kim et al.,
+    ICLR 2022): with one global std a smooth series' hour-to-hour moves are tiny beside its yearly range, so
+    the body would have to be precise to 1/100 of its output scale; per window they are O(1). The level
+    output is then (N, 2): the level and that spread, which `Forecast` multiplies back."""
+
+    EPS = 1e-4  # on the variance, in global-std units: a flat window is divided by 0.01, not by zero
+
+    def __init__(self, k: int, instance: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.k = int(k)
+        self.k, self.instance = int(k), bool(instance)
 
     def call(self, x):  # x: (N, L, C)
         level = ops.mean(x[:, -self.k:, 0], axis=1, keepdims=True)  # (N, 1)
         target = x[:, :, :1] - level[:, :, None]
+        if self.instance:
+            spread = ops.sqrt(ops.var(x[:, :, 0], axis=1, keepdims=True) + self.EPS)  # (N, 1)
+            target = target / spread[:, :, None]
+            level = ops.concatenate([level, spread], axis=-1)
         return ops.concatenate([target, x[:, :, 1:]], axis=-1), level
 
     def compute_output_shape(self, shape):
-        return shape, (shape[0], 1)
+        return shape, (shape[0], 2 if self.instance else 1)
 
     def get_config(self):
-        return {**super().get_config(), "k": self.k}
+        return {**super().get_config(), "k": self.k, "instance": self.instance}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
+class SeasonalNaive(keras.layers.Layer):
+    """(N, L, C) scaled window -> (N, H): the seasonal-naive forecast (the last `season` target values
+    repeated over the horizon), computed inside the model so every export carries it. The body then
+    predicts only the correction to it: on a smooth seasonal series that correction is a small fraction
+    of the window's range, which a network learns far more precisely than the whole curve."""
+
+    def __init__(self, season: int, horizon: int, **kwargs):
+        super().__init__(**kwargs)
+        self.season, self.horizon = int(season), int(horizon)
+
+    def call(self, x):
+        L = x.shape[1]
+        idx = [L - self.season + h % self.season for h in range(self.horizon)]
+        return ops.take(x[:, :, 0], ops.convert_to_tensor(idx, "int32"), axis=1)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], self.horizon)
+
+    def get_config(self):
+        return {**super().get_config(), "season": self.season, "horizon": self.horizon}
 
 
 @keras.saving.register_keras_serializable(package="kiln_series")
@@ -58,11 +92,17 @@ class Forecast(keras.layers.Layer):
         self.horizon, self.quantiles, self.mean, self.std = int(horizon), int(quantiles), float(mean), float(std)
 
     def call(self, inputs):
-        out, level = inputs
+        # level: (N, 1), or (N, 2) level and spread from CenterTarget(instance=True); an optional third input,
+        # the (N, H) seasonal-naive forecast, is what the body's output corrects (instead of the level)
+        out, level = inputs[0], inputs[1]
+        if level.shape[-1] == 2:
+            spread, level = level[:, 1:], level[:, :1]
+            out = out * spread  # (N, H*Q) * (N, 1), before the reshape
+        base = inputs[2] if len(inputs) > 2 else level  # (N, H) or (N, 1)
         if self.quantiles:
-            out = ops.reshape(out, (-1, self.horizon, self.quantiles)) + level[:, :, None]
+            out = ops.reshape(out, (-1, self.horizon, self.quantiles)) + base[:, :, None]
         else:
-            out = out + level
+            out = out + base
         return out * self.std + self.mean
 
     def compute_output_shape(self, shapes):
@@ -122,4 +162,4 @@ class MedianMAE(keras.metrics.MeanMetricWrapper):
         return {"middle": self.middle, "name": self.name, "dtype": self.dtype}
 
 
-__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE"]
+__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE", "SeasonalNaive"]

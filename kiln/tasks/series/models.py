@@ -18,24 +18,28 @@ from kiln.tasks.models import ModelRegistry
 MODELS = ModelRegistry("series")
 
 
-def _frame(spec, name: str, body, head: bool = True):
-    """The shared input side and output side around `body(x) -> (N, H*Q)`."""
+def _frame(spec, name: str, body, head: bool = True, residual: bool = True):
+    """The shared input side and output side around `body(x) -> (N, H*Q)`: scaled, centred on the last
+    season's level over the window's spread (RevIN-style), and, with series.residual (the default), the
+    body's output a correction to the seasonal-naive forecast of the same window."""
     import keras
 
-    from kiln.tasks.series.layers import CenterTarget, Forecast, Scale
+    from kiln.tasks.series.layers import CenterTarget, Forecast, Scale, SeasonalNaive
 
     L, C, H, Q = spec.lookback, spec.channels, spec.horizon, len(spec.quantiles)
+    m = min(L, max(spec.season, 1))
     inp = keras.Input((L, C), name="history", dtype="float32")
-    x = Scale(spec.mean, spec.std, name="scale")(inp)
-    x, level = CenterTarget(min(L, max(spec.season, 1)), name="center")(x)
+    scaled = Scale(spec.mean, spec.std, name="scale")(inp)
+    x, level = CenterTarget(m, instance=True, name="center")(scaled)
     out = body(x)
     out = keras.layers.Dense(H * max(Q, 1), name="head")(out) if head else out
-    out = Forecast(H, Q, spec.mean[0], spec.std[0], name="forecast")([out, level])
+    parts = [out, level, SeasonalNaive(m, H, name="seasonal_naive")(scaled)] if residual else [out, level]
+    out = Forecast(H, Q, spec.mean[0], spec.std[0], name="forecast")(parts)
     return keras.Model(inp, out, name=name)
 
 
 @MODELS.register("dense", family="mlp")
-def dense(spec, width: int = 256, dropout: float = 0.0):
+def dense(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
     """MLP on the flattened window (two hidden layers)."""
     import keras
 
@@ -46,10 +50,10 @@ def dense(spec, width: int = 256, dropout: float = 0.0):
             x = keras.layers.Dropout(dropout)(x) if dropout else x
         return x
 
-    return _frame(spec, "dense", body)
+    return _frame(spec, "dense", body, residual=residual)
 
 
-def _recurrent(layer, spec, width: int, dropout: float, name: str):
+def _recurrent(layer, spec, width: int, dropout: float, name: str, residual: bool = True):
     import keras
 
     units = max(16, width // 4)
@@ -60,27 +64,27 @@ def _recurrent(layer, spec, width: int, dropout: float, name: str):
         x = layer(units, dropout=dropout, unroll=unroll)(x)
         return keras.layers.Dense(width // 2, activation="relu")(x)
 
-    return _frame(spec, name, body)
+    return _frame(spec, name, body, residual=residual)
 
 
 @MODELS.register("lstm", family="recurrent")
-def lstm(spec, width: int = 256, dropout: float = 0.0):
+def lstm(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
     """Two stacked LSTMs, then a Dense head of all horizon steps."""
     import keras
 
-    return _recurrent(keras.layers.LSTM, spec, width, dropout, "lstm")
+    return _recurrent(keras.layers.LSTM, spec, width, dropout, "lstm", residual)
 
 
 @MODELS.register("gru", family="recurrent")
-def gru(spec, width: int = 256, dropout: float = 0.0):
+def gru(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
     """Two stacked GRUs, then a Dense head of all horizon steps."""
     import keras
 
-    return _recurrent(keras.layers.GRU, spec, width, dropout, "gru")
+    return _recurrent(keras.layers.GRU, spec, width, dropout, "gru", residual)
 
 
 @MODELS.register("cnn1d", family="conv")
-def cnn1d(spec, width: int = 256, dropout: float = 0.0):
+def cnn1d(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
     """Dilated causal Conv1D stack (dilations 1, 2, 4, ... up to the lookback), last step + average pooled."""
     import keras
 
@@ -95,11 +99,11 @@ def cnn1d(spec, width: int = 256, dropout: float = 0.0):
         pooled = keras.layers.GlobalAveragePooling1D()(x)
         return keras.layers.Concatenate()([last, pooled])
 
-    return _frame(spec, "cnn1d", body)
+    return _frame(spec, "cnn1d", body, residual=residual)
 
 
 @MODELS.register("nbeats", family="mlp")
-def nbeats(spec, width: int = 256, blocks: int = 3, dropout: float = 0.0):
+def nbeats(spec, width: int = 256, blocks: int = 3, dropout: float = 0.0, residual: bool = True):
     """N-BEATS generic blocks: each a 4-layer MLP whose backcast is removed from the window and whose forecast is summed."""
     import keras
 
@@ -120,7 +124,7 @@ def nbeats(spec, width: int = 256, blocks: int = 3, dropout: float = 0.0):
             total = fore if total is None else keras.layers.Add()([total, fore])
         return total
 
-    return _frame(spec, "nbeats", body, head=False)
+    return _frame(spec, "nbeats", body, head=False, residual=residual)
 
 
 def auto_model(n_windows: int) -> tuple[str, str]:

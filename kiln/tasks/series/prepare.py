@@ -55,8 +55,8 @@ def prepare(cfg, component: str = "train"):
 
 
 def scales(frame: pd.DataFrame, season: int) -> dict:
-    train = frame[frame["split"] == "train"]
-    return {str(k): seasonal_scale(g["y"].to_numpy(np.float64), season) for k, g in train.groupby("series", sort=False)}
+    train = frame.loc[frame["split"].to_numpy() == "train", ["series", "y"]]  # two columns, not a copy of the frame
+    return {str(k): seasonal_scale(g.to_numpy(np.float64), season) for k, g in train.groupby("series", sort=False)["y"]}
 
 
 def frame_for(spec: SeriesSpec, path: str, component: str) -> pd.DataFrame:

@@ -111,12 +111,12 @@ class Windows:
     def __init__(self, frame: pd.DataFrame, spec: SeriesSpec):
         self.values = frame[spec.columns].to_numpy(np.float32)  # (T, C)
         self.lookback, self.horizon = spec.lookback, spec.horizon
-        sid = frame["series"].to_numpy()
-        self.series = sid
+        codes, names = pd.factorize(frame["series"], sort=False)  # ints, not a fresh Python string per row
+        self.series = np.asarray(names, dtype=object)[codes]  # (T,) references to one string per series
         self.split = frame["split"].map(SPLITS).to_numpy(np.int8) if "split" in frame else np.full(len(frame), 2, np.int8)
         bad = np.isnan(self.values).any(1)
         self._bad = np.concatenate([[0], np.cumsum(bad)])
-        change = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+        change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
         self.bounds = np.concatenate([[0], change, [len(frame)]])
 
     def starts(self, splits=("train",), last_per_series: int | None = None) -> np.ndarray:

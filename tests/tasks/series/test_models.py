@@ -23,18 +23,35 @@ def _spec(quantiles=()):
 def test_family_shapes_and_round_trip(name, tmp_path):
     import keras
 
+    x = np.random.default_rng(0).normal(100, 10, (3, 16, 2)).astype(np.float32)
+    snaive = x[:, [12 + h % 4 for h in range(5)], 0]  # the last season (4 steps) repeated over the horizon
+    level = np.repeat(x[:, -4:, 0].mean(1, keepdims=True), 5, 1)  # the last season's mean
     for q, shape in (((), (3, 5)), ((0.1, 0.5, 0.9), (3, 5, 3))):
-        model = MODELS.create(name, _spec(q), width=32, blocks=2)
-        x = np.random.default_rng(0).normal(100, 10, (3, 16, 2)).astype(np.float32)
-        out = np.asarray(model(x))
-        assert out.shape == shape
-        model.set_weights([np.zeros_like(w) for w in model.get_weights()])  # a body that adds nothing:
-        level = x[:, -4:, 0].mean(1)  # the forecast is the last season's mean, back in the target's own units
-        np.testing.assert_allclose(np.asarray(model(x)), np.broadcast_to(level.reshape(3, *[1] * (len(shape) - 1)), shape), rtol=1e-5)
+        for residual, base in ((True, snaive), (False, level)):
+            model = MODELS.create(name, _spec(q), width=32, blocks=2, residual=residual)
+            out = np.asarray(model(x))
+            assert out.shape == shape
+            model.set_weights([np.zeros_like(w) for w in model.get_weights()])  # a body that adds nothing: the
+            want = base if not q else np.repeat(base[..., None], 3, -1)  # forecast is its base, in the target's units
+            np.testing.assert_allclose(np.asarray(model(x)), want, rtol=1e-5)
         model = MODELS.create(name, _spec(q), width=32, blocks=2)
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-4)
+
+
+def test_instance_scaling_makes_each_window_unit_spread():
+    """RevIN-style: the body sees every window's target at spread 1, whatever its own amplitude."""
+    from kiln.tasks.series.layers import CenterTarget
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(0, 1, (4, 16, 2)) * np.array([0.01, 0.1, 1.0, 10.0])[:, None, None]).astype(np.float32)
+    body, level = CenterTarget(4, instance=True)(x)
+    body, level = np.asarray(body), np.asarray(level)
+    assert level.shape == (4, 2)
+    np.testing.assert_allclose(body[:, :, 0].std(1), x[:, :, 0].std(1) / np.sqrt(x[:, :, 0].var(1) + 1e-4), rtol=1e-4)
+    np.testing.assert_allclose(body[2:, :, 0].std(1), 1.0, atol=0.01)
+    np.testing.assert_allclose(body[:, :, 1], x[:, :, 1])  # covariates untouched
 
 
 def test_global_model_over_series_with_a_covariate(tmp_path):

@@ -82,3 +82,33 @@ def test_errors_name_the_nearest_column_and_bad_values(tmp_path):
     bad = _csv(tmp_path, ["date,load", "soon,1", "later,2", "never,3"], "bad.csv")
     with pytest.raises(DataError, match="do not parse as timestamps"):
         read_series(bad, "date", "load")
+
+
+def test_typed_reader_matches_the_string_reader(tmp_path, monkeypatch):
+    """The CSV fast path (pyarrow, float32, time parsed once) reads what the string reader reads: the same
+    times, series, values and missing cells (every MISSING spelling), unparsed rows and facts."""
+    from kiln.tasks.series import source
+
+    rows = ["id,when,load,temp,unused"] + [f"{s},2024-01-01 {h:02d}:00,{v},{h * 0.5},zz" for s in ("a", "b") for h, v in
+                                          zip(range(8), ["1.5", "NA", "3", "", "n/a", "6", "7.25", "?"])] + ["b,someday,9,1,zz"]
+    path = _csv(tmp_path, rows)
+    typed = source.read_typed(path, "when", "load", "id", ["temp"])
+    assert typed is not None and typed.frame["y"].dtype == np.float32 and typed.frame["temp"].dtype == np.float32
+    monkeypatch.setattr(source, "read_typed", lambda *a, **k: None)
+    strings = source.read_series(path, "when", "load", "id", ["temp"])
+    assert len(typed.frame) == len(strings.frame) == 16
+    for col in ("time", "series", "row"):
+        assert typed.frame[col].astype(str).tolist() == strings.frame[col].astype(str).tolist()
+    for col in ("y", "temp"):
+        np.testing.assert_array_equal(typed.frame[col].to_numpy(np.float64), strings.frame[col].to_numpy(np.float64))
+    assert int(np.isnan(typed.frame["y"]).sum()) == 8
+    assert typed.unparsed["row"].tolist() == strings.unparsed["row"].tolist() == [16]
+    assert typed.facts == strings.facts and typed.time_format == strings.time_format
+
+
+def test_typed_reader_leaves_odd_files_to_the_string_reader(tmp_path):
+    from kiln.tasks.series.source import read_typed
+
+    assert read_typed(_csv(tmp_path, ["date,load", "2024-01-01,1", "2024-01-02,x"]), "date", "load") is None  # the exact error is the string reader's
+    with pytest.raises(DataError, match=r"time=dat; the file has no such column. Did you mean date\?"):
+        read_typed(_csv(tmp_path, ["date,load", "2024-01-01,1"], "n.csv"), "dat", "load")
