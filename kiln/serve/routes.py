@@ -1,5 +1,6 @@
-"""Routes and helpers every task's adapter shares: KServe v2 server metadata and health, request JSON,
-the served model by name. Task protocols (kiln/tasks/<task>/serve/) build on these."""
+"""Routes and helpers every task's adapter shares: KServe v2 server metadata and health, a model's KServe v2
+metadata (from its adapter) and readiness, request JSON, the served model by name. Task protocols
+(kiln/tasks/<task>/...) add only what differs per task: inference and the TF Serving resources."""
 
 from __future__ import annotations
 
@@ -56,3 +57,17 @@ async def v2_live():
 async def v2_ready(request: Request):
     ready = state_of(request).ready
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+
+@router.get("/v2/models/{name}")
+@router.get("/v2/models/{name}/versions/{version}")
+async def v2_model_metadata(request: Request, name: str, version: str | None = None):
+    state, _ = served_model(request, name, version)
+    return state.adapter.metadata()
+
+
+@router.get("/v2/models/{name}/ready")
+@router.get("/v2/models/{name}/versions/{version}/ready")
+async def v2_model_ready(request: Request, name: str, version: str | None = None):
+    state, served = served_model(request, name, version)
+    return JSONResponse({"name": served.name, "ready": state.ready}, status_code=200 if state.ready else 503)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -75,3 +76,15 @@ def test_serves_one_request_over_loopback(trained):
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert resp.status == 200
             assert json.loads(resp.read())
+        name = app.state.kiln.model.name
+        for version in ("", "/versions/1"):  # KServe v2 model metadata and readiness come from the spine, for every task
+            with urllib.request.urlopen(f"{url}/v2/models/{name}{version}", timeout=30) as resp:
+                meta = json.loads(resp.read())
+                assert resp.status == 200 and meta == app.state.kiln.adapter.metadata() and meta.get("inputs")
+            with urllib.request.urlopen(f"{url}/v2/models/{name}{version}/ready", timeout=30) as resp:
+                assert resp.status == 200 and json.loads(resp.read()) == {"name": name, "ready": True}
+        try:
+            urllib.request.urlopen(f"{url}/v2/models/{name}/versions/2/ready", timeout=30)
+            raise AssertionError("version 2 must be a 404")
+        except urllib.error.HTTPError as err:
+            assert err.code == 404

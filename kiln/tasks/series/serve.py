@@ -135,16 +135,6 @@ class SeriesAdapter(Adapter):
             return {"model_version_status": [{"version": "1", "state": "AVAILABLE" if state.ready else "UNAVAILABLE",
                                               "status": {"error_code": "OK", "error_message": ""}}]}
 
-        @router.get("/v2/models/{name}")
-        async def v2_metadata(request: Request, name: str):
-            served_model(request, name)
-            return adapter.metadata()
-
-        @router.get("/v2/models/{name}/ready")
-        async def v2_ready(request: Request, name: str):
-            state, served = served_model(request, name)
-            return JSONResponse({"name": served.name, "ready": state.ready}, status_code=200 if state.ready else 503)
-
         @router.post("/v2/models/{name}/infer")
         async def v2_infer(request: Request, name: str):
             state, served = served_model(request, name)

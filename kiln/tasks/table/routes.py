@@ -75,18 +75,6 @@ def build_routes(adapter) -> list:
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE" if state_of(request).ready else "LOADING",
                                           "status": {"error_code": "OK", "error_message": ""}}]}
 
-    @router.get("/v2/models/{name}")
-    @router.get("/v2/models/{name}/versions/{version}")
-    async def v2_metadata(request: Request, name: str, version: str | None = None):
-        served_model(request, name, version)
-        return adapter.metadata()
-
-    @router.get("/v2/models/{name}/ready")
-    @router.get("/v2/models/{name}/versions/{version}/ready")
-    async def v2_ready(request: Request, name: str, version: str | None = None):
-        state, served = served_model(request, name, version)
-        return JSONResponse({"name": served.name, "ready": state.ready}, status_code=200 if state.ready else 503)
-
     @router.post("/v2/models/{name}/infer")
     @router.post("/v2/models/{name}/versions/{version}/infer")
     async def v2_infer(request: Request, name: str, version: str | None = None):

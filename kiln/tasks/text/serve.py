@@ -121,11 +121,6 @@ class TextAdapter(Adapter):
         router = APIRouter()
         adapter = self
 
-        @router.get("/v2/models/{name}")
-        async def v2_metadata(request: Request, name: str):
-            served_model(request, name)
-            return adapter.metadata()
-
         @router.post("/v2/models/{name}/infer")
         async def v2_infer(request: Request, name: str):
             state, served = served_model(request, name)

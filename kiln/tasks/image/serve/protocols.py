@@ -55,20 +55,6 @@ def _v2_metadata(served) -> dict:
     }
 
 
-@router.get("/v2/models/{name}")
-@router.get("/v2/models/{name}/versions/{version}")
-async def v2_metadata(request: Request, name: str, version: str | None = None):
-    _, served = _model(request, name, version)
-    return _v2_metadata(served)
-
-
-@router.get("/v2/models/{name}/ready")
-@router.get("/v2/models/{name}/versions/{version}/ready")
-async def v2_model_ready(request: Request, name: str, version: str | None = None):
-    state, served = _model(request, name, version)
-    return JSONResponse({"name": served.name, "ready": state.ready}, status_code=200 if state.ready else 503)
-
-
 async def _v2_images(state, tensor: dict):
     served = state.model
     if not isinstance(tensor, dict):
