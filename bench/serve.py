@@ -138,6 +138,25 @@ def bench_mode(run: Path, name: str, extra: list[str], bodies: list[bytes], clie
             "mean_batch": images / max(batches, 1), "http_only_throughput": n / http_wall}
 
 
+def alternate(run: Path, bodies: list[bytes], clients: int, requests: int, rounds: int) -> list[list[dict]]:
+    """[[on, off], ...]: on/off, then off/on, so drift in the machine's load hits both modes alike."""
+    out = []
+    for k in range(rounds):
+        order = list(MODES.items()) if k % 2 == 0 else list(MODES.items())[::-1]
+        done = {name: bench_mode(run, name, extra, bodies, clients, requests) for name, extra in order}
+        out.append([done["on"], done["off"]])
+    return out
+
+
+def print_rounds(rounds: list[list[dict]], unit: str) -> None:
+    print(f"| round | batching | {unit} | p50 ms | p99 ms | mean batch | errors | HTTP-only req/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k, pair in enumerate(rounds, 1):
+        for r in pair:
+            print(f"| {k} | {r['mode']} | {r['throughput']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                  f"{r['mean_batch']:.1f} | {r['errors']} | {r['http_only_throughput']:.0f} |")
+
+
 def model_ceiling(path: Path) -> dict:
     """Per-image model time at batch 1 vs batch 32 (what micro-batching can save, before any HTTP cost)."""
     from kiln.serve.model import load_served
@@ -205,21 +224,12 @@ def main() -> None:
     bodies = [json.dumps({"instances": [{"b64": base64.b64encode(Path(p).read_bytes()).decode()}]}).encode() for p in paths]
 
     ceiling = model_ceiling(run)
-    rounds = []
-    for k in range(args.rounds):  # on/off, then off/on: drift in the machine's load hits both modes alike
-        order = list(MODES.items()) if k % 2 == 0 else list(MODES.items())[::-1]
-        done = {name: bench_mode(run, name, extra, bodies, args.clients, args.requests) for name, extra in order}
-        rounds.append([done["on"], done["off"]])
+    rounds = alternate(run, bodies, args.clients, args.requests, args.rounds)
     metrics = source / "metrics.json"
     accuracy = json.loads(metrics.read_text()).get("test", {}).get("accuracy") if metrics.exists() else None
     print(f"\n{run} (test accuracy {accuracy if accuracy is None else round(accuracy, 4)}): {args.requests} requests (+200 warm-up) from {args.clients} concurrent loopback clients, "
           f"TF Serving REST b64 PNG, 1 image each; {os.cpu_count()} CPU cores shared by server and clients\n")
-    print("| round | batching | throughput req/s | p50 ms | p99 ms | mean batch | errors | HTTP-only req/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for k, pair in enumerate(rounds, 1):
-        for r in pair:
-            print(f"| {k} | {r['mode']} | {r['throughput']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                  f"{r['mean_batch']:.1f} | {r['errors']} | {r['http_only_throughput']:.0f} |")
+    print_rounds(rounds, "throughput req/s")
     print(f"\nmodel alone, in-process: {ceiling['single_ms']:.2f} ms for 1 image, {ceiling['batched_ms']:.2f} ms per image "
           f"at batch 32 ({ceiling['gain']:.1f}x); HTTP-only: GET /v2/health/ready under the same load")
     ratios = [on["throughput"] / off["throughput"] for on, off in rounds]

@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from serve import MODES, bench_mode  # noqa: E402  (bench/serve.py)
+from kiln.tasks.table.adapter import _number  # noqa: E402  (the adapter's own test of a number cell)
+from serve import alternate, print_rounds  # noqa: E402  (bench/serve.py)
 
 TARGET = 3.0
 
@@ -66,14 +67,6 @@ def bodies_of(run: Path) -> list[bytes]:
     return out
 
 
-def _number(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a table run or export folder to serve instead of the generated one")
@@ -87,19 +80,10 @@ def main() -> None:
 
     run = Path(args.run) if args.run else table_run(Path(args.root), args.rows)
     bodies = bodies_of(run)
-    rounds = []
-    for k in range(args.rounds):  # on/off, then off/on: drift in the machine's load hits both modes alike
-        order = list(MODES.items()) if k % 2 == 0 else list(MODES.items())[::-1]
-        done = {name: bench_mode(run, name, extra, bodies, args.clients, args.requests) for name, extra in order}
-        rounds.append([done["on"], done["off"]])
+    rounds = alternate(run, bodies, args.clients, args.requests, args.rounds)
     print(f"\n{run}: {args.requests} requests (+200 warm-up) from {args.clients} concurrent loopback clients, TF Serving REST, "
           f"1 raw row each; {os.cpu_count()} CPU cores shared by server and clients\n")
-    print("| round | batching | rows/s | p50 ms | p99 ms | mean batch | errors | HTTP-only req/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for k, pair in enumerate(rounds, 1):
-        for r in pair:
-            print(f"| {k} | {r['mode']} | {r['throughput']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                  f"{r['mean_batch']:.1f} | {r['errors']} | {r['http_only_throughput']:.0f} |")
+    print_rounds(rounds, "rows/s")
     ratios = [on["throughput"] / off["throughput"] for on, off in rounds]
     for k, ratio in enumerate(ratios, 1):
         print(f"round {k}: rows/s ratio on/off {ratio:.2f}x (target >= {TARGET:g}x: {'met' if ratio >= TARGET else 'NOT met'})")
