@@ -78,11 +78,14 @@ class TableTask(Task):
                           target.classes, y[train], drop=cfg.table.drop, ids=cfg.table.id)
         if not spec.used:
             raise DataError(received("train", "data", cfg.data.path, "no column is usable as a feature", "Check the audit: kiln audit FILE target=COL"))
-        from kiln.tasks.table.models import auto_model
+        extra = {"y": y, "columns": columns}
+        if model_name == "auto":  # linear or resnet_plr, by cross-validation on the training rows (kiln/tasks/table/choose.py)
+            from kiln.tasks.table.choose import choose_model
+            from kiln.tasks.table.spec import encode_rows
 
+            model_name, extra["model_why"] = choose_model(spec, encode_rows(rows[train], spec), y[train], cfg.seed)
         return Prepared(rows=rows, spec=spec, skipped=frame[~keep], classes=target.classes, facts=source.facts,
-                        extra={"y": y, "columns": columns},
-                        model=auto_model(int(train.sum())) if model_name == "auto" else model_name)
+                        extra=extra, model=model_name)
 
     def write_data(self, data: Prepared, run_dir: Path) -> None:
         from kiln.io import write_text
@@ -131,7 +134,7 @@ class TableTask(Task):
         from kiln.tasks.table.models import auto_model
 
         spec = data.spec
-        name = auto_model(data.counts()["train"]) if name == "auto" else name
+        name = (data.model or auto_model(data.counts()["train"])) if name == "auto" else name
         k = len(spec.classes) if spec.classes else 1
         prior = None
         if spec.classes:
