@@ -61,3 +61,53 @@ def test_batchnorm_momentum_from_the_spec_train_rows():
     spec.train_rows = 50_000
     model = MODELS.create("resnet_plr", spec, 2)
     assert {layer.momentum for layer in model.layers if "bn" in layer.name} == {0.9}
+
+
+def _numeric_table(n: int, target: str, seed: int = 0):
+    """(spec, encoded inputs, y) of two numbers and a two-class target: `linear` (a half-plane) or `xor` (quadrants)."""
+    from kiln.tasks.table.columns import infer_columns
+    from kiln.tasks.table.spec import build_spec, encode_rows
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    z = x[:, 0] + x[:, 1] + rng.normal(0, 0.3, n) if target == "linear" else x[:, 0] * x[:, 1]
+    y = (z > 0).astype(int)
+    frame = pd.DataFrame({"a": [f"{v:.4f}" for v in x[:, 0]], "b": [f"{v:.4f}" for v in x[:, 1]]})
+    spec = build_spec(frame, infer_columns(frame), "label", "classification", np.ones(n, bool), ["no", "yes"], y)
+    return spec, encode_rows(frame, spec), y
+
+
+def test_model_auto_chooses_linear_only_where_trees_gain_nothing():
+    """Cross-validation on the training rows: a half-plane gets `linear`, quadrants (xor) get the network; below
+    200 rows `linear` and from 20,000 `resnet_plr` without any fit; the one-standard-error rule keeps ties linear."""
+    from kiln.tasks.table.choose import choose_model, linear_is_enough
+
+    spec, x, y = _numeric_table(400, "linear")
+    name, why = choose_model(spec, x, y, seed=0)
+    assert name == "linear" and "5-fold accuracy on the 400 training rows" in why
+    spec, x, y = _numeric_table(400, "xor")
+    name, why = choose_model(spec, x, y, seed=0)
+    assert name == "resnet_plr" and "trees fit better" in why
+    assert choose_model(spec, x, y[:150], seed=0)[0] == "linear"
+    assert choose_model(spec, {}, np.zeros(20_000, int), seed=0)[0] == "resnet_plr"  # no CV: the inputs are never read
+    one_fold = {"linear": np.array([1.0, 1.0, 1.0, 1.0, 0.98]), "hist_gradient_boosting": np.ones(5)}
+    assert linear_is_enough(one_fold)[0]  # one row of one fold: noise
+    clear = {"linear": np.array([0.70, 0.72, 0.71, 0.69, 0.70]), "hist_gradient_boosting": np.array([0.75, 0.76, 0.74, 0.75, 0.77])}
+    assert not linear_is_enough(clear)[0]
+
+
+def test_model_auto_decision_and_linear_l2_are_recorded():
+    """The choice made in analyse is one `model.name` decision; linear classification gets l2 = 1/(2n) unless set."""
+    from types import SimpleNamespace
+
+    from kiln.tasks.table.auto import linear_l2
+
+    data = _data(400)
+    data.extra["model_why"] = "5-fold accuracy ..."
+    data.spec = SimpleNamespace(task="classification")
+    got = {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), data, "linear")[1]}
+    assert got["model.name"] == "linear" and got["model.l2"] == linear_l2(400) == 0.00125
+    kept = resolve_auto(None, load_config(None, ["target=y", "model=linear", "l2=0.1"]), data, "linear")
+    assert kept[0].model.l2 == 0.1 and {"model.name", "model.l2"}.isdisjoint(d.key for d in kept[1])
+    data.spec = SimpleNamespace(task="regression")
+    assert "model.l2" not in {d.key for d in resolve_auto(None, load_config(None, ["target=y"]), data, "linear")[1]}
