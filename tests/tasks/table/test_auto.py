@@ -107,6 +107,8 @@ def test_model_auto_decision_and_linear_l2_are_recorded():
     data.spec = SimpleNamespace(task="classification")
     got = {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), data, "linear")[1]}
     assert got["model.name"] == "linear" and got["model.l2"] == linear_l2(400) == 0.00125
+    assert got["train.patience"] == 0  # convex: no early stopping; a network keeps a quarter of its epochs
+    assert {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), data, "resnet_plr")[1]}["train.patience"] == 20
     kept = resolve_auto(None, load_config(None, ["target=y", "model=linear", "l2=0.1"]), data, "linear")
     assert kept[0].model.l2 == 0.1 and {"model.name", "model.l2"}.isdisjoint(d.key for d in kept[1])
     data.spec = SimpleNamespace(task="regression")
