@@ -53,15 +53,15 @@ def dense(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
     return _frame(spec, "dense", body, residual=residual)
 
 
-def _recurrent(layer, spec, width: int, dropout: float, name: str, residual: bool = True):
+def _recurrent(layer, spec, width: int, dropout: float, name: str, residual: bool = True, **options):
     import keras
 
     units = max(16, width // 4)
     unroll = spec.lookback <= 256  # a rolled loop exports to TFLite only with TF ops (TensorList); unrolled it is builtin ops
 
     def body(x):
-        x = layer(units, return_sequences=True, unroll=unroll)(x)
-        x = layer(units, dropout=dropout, unroll=unroll)(x)
+        x = layer(units, return_sequences=True, unroll=unroll, **options)(x)
+        x = layer(units, dropout=dropout, unroll=unroll, **options)(x)
         return keras.layers.Dense(width // 2, activation="relu")(x)
 
     return _frame(spec, name, body, residual=residual)
@@ -77,10 +77,13 @@ def lstm(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
 
 @MODELS.register("gru", family="recurrent")
 def gru(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
-    """Two stacked GRUs, then a Dense head of all horizon steps."""
+    """Two stacked GRUs, then a Dense head of all horizon steps; the update gates' biases start at 1 (see
+    `UpdateGateBias`: with zeros the GRU stalled at seasonal naive on hourly data)."""
     import keras
 
-    return _recurrent(keras.layers.GRU, spec, width, dropout, "gru", residual)
+    from kiln.tasks.series.layers import UpdateGateBias
+
+    return _recurrent(keras.layers.GRU, spec, width, dropout, "gru", residual, bias_initializer=UpdateGateBias(1.0))
 
 
 @MODELS.register("cnn1d", family="conv")
