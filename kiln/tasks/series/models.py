@@ -130,6 +130,26 @@ def nbeats(spec, width: int = 256, blocks: int = 3, dropout: float = 0.0, residu
     return _frame(spec, "nbeats", body, head=False, residual=residual)
 
 
+@MODELS.register("ensemble", family="ensemble")
+def ensemble(spec, members=("nbeats", "dense"), width: int = 256, blocks: int = 3, dropout: float = 0.0, residual: bool = True):
+    """The mean forecast of members of the other families (`series.members`), each trained on its own loss."""
+    import difflib
+
+    from kiln.errors import ConfigError, received
+    from kiln.train.ensemble import Ensemble
+
+    if not members or "ensemble" in members:
+        raise ConfigError(received("series", "members", ",".join(members) or "<empty>", "an ensemble needs member families other than ensemble",
+                                   f"Pick from {', '.join(n for n in MODELS.names() if n != 'ensemble')}"))
+    for m in members:
+        if m not in MODELS:
+            near = difflib.get_close_matches(m, MODELS.names(), n=3, cutoff=0.4)
+            raise ConfigError(received("series", "members", m, "no series model is registered under that name",
+                                       f"Did you mean {', '.join(near)}?" if near else f"Pick from {', '.join(MODELS.names())}"))
+    built = [MODELS.create(m, spec, width=width, blocks=blocks, dropout=dropout, residual=residual) for m in members]
+    return Ensemble(built, name="ensemble")
+
+
 def auto_model(n_windows: int) -> tuple[str, str]:
     """(model, why) for model=auto."""
     return "nbeats", (f"N-BEATS residual MLP blocks: on univariate benchmarks (M3, M4) they beat recurrent models and "

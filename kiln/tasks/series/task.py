@@ -149,7 +149,7 @@ class SeriesTask(Task):
     def build_model(self, name: str, data: Prepared, cfg):
         s = cfg.series
         dropout = 0.0 if cfg.model.dropout == 0.25 else cfg.model.dropout  # the image default is not a series default
-        return self.models.create(name, data.spec, width=s.width, blocks=s.blocks, dropout=dropout, residual=s.residual)
+        return self.models.create(name, data.spec, width=s.width, blocks=s.blocks, dropout=dropout, residual=s.residual, members=tuple(s.members))
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         from kiln.tasks.series.layers import MedianMAE, Pinball, ScaledMAE

@@ -19,7 +19,7 @@ def _spec(quantiles=()):
                       quantiles=list(quantiles), mean=[100.0, 0.0], std=[10.0, 1.0])
 
 
-@pytest.mark.parametrize("name", ["dense", "lstm", "gru", "cnn1d", "nbeats"])
+@pytest.mark.parametrize("name", ["dense", "lstm", "gru", "cnn1d", "nbeats", "ensemble"])
 def test_family_shapes_and_round_trip(name, tmp_path):
     import keras
 
@@ -38,6 +38,34 @@ def test_family_shapes_and_round_trip(name, tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-4)
+
+
+def test_gru_update_gates_start_open_to_the_past():
+    """The GRU's update-gate biases (Keras' z, r, h order) start at 1, the other gates' at 0."""
+    import keras
+
+    model = MODELS.create("gru", _spec(), width=64)
+    grus = [layer for layer in model.layers if isinstance(layer, keras.layers.GRU)]
+    assert len(grus) == 2
+    for g in grus:
+        b = np.asarray(g.cell.bias)  # (2, 3 * units): input and recurrent biases
+        units = g.cell.units
+        np.testing.assert_array_equal(b[..., :units], 1.0)
+        np.testing.assert_array_equal(b[..., units:], 0.0)
+
+
+def test_ensemble_averages_its_members_and_names_bad_members():
+    from kiln.errors import ConfigError
+
+    x = np.random.default_rng(0).normal(100, 10, (3, 16, 2)).astype(np.float32)
+    model = MODELS.create("ensemble", _spec(), width=32, members=("nbeats", "dense", "gru"))
+    assert [m.name for m in model.members] == ["nbeats", "dense", "gru"]
+    mean = np.mean([np.asarray(m(x)) for m in model.members], 0)
+    np.testing.assert_allclose(np.asarray(model(x)), mean, rtol=1e-5)
+    with pytest.raises(ConfigError, match="series received members=nbets; .*Did you mean nbeats"):
+        MODELS.create("ensemble", _spec(), members=("nbets", "dense"))
+    with pytest.raises(ConfigError, match="members=ensemble"):
+        MODELS.create("ensemble", _spec(), members=("ensemble",))
 
 
 def test_instance_scaling_makes_each_window_unit_spread():
