@@ -12,7 +12,7 @@ import pandas as pd
 from kiln.errors import DataError, received
 from kiln.tasks.series.baselines import forecast_metrics, run_baselines
 from kiln.tasks.series.prepare import scales
-from kiln.tasks.series.windows import SPLITS, Windows
+from kiln.tasks.series.windows import SPLITS, Windows, split_of
 
 
 def point_of(pred: np.ndarray, spec) -> np.ndarray:
@@ -51,7 +51,7 @@ def backtest(model, frame: pd.DataFrame, spec, split: str, holt: bool = True, or
     ids = w.series[w.bounds[which]]
     sc = scales(frame, spec.season)
     scale = np.array([sc.get(str(i), 1.0) for i in ids])
-    split_rows = frame["split"].to_numpy() == SPLITS[split]
+    split_rows = split_of(frame) == SPLITS[split]
     first = {a: a + int(np.argmax(split_rows[a:b])) for a, b in zip(w.bounds[:-1], w.bounds[1:])}
     fit_end = np.array([first[a] for a in w.bounds[which]])
     base = run_baselines(w, starts, fit_end, spec.season, holt)

@@ -83,11 +83,9 @@ class SeriesTask(Task):
 
     def splits_frame(self, data: Prepared):
         """One row per series and stretch: first and last timestamp, steps (the rows themselves are the file's)."""
-        from kiln.tasks.series.windows import SPLITS
-
         g = data.rows.groupby(["series", "split"], sort=False)["time"]
         out = g.agg(["min", "max", "size"]).reset_index().rename(columns={"min": "start", "max": "end", "size": "steps"})
-        out["split"] = out["split"].map({v: k for k, v in SPLITS.items()})  # the frame holds int8 codes
+        out["split"] = out["split"].astype(str)
         out[["start", "end"]] = out[["start", "end"]].astype(str)
         return out
 
