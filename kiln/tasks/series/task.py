@@ -24,7 +24,7 @@ class SeriesTask(Task):
     info = TaskInfo(
         name="series", description="time-series forecasting: a timestamped CSV or Parquet column -> the next horizon steps",
         sources=("CSV / Parquet with time=, target=, horizon= (series= for many series, covariates= for past-only inputs)",),
-        label_kinds=("forecast",), default_model="nbeats", monitor="val_loss", mode="min",
+        label_kinds=("forecast",), default_model="ensemble", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("forecast",),
         resume_keys=("series.time", "series.target", "series.horizon", "series.lookback", "series.season", "series.series",
                      "series.covariates", "series.fill", "series.quantiles"))
@@ -128,7 +128,7 @@ class SeriesTask(Task):
         if cfg.model.name == "auto":
             from kiln.tasks.series.models import auto_model
 
-            out.append(Decision("model.name", *auto_model(n)))
+            out.append(Decision("model.name", *auto_model(n, tuple(cfg.series.members))))
         if t.epochs == "auto":
             out.append(Decision("train.epochs", int(np.clip(4000 // steps, 20, 200)), f"about 4,000 steps of {steps} a epoch"))
         if t.patience == "auto":

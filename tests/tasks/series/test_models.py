@@ -106,3 +106,19 @@ def test_global_model_over_series_with_a_covariate(tmp_path):
     assert rows[0]["forecast"][0]["ts"] == "2024-01-09T08:00:00"
     e = kiln.export_run(run.path, "tflite", out=str(tmp_path / "tflite"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
     assert e["passed"] and e["max_abs_diff"] < 1e-2  # a stacked LSTM with a covariate, in TFLite's builtin ops
+
+
+def test_model_auto_is_the_ensemble_and_exports_as_one_model(tmp_path):
+    """model=auto trains the nbeats + dense ensemble, says why, and its ONNX and TFLite exports match Keras."""
+    import kiln
+    from kiln.tasks.series.synth import hourly
+
+    hourly(n=300, seed=2).to_csv(tmp_path / "load.csv", index=False)
+    run = kiln.train(data=str(tmp_path / "load.csv"), time="date", target="load", horizon=6, lookback=24, width=16, blocks=1,
+                     epochs=2, run_dir=str(tmp_path / "run"), train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
+    meta = json.loads((run.path / "run.json").read_text())
+    assert meta["model"] == "ensemble" and [m.name for m in run.model.members] == ["nbeats", "dense"]
+    assert "mean forecast of nbeats + dense" in json.dumps(meta["auto"])
+    for fmt in ("onnx", "tflite"):
+        e = kiln.export_run(run.path, fmt, out=str(tmp_path / fmt), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+        assert e["passed"] and e["max_abs_diff"] < 1e-3
