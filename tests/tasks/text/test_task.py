@@ -29,7 +29,7 @@ def _cli(capsys, *args):
 
 def test_auto_run_beside_its_baseline(text_run):
     m, meta = text_run.metrics, text_run.meta
-    assert meta["task"] == "text" and meta["model"] == "bow" and "model.name" in meta["auto"]
+    assert meta["task"] == "text" and meta["model"] == "bow_transformer" and "model.name" in meta["auto"]
     base = m["baselines"]["test"]["tfidf_logreg"]["accuracy"]
     assert m["test"]["accuracy"] >= 0.85 and m["test"]["accuracy"] >= base - 0.05, (m["test"]["accuracy"], base)
     assert set(m["test"]["per_class"]) == {"neg", "pos", "mixed"}
@@ -171,7 +171,7 @@ def test_every_model_builds_and_round_trips(tmp_path):
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(30)]
     spec = SimpleNamespace(vocabulary=vocab, vocabulary_size=len(vocab), sequence_length=8, ngrams=1)
     texts = np.array(["w1 w2 w3", "", "w9 zz " * 10])
-    assert MODELS.names() == ["bilstm", "bow", "cnn1d", "gru", "lstm", "transformer"]
+    assert MODELS.names() == ["bilstm", "bow", "bow_transformer", "cnn1d", "gru", "lstm", "transformer"]
     for name in MODELS.names():
         model = full_model(spec, MODELS.create(name, spec, 3, idf=np.ones(len(vocab)), dim=8, units=4), name)
         out = model(texts).numpy()
@@ -179,6 +179,30 @@ def test_every_model_builds_and_round_trips(tmp_path):
         model.save(tmp_path / f"{name}.keras")
         again = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True)
         np.testing.assert_allclose(again(texts).numpy(), out, atol=1e-5)
+
+
+def test_auto_model_by_data_size():
+    """Few short texts: bow; up to ENSEMBLE_MAX texts: bow averaged with a transformer; many short texts: a sequence model."""
+    from kiln.tasks.text.task import ENSEMBLE_MAX, auto_model
+
+    assert auto_model(1000, 214)[0] == "bow_transformer" and auto_model(ENSEMBLE_MAX, 50)[0] == "bow_transformer"
+    name, why = auto_model(ENSEMBLE_MAX + 1, 200)
+    assert name == "bow" and f"> {ENSEMBLE_MAX} texts" in why
+    assert auto_model(300_000, 20)[0] == "cnn1d"
+
+
+def test_ensemble_exports_one_token_model_that_averages_its_members(text_run):
+    """bow_transformer's TFLite/ONNX copy: one functional model on the shared ids = the Keras ensemble on raw text."""
+    from kiln.tasks.text.export import export_model, tokenizer_of
+    from kiln.tasks.text.models import token_models
+
+    assert [m.name for m in token_models(text_run.model)] == ["token_model_bow", "token_model_transformer"]
+    token_model, sig = export_model(text_run, "onnx")
+    texts = ["a wonderful , delightful film", "dull and boring plot", ""]
+    ids = tokenizer_of(text_run).ids(texts)
+    np.testing.assert_allclose(token_model(ids).numpy(), text_run.model(np.array(texts)).numpy(), atol=1e-5)
+    members = [m(ids).numpy() for m in token_models(text_run.model)]
+    np.testing.assert_allclose(token_model(ids).numpy(), np.mean(members, axis=0), atol=1e-6)
 
 
 def test_serving_an_export_without_its_tokenizer_files_is_one_line(tflite_export, tmp_path):
