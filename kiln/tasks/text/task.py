@@ -141,7 +141,7 @@ class TextTask(Task):
             raise DataError(received("train", "text.output_mode", spec.output_mode, f"{chosen} reads token sequences",
                                      "Use output_mode=int (or auto); tf_idf and count are for model=bow"))
         if not seq_models and spec.output_mode == "int":
-            raise DataError(received("train", "text.output_mode", "int", "bow reads a bag of n-grams", "Use output_mode=tf_idf or count (or auto)"))
+            raise DataError(received("train", "text.output_mode", "int", f"{chosen} reads a bag of n-grams", "Use output_mode=tf_idf or count (or auto)"))
         return Prepared(rows, spec, source.skipped, classes, source.facts, extra={"idf": idf, "model": chosen, "why": why})
 
     def write_data(self, data: Prepared, run_dir: Path) -> None:

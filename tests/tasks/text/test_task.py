@@ -86,8 +86,12 @@ def test_tflite_export_carries_the_tokenizer(tflite_export, text_run):
     spec.loader.exec_module(mod)  # what a user of the export runs, standard library + numpy only
     texts = ["A superb, brilliant film!", "dull"]
     ids = mod.Tokenizer.load(out).ids(texts)
-    vectorize = text_run.model.get_layer("vectorize")
-    np.testing.assert_array_equal(ids, vectorize(np.array(texts)).numpy())
+    from kiln.tasks.text.models import vectorizer
+    from kiln.train.ensemble import members_of
+
+    for member in members_of(text_run.model):  # each member's copy of the one vectorizer
+        np.testing.assert_array_equal(ids, member.get_layer("vectorize")(np.array(texts)).numpy())
+    assert vectorizer(text_run.model) is members_of(text_run.model)[0].get_layer("vectorize")
 
 
 def test_serve_the_tflite_export(tflite_export):
