@@ -209,6 +209,14 @@ def test_ensemble_exports_one_token_model_that_averages_its_members(text_run):
     np.testing.assert_allclose(token_model(ids).numpy(), np.mean(members, axis=0), atol=1e-6)
 
 
+def test_a_fresh_process_loads_the_ensemble_run(text_run):
+    """model.keras of bow_transformer is an Ensemble: `kiln predict` in a new interpreter must find the class."""
+    code = f"import sys; from kiln.cli import main; sys.exit(main(['predict', {str(text_run.path)!r}, 'a wonderful film']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(c in done.stdout for c in text_run.classes), done.stdout
+
+
 def test_serving_an_export_without_its_tokenizer_files_is_one_line(tflite_export, tmp_path):
     import shutil
 
