@@ -1,4 +1,4 @@
-"""Text fixtures: generated reviews (CSV and a folder per class) and one trained model=auto run (bow_transformer) per session."""
+"""Text fixtures: generated reviews (CSV and a folder per class) and one trained bow run per session."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def reviews_folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def text_run(tmp_path_factory, reviews_csv):
-    """A three-class model=auto run (bow_transformer: bow + transformer) through the CLI's config path (kiln train data=FILE text=review target=sentiment)."""
+    """A three-class bow run through the CLI's config path (kiln train data=FILE text=review target=sentiment)."""
     from kiln.config import load_config
     from kiln.train.trainer import train
 
