@@ -282,6 +282,8 @@ def load_keras(path: str | Path, fix: str = MODEL_FIX, compile: bool = False):
     saved_by = check_keras(path, fix)
     import keras  # after the checks above: a damaged file is refused without starting TensorFlow
 
+    import kiln.train.ensemble  # noqa: F401  registers kiln>Ensemble, which any task's model.keras may be
+
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except Exception as err:  # noqa: BLE001

@@ -72,3 +72,14 @@ def test_inspect_sums_the_members():
 def test_needs_a_member():
     with pytest.raises(ValueError):
         Ensemble([])
+
+
+def test_a_fresh_process_loads_a_saved_ensemble(tmp_path):
+    import subprocess
+    import sys
+
+    ens = Ensemble([_member(4, 1), _member(3, 2)])
+    ens.save(tmp_path / "m.keras")
+    code = f"from kiln.io import load_keras; m = load_keras({str(tmp_path / 'm.keras')!r}); print(type(m).__name__, len(m.members))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "Ensemble 2"
