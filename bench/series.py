@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FAMILIES = ("nbeats", "dense", "lstm", "gru", "cnn1d")
+FAMILIES = ("auto", "nbeats", "dense", "lstm", "gru", "cnn1d")  # auto: the defaults (model=auto)
 
 
 def real_series(root: Path) -> list[tuple[str, Path, dict]]:
@@ -50,7 +50,8 @@ def bench_real(models: list[str], root: Path) -> list[dict]:
                              train={"verbose": 0, "tensorboard": False}, evaluate={"report": False},
                              **{f"series.{k}": v for k, v in keys.items()})
             m = json.loads((run.path / "metrics.json").read_text())["test"]
-            row = {"data": name, "model": model, "mase": m["mase"], "smape": m["smape"], "windows": m["windows"],
+            chosen = json.loads((run.path / "run.json").read_text()).get("model")
+            row = {"data": name, "model": model if model != "auto" else f"auto ({chosen})", "mase": m["mase"], "smape": m["smape"], "windows": m["windows"],
                    "skill": m["skill_vs_seasonal_naive"], "wall_s": round(time.time() - t0, 1),
                    "cpu_s": round(time.process_time() - c0, 1), "epochs": len(run.history)}
             for b, bm in m["baselines"].items():

@@ -80,7 +80,26 @@ def train(path: Path, run_dir: Path, seed: int = 0, **overrides) -> dict:
             "baseline_accuracy": base["accuracy"], "baseline_macro_f1": base["macro_f1"], "baseline_fit_s": base["fit_seconds"],
             "epochs": epochs, "train_seconds": meta["train_seconds"], "docs_per_s": n_train * epochs / meta["train_seconds"],
             "sequence_length": meta["text"]["sequence_length"], "wall_s": time.time() - started,
-            "cpu_s": (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime), "run": str(run.path)}
+            "cpu_s": (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime), "run": str(run.path),
+            "members": member_accuracy(str(run.path))}
+
+
+def member_accuracy(run_dir: str) -> dict:
+    """Test accuracy of each member of an ensemble run (bow_transformer), alone, on the run's own test split."""
+    from kiln.run import load_run
+    from kiln.tasks.text.export import tokenizer_of
+    from kiln.tasks.text.models import token_models
+
+    run = load_run(run_dir)
+    run.spec  # noqa: B018  (registers the layers model.keras refers to)
+    models = token_models(run.model)
+    if len(models) < 2:
+        return {}
+    rows = pd.read_csv(Path(run_dir) / "splits.csv", keep_default_na=False)
+    test = rows[rows["split"] == "test"]
+    y = test["label"].map({c: i for i, c in enumerate(run.classes)}).to_numpy()
+    ids = tokenizer_of(run).ids(test["text"].tolist())
+    return {m.name.removeprefix("token_model_"): float((m.predict(ids, batch_size=64, verbose=0).argmax(1) == y).mean()) for m in models}
 
 
 def serve_bench(run: str, texts: list[str], clients: int, n: int) -> list[dict]:
@@ -102,7 +121,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--members-of", nargs="*", help="only print each ensemble member's test accuracy for these run folders")
     args = parser.parse_args()
+    if args.members_of:
+        for run_dir in args.members_of:
+            print(f"{run_dir}: {json.dumps(member_accuracy(run_dir))}", flush=True)
+        return
 
     path = corpus_csv(args.per_class)
     frame = pd.read_csv(path, keep_default_na=False)
@@ -115,7 +139,7 @@ def main() -> None:
         out["defaults"].append(d)
         print(f"defaults seed {seed} ({d['model']}): test accuracy {d['test_accuracy']:.4f}, macro F1 {d['test_macro_f1']:.4f} | "
               f"TF-IDF + LR {d['baseline_accuracy']:.4f} / {d['baseline_macro_f1']:.4f} | {d['epochs']} epochs, {d['docs_per_s']:.0f} docs/s, "
-              f"{d['cpu_s']:.0f} CPU-s", flush=True)
+              f"{d['cpu_s']:.0f} CPU-s" + (f" | members alone {d['members']}" if d["members"] else ""), flush=True)
     mean = {k: float(np.mean([r[k] for r in out["defaults"]])) for k in ("test_accuracy", "test_macro_f1", "baseline_accuracy", "baseline_macro_f1")}
     out["defaults_mean"] = mean
     print(f"defaults, mean of {args.seeds} splits: accuracy {mean['test_accuracy']:.4f} vs TF-IDF + LR {mean['baseline_accuracy']:.4f} "

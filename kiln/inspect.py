@@ -104,7 +104,17 @@ def _effectively_trainable(op) -> bool:
 
 
 def inspect_keras_model(model) -> dict:
-    """The per-layer table and totals of a built functional Keras model."""
+    """The per-layer table and totals of a built functional Keras model (an ensemble: its members', summed)."""
+    from kiln.train.ensemble import Ensemble
+
+    if isinstance(model, Ensemble):
+        parts = [inspect_keras_model(m) for m in model.members]
+        info = dict(parts[0], model=model.name, mismatches=[x for p in parts for x in p["mismatches"]],
+                    layers=[dict(r, name=f"member{i}/{r['name']}") for i, p in enumerate(parts) for r in p["layers"]],
+                    macs_not_counted_for=sorted({u for p in parts for u in p["macs_not_counted_for"]}))
+        for key in ("total_params", "trainable_params", "non_trainable_params", "macs"):
+            info[key] = int(sum(p[key] for p in parts))
+        return info
     graph = _graph_of(model)
     if graph is None:
         raise KilnError(received("inspect", "model", getattr(model, "name", "model"), "it is not a functional Keras model",
@@ -167,7 +177,7 @@ def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
         from kiln.io import load_keras
 
         model = load_keras(path, fix="Pass another .keras file, or train the run again")
-        if input_shape is not None and tuple(_dims(model.inputs[0].shape)) != tuple(input_shape):
+        if input_shape is not None and getattr(model, "inputs", None) and tuple(_dims(model.inputs[0].shape)) != tuple(input_shape):
             log.warning("inspect: %s has input %s; input_shape=%s ignored", source, tuple(_dims(model.inputs[0].shape)),
                         ",".join(map(str, input_shape)))
         return model, str(path)

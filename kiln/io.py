@@ -51,6 +51,34 @@ def write_json(dest: str | Path, obj) -> Path:
     return write_text(dest, json.dumps(obj, indent=2, default=_default) + "\n")
 
 
+def write_csv(frame, dest: str | Path) -> Path:
+    """`frame` as CSV at `dest`, atomically, as pandas' `to_csv(index=False)` writes it (a float that is a whole
+    number may read `2` instead of `2.0`).
+
+    Why not just pandas: for 100,000 rows x 33 columns its writer takes ~1.5 s idle (12 s on a loaded machine),
+    most of a table `kiln predict`; pyarrow's takes ~0.07 s. pyarrow quotes every string it writes unless told
+    to quote none, and then refuses values that need quotes (a delimiter, quote or newline inside): such a
+    frame, or one pyarrow cannot convert (mixed objects), is written by pandas instead."""
+    import csv
+
+    with atomic_path(dest) as tmp:
+        try:
+            import pyarrow as pa
+            import pyarrow.csv as pcsv
+
+            if not all(k in "OUifT" for k in (frame.dtypes.map(lambda d: d.kind) if len(frame.columns) else [])):
+                raise TypeError("booleans, dates and categories: pandas' spelling")  # pyarrow writes true / false
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            with open(tmp, "w", newline="") as f:  # the header as pandas writes it: quoted only where needed
+                csv.writer(f, lineterminator="\n").writerow([str(c) for c in frame.columns])
+            with open(tmp, "ab") as f:
+                pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="none"))
+        except (ImportError, ValueError, TypeError, NotImplementedError, ArithmeticError) as err:  # ArrowInvalid is a ValueError
+            del err
+            frame.to_csv(tmp, index=False)
+    return Path(dest)
+
+
 def _default(obj):
     import numpy as np
 
@@ -253,6 +281,8 @@ def load_keras(path: str | Path, fix: str = MODEL_FIX, compile: bool = False):
     path = Path(path)
     saved_by = check_keras(path, fix)
     import keras  # after the checks above: a damaged file is refused without starting TensorFlow
+
+    import kiln.train.ensemble  # noqa: F401  registers kiln>Ensemble, which any task's model.keras may be
 
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)

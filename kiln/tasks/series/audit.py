@@ -155,12 +155,15 @@ def regularise(sf, freq: str, fill: str, component: str = "train") -> tuple[pd.D
     """Every series on its regular grid (gaps -> NaN rows), sorted, then filled as `fill=` says.
     Duplicate timestamps fail: which of two values is right is the user's call."""
     frame = sf.frame
+    cols = ["y", *sf.covariates]
+    regular = _on_grid(frame, freq, cols)  # steps of exactly one period: no duplicate, no gap, nothing to fill
+    if regular is not None:
+        return regular[["series", "time", *cols]], {"filled": 0, "fill": fill, "off_grid_dropped": 0, "missing_after_fill": 0}
     dup = frame.duplicated(["series", "time"])
     if dup.any():
         first = frame[dup].iloc[0]
         raise DataError(received(component, "time", sf.facts["time"], f"{int(dup.sum())} rows repeat a timestamp of their series "
                                  f"(first {first['time']})", "Remove or aggregate the duplicates; kiln audit lists them"))
-    cols = ["y", *sf.covariates]
     parts, filled, off = [], 0, 0
     for sid, g in frame.groupby("series", sort=False):
         g = g.sort_values("time").set_index("time")
@@ -181,6 +184,29 @@ def regularise(sf, freq: str, fill: str, component: str = "train") -> tuple[pd.D
         parts.append(r)
     out = pd.concat(parts, ignore_index=True)
     return out, {"filled": int(filled), "fill": fill, "off_grid_dropped": off, "missing_after_fill": int(out["y"].isna().sum())}
+
+
+def _on_grid(frame: pd.DataFrame, freq: str, cols: list[str]) -> pd.DataFrame | None:
+    """`frame` itself (sorted by series, then time) when every series is already on its grid with no missing
+    value, so gridding has nothing to add or fill; else None (the per-series reindex does the work). Checked
+    with whole-column numpy: the per-series groupby + reindex + concat of a million regular rows costs
+    ~200 MB and seconds for a copy equal to its input. Only fixed steps (hours, days, 7D...): a month varies."""
+    try:
+        step = pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        return None
+    if not isinstance(step, pd.offsets.Tick) or frame[cols].isna().to_numpy().any():
+        return None
+    codes = pd.factorize(frame["series"], sort=False)[0]
+    t = frame["time"].to_numpy("datetime64[ns]").view(np.int64)
+    same = codes[1:] == codes[:-1]
+    if len(np.unique(codes)) != int((~same).sum()) + 1:  # a series' rows not in one contiguous block: sort first
+        order = np.lexsort((t, codes))
+        frame, codes, t = frame.iloc[order].reset_index(drop=True), codes[order], t[order]
+        same = codes[1:] == codes[:-1]
+    if not np.all(np.diff(t)[same] == step.nanos):
+        return None
+    return frame
 
 
 def summary_lines(report: dict) -> list[str]:

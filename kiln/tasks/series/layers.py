@@ -113,6 +113,27 @@ class Forecast(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kiln_series")
+class UpdateGateBias(keras.initializers.Initializer):
+    """GRU bias with the update gate's part (the first third of the last axis, Keras' z, r, h order) at
+    `value`, the rest 0: the GRU twin of the LSTM's unit_forget_bias (Jozefowicz et al., 2015). With zero
+    biases the GRU on Seattle hourly sat on a plateau from the first epoch (train loss 0.0158 -> 0.0155
+    over 17 epochs, val no better than seasonal naive, best val epoch the 2nd) while the LSTM beside it
+    learned; with z starting at sigmoid(2) (input and recurrent bias both 1) each step keeps more of its state; the probe reached
+    val loss 0.0075 after one epoch (the LSTM: 0.0075 after two). Clipping or a lower or higher lr did not move it."""
+
+    def __init__(self, value: float = 1.0):
+        self.value = float(value)
+
+    def __call__(self, shape, dtype=None):
+        third = shape[-1] // 3
+        z = ops.concatenate([ops.full((*shape[:-1], third), self.value), ops.zeros((*shape[:-1], shape[-1] - third))], axis=-1)
+        return ops.cast(z, dtype or "float32")
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+@keras.saving.register_keras_serializable(package="kiln_series")
 class Pinball(keras.losses.Loss):
     """Mean pinball (quantile) loss of (N, H, Q) forecasts against (N, H) actuals, divided by `scale` so its
     size does not depend on the target's units."""
@@ -162,4 +183,4 @@ class MedianMAE(keras.metrics.MeanMetricWrapper):
         return {"middle": self.middle, "name": self.name, "dtype": self.dtype}
 
 
-__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE", "SeasonalNaive"]
+__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE", "SeasonalNaive", "UpdateGateBias"]

@@ -11,7 +11,7 @@ import pandas as pd
 from kiln.errors import DataError, received
 from kiln.tasks.series.audit import audit_frame, infer_freq, regularise, season_of
 from kiln.tasks.series.source import read_series
-from kiln.tasks.series.windows import SeriesSpec, assign_splits, auto_lookback, fit_scalers, seasonal_scale
+from kiln.tasks.series.windows import SPLITS, SeriesSpec, assign_splits, auto_lookback, fit_scalers, seasonal_scale, split_codes, split_of
 
 log = logging.getLogger("kiln.series")
 
@@ -55,7 +55,7 @@ def prepare(cfg, component: str = "train"):
 
 
 def scales(frame: pd.DataFrame, season: int) -> dict:
-    train = frame.loc[frame["split"].to_numpy() == "train", ["series", "y"]]  # two columns, not a copy of the frame
+    train = frame.loc[split_of(frame) == SPLITS["train"], ["series", "y"]]  # two columns, not a copy of the frame
     return {str(k): seasonal_scale(g.to_numpy(np.float64), season) for k, g in train.groupby("series", sort=False)["y"]}
 
 
@@ -71,7 +71,7 @@ def frame_for(spec: SeriesSpec, path: str, component: str) -> pd.DataFrame:
         raise DataError(received(component, "data", path, f"a series of {n} steps is shorter than lookback + horizon + the test stretch "
                                  f"({spec.lookback} + {spec.horizon} + {spec.test_len})", "Pass a longer file"))
     pos = frame.groupby("series", sort=False).cumcount(ascending=False).to_numpy()
-    frame["split"] = np.where(pos < spec.test_len, "test", np.where(pos < spec.test_len + spec.val_len, "val", "train"))
+    frame["split"] = split_codes(pos, spec.val_len, spec.test_len)
     return frame
 
 

@@ -24,7 +24,7 @@ class SeriesTask(Task):
     info = TaskInfo(
         name="series", description="time-series forecasting: a timestamped CSV or Parquet column -> the next horizon steps",
         sources=("CSV / Parquet with time=, target=, horizon= (series= for many series, covariates= for past-only inputs)",),
-        label_kinds=("forecast",), default_model="nbeats", monitor="val_loss", mode="min",
+        label_kinds=("forecast",), default_model="ensemble", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("forecast",),
         resume_keys=("series.time", "series.target", "series.horizon", "series.lookback", "series.season", "series.series",
                      "series.covariates", "series.fill", "series.quantiles"))
@@ -85,6 +85,7 @@ class SeriesTask(Task):
         """One row per series and stretch: first and last timestamp, steps (the rows themselves are the file's)."""
         g = data.rows.groupby(["series", "split"], sort=False)["time"]
         out = g.agg(["min", "max", "size"]).reset_index().rename(columns={"min": "start", "max": "end", "size": "steps"})
+        out["split"] = out["split"].astype(str)
         out[["start", "end"]] = out[["start", "end"]].astype(str)
         return out
 
@@ -127,7 +128,7 @@ class SeriesTask(Task):
         if cfg.model.name == "auto":
             from kiln.tasks.series.models import auto_model
 
-            out.append(Decision("model.name", *auto_model(n)))
+            out.append(Decision("model.name", *auto_model(n, tuple(cfg.series.members))))
         if t.epochs == "auto":
             out.append(Decision("train.epochs", int(np.clip(4000 // steps, 20, 200)), f"about 4,000 steps of {steps} a epoch"))
         if t.patience == "auto":
@@ -146,7 +147,7 @@ class SeriesTask(Task):
     def build_model(self, name: str, data: Prepared, cfg):
         s = cfg.series
         dropout = 0.0 if cfg.model.dropout == 0.25 else cfg.model.dropout  # the image default is not a series default
-        return self.models.create(name, data.spec, width=s.width, blocks=s.blocks, dropout=dropout, residual=s.residual)
+        return self.models.create(name, data.spec, width=s.width, blocks=s.blocks, dropout=dropout, residual=s.residual, members=tuple(s.members))
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         from kiln.tasks.series.layers import MedianMAE, Pinball, ScaledMAE

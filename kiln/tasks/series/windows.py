@@ -63,7 +63,7 @@ def auto_lookback(season: int, horizon: int) -> tuple[int, str]:
 
 def assign_splits(frame: pd.DataFrame, horizon: int, lookback: int, val_split: float, test_split: float,
                   component: str, lookback_auto: bool) -> tuple[pd.DataFrame, int, int, int]:
-    """A `split` column (train | val | test, the last stretches of every series), and the lengths used.
+    """A `split` column (categorical train | val | test, the last stretches of every series), and the lengths used.
     The stretches are sized on the shortest series: val and test each hold at least one horizon."""
     sizes = frame.groupby("series", sort=False).size()
     n = int(sizes.min())
@@ -81,10 +81,24 @@ def assign_splits(frame: pd.DataFrame, horizon: int, lookback: int, val_split: f
                                  f"{test_len} (each at least one horizon), fewer than lookback + horizon = {lookback + horizon}",
                                  "Use a shorter horizon, a smaller lookback, or more history"))
     pos = frame.groupby("series", sort=False).cumcount(ascending=False).to_numpy()  # steps from the end of its series
-    split = np.where(pos < test_len, "test", np.where(pos < test_len + val_len, "val", "train"))
-    out = frame.copy()
-    out["split"] = split
-    return out, lookback, val_len, test_len
+    frame["split"] = split_codes(pos, val_len, test_len)  # in place: the frame is the gridded copy, not the file's
+    return frame, lookback, val_len, test_len
+
+
+def split_codes(pos: np.ndarray, val_len: int, test_len: int) -> pd.Categorical:
+    """The split of each row from its steps before the end of its series, as a categorical of int8 codes
+    (SPLITS): one byte a row where an array of "train" / "val" / "test" strings took a pointer each, with
+    string compares (~200 MB at a million rows); `== "train"` still works on it (the spine counts that way)."""
+    codes = np.where(pos < test_len, SPLITS["test"], np.where(pos < test_len + val_len, SPLITS["val"], SPLITS["train"])).astype(np.int8)
+    return pd.Categorical.from_codes(codes, categories=list(SPLITS))
+
+
+def split_of(frame: pd.DataFrame) -> np.ndarray:
+    """(T,) int8 SPLITS codes of the frame's split column (categorical, or plain names)."""
+    col = frame["split"]
+    if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == list(SPLITS):
+        return col.cat.codes.to_numpy(np.int8)
+    return col.map(SPLITS).to_numpy(np.int8)
 
 
 def seasonal_scale(y: np.ndarray, season: int) -> float:
@@ -99,7 +113,7 @@ def seasonal_scale(y: np.ndarray, season: int) -> float:
 
 
 def fit_scalers(frame: pd.DataFrame, columns: list[str]) -> tuple[list[float], list[float]]:
-    train = frame.loc[frame["split"] == "train", columns].to_numpy(np.float64)
+    train = frame.loc[split_of(frame) == SPLITS["train"], columns].to_numpy(np.float64)
     mean, std = np.nanmean(train, 0), np.nanstd(train, 0)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     return [float(v) for v in mean], [float(v) for v in std]
@@ -113,7 +127,7 @@ class Windows:
         self.lookback, self.horizon = spec.lookback, spec.horizon
         codes, names = pd.factorize(frame["series"], sort=False)  # ints, not a fresh Python string per row
         self.series = np.asarray(names, dtype=object)[codes]  # (T,) references to one string per series
-        self.split = frame["split"].map(SPLITS).to_numpy(np.int8) if "split" in frame else np.full(len(frame), 2, np.int8)
+        self.split = split_of(frame) if "split" in frame else np.full(len(frame), SPLITS["test"], np.int8)
         bad = np.isnan(self.values).any(1)
         self._bad = np.concatenate([[0], np.cumsum(bad)])
         change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
@@ -139,10 +153,12 @@ class Windows:
 
     def arrays(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(inputs (N, L, C), targets (N, H)) for `starts`, gathered with numpy (evaluation-sized sets)."""
-        L, H = self.lookback, self.horizon
-        x = self.values[starts[:, None] + np.arange(L)]
-        y = self.values[starts[:, None] + L + np.arange(H), 0]
-        return x, y
+        x = self.values[starts[:, None] + np.arange(self.lookback)]
+        return x, self.targets(starts)
+
+    def targets(self, starts: np.ndarray) -> np.ndarray:
+        """(N, H) targets of the windows at `starts`."""
+        return self.values[starts[:, None] + self.lookback + np.arange(self.horizon), 0]
 
     def dataset(self, starts: np.ndarray, batch: int, training: bool, seed: int = 0):
         """tf.data of (inputs (B, L, C), targets (B, H)) gathered lazily per batch."""
@@ -161,4 +177,4 @@ class Windows:
         return ds.batch(batch).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-__all__ = ["SPLITS", "SeriesSpec", "Windows", "assign_splits", "auto_lookback", "fit_scalers", "seasonal_scale"]
+__all__ = ["SPLITS", "SeriesSpec", "Windows", "assign_splits", "auto_lookback", "fit_scalers", "seasonal_scale", "split_codes", "split_of"]

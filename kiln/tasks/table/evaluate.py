@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kiln.errors import DataError, received
-from kiln.io import atomic_path, write_json
+from kiln.io import write_csv, write_json
 
 log = logging.getLogger("kiln.table")
 
@@ -119,8 +119,7 @@ def predict_file(task, run, inputs, out: str | None) -> list[dict]:
     else:
         result["prediction"] = outputs[:, 0]
     if out:
-        with atomic_path(out) as tmp:
-            result.to_csv(tmp, index=False)
+        write_csv(result, out)
         print(f"kiln: wrote {len(result)} predictions to {out}", flush=True)
         return []
     return result.to_dict(orient="records")

@@ -39,7 +39,9 @@ def signature(run) -> Signature:
 
 
 def vocabulary(model) -> list[str]:
-    return [str(t) for t in model.get_layer("vectorize").get_vocabulary()]
+    from kiln.tasks.text.models import vectorizer
+
+    return [str(t) for t in vectorizer(model).get_vocabulary()]
 
 
 def tokenizer_of(run):
@@ -71,12 +73,25 @@ def _unrolled(token_model):
     return copy
 
 
+def _token_model(model, spec):
+    """The run's token-id model; an ensemble's members averaged in one functional model (what its `call` does at inference)."""
+    import keras
+
+    from kiln.tasks.text.models import TOKEN_MODEL, token_models
+
+    models = token_models(model)
+    if len(models) == 1:
+        return models[0]
+    ids = keras.Input(shape=(spec.sequence_length,), dtype="int64", name="token_ids")
+    return keras.Model(ids, keras.layers.Average(name="probabilities")([m(ids) for m in models]), name=TOKEN_MODEL)
+
+
 def export_model(run, format: str):
     """(model, signature) the format writes (see the module docstring)."""
     if format not in ID_FORMATS:
         return run.model, signature(run)
     spec = run.task.load_spec(run.meta)
-    token_model = run.model.get_layer("token_model")
+    token_model = _token_model(run.model, spec)
     if format == "tflite":
         token_model = _unrolled(token_model)
     tok = tokenizer_of(run)

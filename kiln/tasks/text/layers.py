@@ -153,4 +153,34 @@ class EncoderBlock(keras.layers.Layer):
         return {**super().get_config(), "dim": self.dim, "heads": self.heads, "hidden": self.hidden, "dropout": self.dropout}
 
 
-__all__ = ["EncoderBlock", "IdfBag", "MaskedPool", "TokenAndPosition"]
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Words(keras.layers.Layer):
+    """The first `length` word ids of an n-gram id sequence: (B, L) -> (B, length), later slots 0.
+
+    TextVectorization with ngrams=k writes a text of w words as its w 1-grams, then its w-1 2-grams, ... (k*w - k(k-1)/2
+    ids before truncation to L), so the words are the first w ids and w = (ids + k(k-1)/2) // k; a truncated row (every
+    slot used) holds at least (L + k(k-1)/2) // k words. A sequence model reads the words of the bag model's ids, so both
+    members of an ensemble share one tokenisation (and one exported tokenizer).
+    """
+
+    def __init__(self, length: int, ngrams: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.length, self.ngrams = int(length), int(ngrams)
+
+    def call(self, ids):
+        k, full = self.ngrams, ids.shape[1]
+        n = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1, keepdims=True)  # (B, 1) ids before padding
+        extra = k * (k - 1) // 2
+        w = ops.where(n >= full, (full + extra) // k, (n + extra) // k)  # (B, 1) words
+        head = ids[:, : self.length]
+        pos = ops.expand_dims(ops.arange(ops.shape(head)[1], dtype="int32"), 0)
+        return ops.where(pos < w, head, ops.zeros_like(head))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], min(self.length, input_shape[1]) if input_shape[1] is not None else self.length)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "ngrams": self.ngrams}
+
+
+__all__ = ["EncoderBlock", "IdfBag", "MaskedPool", "TokenAndPosition", "Words"]

@@ -1,4 +1,4 @@
-"""Text models: `bow`, `cnn1d`, `lstm`, `gru`, `bilstm`, `transformer`, all on token ids.
+"""Text models: `bow`, `cnn1d`, `lstm`, `gru`, `bilstm`, `transformer`, `bow_transformer` (an ensemble), all on token ids.
 
 Every model is two nested Keras models: the run's model takes raw strings, tokenises them with
 `keras.layers.TextVectorization` (vocabulary adapted on the training split) and calls `token_model`,
@@ -20,6 +20,8 @@ log = logging.getLogger("kiln.text")
 
 MODELS = ModelRegistry("text")
 TOKEN_MODEL = "token_model"
+BAGS = ("bow", "bow_transformer")  # models that read the bag-of-n-grams ids (bow's vocabulary, length, idf)
+WORDS = 256  # words the ensemble's encoder reads: the transformer family's measured length (BENCHMARKS.md)
 
 
 def _ids(spec):
@@ -49,7 +51,8 @@ def _embedding(spec, dim: int, vectors=None):
 
 
 @MODELS.register("bow", family="text")
-def bow(spec, num_outputs: int, idf=None, hidden: int = 0, dropout: float = 0.0, l2: float = 0.0, prior=None, **_):
+def bow(spec, num_outputs: int, idf=None, hidden: int = 0, dropout: float = 0.0, l2: float = 0.0, prior=None, name: str = TOKEN_MODEL,
+        **_):
     """TF-IDF n-grams -> linear softmax (hidden>0: one ReLU layer): the strong classical baseline, in Keras.
 
     Sublinear tf and L2-normalised rows (IdfBag sublinear=True), as the TF-IDF + logistic regression baseline:
@@ -65,7 +68,7 @@ def bow(spec, num_outputs: int, idf=None, hidden: int = 0, dropout: float = 0.0,
     else:
         z = IdfBag(spec.vocabulary_size, num_outputs, idf=idf, l2=l2, sublinear=True, name="bag")(ids)
         out = keras.layers.Activation("softmax", name="probabilities")(z)
-    return keras.Model(ids, out, name=TOKEN_MODEL)
+    return keras.Model(ids, out, name=name)
 
 
 @MODELS.register("cnn1d", family="text")
@@ -117,28 +120,79 @@ def bilstm(spec, num_outputs: int, dim: int = 64, units: int = 64, dropout: floa
 @MODELS.register("transformer", family="text")
 def transformer(spec, num_outputs: int, dim: int = 64, heads: int = 2, blocks: int = 2, dropout: float = 0.1, prior=None, **_):
     """Token + position embedding -> Transformer encoder blocks (padding masked) -> mean over tokens."""
-    from kiln.tasks.text.layers import EncoderBlock, MaskedPool, TokenAndPosition
-
     import keras
 
     ids = _ids(spec)
-    x = TokenAndPosition(spec.vocabulary_size, spec.sequence_length, dim, name="embedding")(ids)
+    return keras.Model(ids, _encoder(ids, spec.vocabulary_size, spec.sequence_length, num_outputs, dim, heads, blocks, dropout, prior),
+                       name=TOKEN_MODEL)
+
+
+def _encoder(ids, vocabulary_size: int, length: int, num_outputs: int, dim: int, heads: int, blocks: int, dropout: float, prior):
+    from kiln.tasks.text.layers import EncoderBlock, MaskedPool, TokenAndPosition
+
+    x = TokenAndPosition(vocabulary_size, length, dim, name="embedding")(ids)
     for i in range(blocks):
         x = EncoderBlock(dim, heads, hidden=2 * dim, dropout=dropout, name=f"encoder_{i + 1}")([x, ids])
     x = MaskedPool("mean", name="pool")([x, ids])
-    return keras.Model(ids, _head(x, num_outputs, dropout, prior), name=TOKEN_MODEL)
+    return _head(x, num_outputs, dropout, prior)
+
+
+@MODELS.register("bow_transformer", family="text")
+def bow_transformer(spec, num_outputs: int, idf=None, hidden: int = 0, l2: float = 0.0, dim: int = 64, heads: int = 2, blocks: int = 2,
+                    dropout: float = 0.1, prior=None, words: int = WORDS, **_):
+    """An ensemble of `bow` and a `transformer` over the first `words` words of the same n-gram ids (mean of their probabilities).
+
+    The two err on different texts (the bag sees every n-gram of a long mail, the encoder word order in its first
+    words), so their mean is more often right than either (BENCHMARKS.md, text, session 6). One tokenisation: the
+    encoder reads the words of the bag's ids (layers.Words), so exports ship one tokenizer."""
+    import keras
+
+    from kiln.tasks.text.layers import Words
+    from kiln.train.ensemble import Ensemble
+
+    bag = bow(spec, num_outputs, idf=idf, hidden=hidden, l2=l2, prior=prior, name=f"{TOKEN_MODEL}_bow")
+    ids = _ids(spec)
+    length = min(int(words), spec.sequence_length)
+    w = Words(length, spec.ngrams, name="words")(ids)
+    encoder = keras.Model(ids, _encoder(w, spec.vocabulary_size, length, num_outputs, dim, heads, blocks, dropout, prior),
+                          name=f"{TOKEN_MODEL}_transformer")
+    return Ensemble([bag, encoder], name=TOKEN_MODEL)
 
 
 def full_model(spec, token_model, name: str):
-    """Raw strings (N,) -> TextVectorization -> token_model -> (N, K) probabilities."""
+    """Raw strings (N,) -> TextVectorization -> token_model -> (N, K) probabilities.
+
+    An Ensemble of token models becomes an Ensemble of full models (each with its own copy of the one vectorizer):
+    the Ensemble must be the outermost model, as its training call returns every member's output."""
     import keras
 
+    from kiln.train.ensemble import Ensemble
+
+    if isinstance(token_model, Ensemble):
+        members = [full_model(spec, m, m.name.removeprefix(f"{TOKEN_MODEL}_")) for m in token_model.members]
+        return Ensemble(members, name=name)
     text = keras.Input(shape=(), dtype="string", name="text")
     vectorize = keras.layers.TextVectorization(max_tokens=None, standardize="lower_and_strip_punctuation",
                                                split="whitespace", ngrams=spec.ngrams if spec.ngrams > 1 else None,
                                                output_mode="int", output_sequence_length=spec.sequence_length,
                                                vocabulary=spec.vocabulary[2:], name="vectorize")
     return keras.Model(text, token_model(vectorize(text)), name=name)
+
+
+def token_models(model) -> list:
+    """The token-id models inside a run's model: one, or one per ensemble member (each member's nested model)."""
+    import keras
+
+    from kiln.train.ensemble import members_of
+
+    return [next(l for l in m.layers if isinstance(l, keras.Model)) for m in members_of(model)]
+
+
+def vectorizer(model):
+    """The run's TextVectorization layer (an ensemble's members each hold a copy with the same vocabulary)."""
+    from kiln.train.ensemble import members_of
+
+    return members_of(model)[0].get_layer("vectorize")
 
 
 def read_vectors(path: str, vocabulary: list[str]):
@@ -177,4 +231,4 @@ def read_vectors(path: str, vocabulary: list[str]):
     return matrix, len(found)
 
 
-__all__ = ["MODELS", "TOKEN_MODEL", "full_model", "read_vectors"]
+__all__ = ["BAGS", "MODELS", "TOKEN_MODEL", "full_model", "read_vectors", "token_models", "vectorizer"]

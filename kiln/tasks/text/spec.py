@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-SEQUENCE_RANGE = {"bow": (8, 8192)}  # bow costs little per token: it sees nearly every text whole
-MAX_TOKENS = {"bow": 50_000}  # n-grams need a larger vocabulary than words; sequence models: 20,000
+from kiln.tasks.text.models import BAGS
+
+BAG_RANGE = (8, 8192)  # bow costs little per token: it sees nearly every text whole
+BAG_TOKENS = 50_000  # n-grams need a larger vocabulary than words; sequence models: 20,000
 DEFAULT_RANGE = (8, 512)
 
 
@@ -75,8 +77,8 @@ def idf_weights(vocabulary: list[str], df: Counter, n_docs: int, output_mode: st
 def choose_length(lengths: np.ndarray, model: str, asked) -> int:
     if asked != "auto":
         return int(asked)
-    lo, hi = SEQUENCE_RANGE.get(model, DEFAULT_RANGE)
-    q = 99 if model == "bow" else 95
+    lo, hi = BAG_RANGE if model in BAGS else DEFAULT_RANGE
+    q = 99 if model in BAGS else 95
     n = float(np.percentile(lengths, q)) if len(lengths) else lo
     return int(min(hi, max(lo, int(math.ceil(n / 8.0) * 8))))
 
@@ -84,12 +86,13 @@ def choose_length(lengths: np.ndarray, model: str, asked) -> int:
 def build_spec(rows, cfg, model: str, classes: list[str], columns: dict) -> tuple[TextSpec, np.ndarray]:
     """(spec, idf weights) from the rows' train split (val only for the OOV rate)."""
     t = cfg.text
-    ngrams = (2 if model == "bow" else 1) if t.ngrams == "auto" else int(t.ngrams)
-    output_mode = ("tf_idf" if model == "bow" else "int") if t.output_mode == "auto" else t.output_mode
+    bag = model in BAGS
+    ngrams = (2 if bag else 1) if t.ngrams == "auto" else int(t.ngrams)
+    output_mode = ("tf_idf" if bag else "int") if t.output_mode == "auto" else t.output_mode
     tok = tokenizer(ngrams)
     train = rows[rows["split"] == "train"]["text"].tolist()
     train_tokens = [tok.tokens(s) for s in train]
-    vocabulary, df = count_vocabulary(train_tokens, MAX_TOKENS.get(model, 20_000) if t.max_tokens == "auto" else int(t.max_tokens))
+    vocabulary, df = count_vocabulary(train_tokens, (BAG_TOKENS if bag else 20_000) if t.max_tokens == "auto" else int(t.max_tokens))
     lengths = np.array([len(x) for x in train_tokens])
     seq = choose_length(lengths, model, t.sequence_length)
     index = set(vocabulary)

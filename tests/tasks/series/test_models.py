@@ -19,7 +19,7 @@ def _spec(quantiles=()):
                       quantiles=list(quantiles), mean=[100.0, 0.0], std=[10.0, 1.0])
 
 
-@pytest.mark.parametrize("name", ["dense", "lstm", "gru", "cnn1d", "nbeats"])
+@pytest.mark.parametrize("name", ["dense", "lstm", "gru", "cnn1d", "nbeats", "ensemble"])
 def test_family_shapes_and_round_trip(name, tmp_path):
     import keras
 
@@ -38,6 +38,34 @@ def test_family_shapes_and_round_trip(name, tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-4)
+
+
+def test_gru_update_gates_start_open_to_the_past():
+    """The GRU's update-gate biases (Keras' z, r, h order) start at 1, the other gates' at 0."""
+    import keras
+
+    model = MODELS.create("gru", _spec(), width=64)
+    grus = [layer for layer in model.layers if isinstance(layer, keras.layers.GRU)]
+    assert len(grus) == 2
+    for g in grus:
+        b = np.asarray(g.cell.bias)  # (2, 3 * units): input and recurrent biases
+        units = g.cell.units
+        np.testing.assert_array_equal(b[..., :units], 1.0)
+        np.testing.assert_array_equal(b[..., units:], 0.0)
+
+
+def test_ensemble_averages_its_members_and_names_bad_members():
+    from kiln.errors import ConfigError
+
+    x = np.random.default_rng(0).normal(100, 10, (3, 16, 2)).astype(np.float32)
+    model = MODELS.create("ensemble", _spec(), width=32, members=("nbeats", "dense", "gru"))
+    assert [m.name for m in model.members] == ["nbeats", "dense", "gru"]
+    mean = np.mean([np.asarray(m(x)) for m in model.members], 0)
+    np.testing.assert_allclose(np.asarray(model(x)), mean, rtol=1e-5)
+    with pytest.raises(ConfigError, match="series received members=nbets; .*Did you mean nbeats"):
+        MODELS.create("ensemble", _spec(), members=("nbets", "dense"))
+    with pytest.raises(ConfigError, match="members=ensemble"):
+        MODELS.create("ensemble", _spec(), members=("ensemble",))
 
 
 def test_instance_scaling_makes_each_window_unit_spread():
@@ -78,3 +106,19 @@ def test_global_model_over_series_with_a_covariate(tmp_path):
     assert rows[0]["forecast"][0]["ts"] == "2024-01-09T08:00:00"
     e = kiln.export_run(run.path, "tflite", out=str(tmp_path / "tflite"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
     assert e["passed"] and e["max_abs_diff"] < 1e-2  # a stacked LSTM with a covariate, in TFLite's builtin ops
+
+
+def test_model_auto_is_the_ensemble_and_exports_as_one_model(tmp_path):
+    """model=auto trains the nbeats + dense ensemble, says why, and its ONNX and TFLite exports match Keras."""
+    import kiln
+    from kiln.tasks.series.synth import hourly
+
+    hourly(n=300, seed=2).to_csv(tmp_path / "load.csv", index=False)
+    run = kiln.train(data=str(tmp_path / "load.csv"), time="date", target="load", horizon=6, lookback=24, width=16, blocks=1,
+                     epochs=2, run_dir=str(tmp_path / "run"), train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
+    meta = json.loads((run.path / "run.json").read_text())
+    assert meta["model"] == "ensemble" and [m.name for m in run.model.members] == ["nbeats", "dense"]
+    assert "mean forecast of nbeats + dense" in json.dumps(meta["auto"])
+    for fmt in ("onnx", "tflite"):
+        e = kiln.export_run(run.path, fmt, out=str(tmp_path / fmt), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+        assert e["passed"] and e["max_abs_diff"] < 1e-3

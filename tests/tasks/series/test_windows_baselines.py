@@ -10,7 +10,9 @@ import pytest
 
 from kiln.errors import DataError
 from kiln.tasks.series.baselines import forecast_metrics, hw_forecast, run_baselines
-from kiln.tasks.series.windows import SeriesSpec, Windows, assign_splits
+from kiln.tasks.series.audit import regularise
+from kiln.tasks.series.source import SeriesFrame
+from kiln.tasks.series.windows import SPLITS, SeriesSpec, Windows, assign_splits, split_of
 
 
 def _frame(n=100, series=("a",), y=None):
@@ -29,12 +31,14 @@ def test_split_windows_never_see_the_future():
     frame, L, val_len, test_len = assign_splits(_frame(100, ("a", "b")), 4, 8, 0.1, 0.1, "train", False)
     assert (val_len, test_len) == (10, 10)
     w = Windows(frame, _spec())
-    split = frame["split"].to_numpy()
+    split = split_of(frame)
     for name, expect in (("train", 80 - 8 - 4 + 1), ("val", 10 - 4 + 1), ("test", 10 - 4 + 1)):
         s = w.starts((name,))
         assert len(s) == 2 * expect  # two series, no window across their boundary
         targets = s[:, None] + 8 + np.arange(4)
-        assert (split[targets] == name).all()
+        assert (split[targets] == SPLITS[name]).all()
+    assert frame["split"].cat.codes.dtype == np.int8  # one byte a row, not a string
+    assert (frame["split"] == "test").sum() == 2 * test_len  # names still compare (the spine counts splits so)
     x, y = w.arrays(w.starts(("test",)))
     assert x.shape == (14, 8, 1) and y.shape == (14, 4)
     np.testing.assert_array_equal(y[:, 0], x[:, -1, 0] + 1)  # the target follows the window (y = t)
@@ -67,7 +71,7 @@ def test_baselines_on_a_seasonal_series():
     w = Windows(frame, _spec())
     s = w.starts(("test",))
     _, actual = w.arrays(s)
-    fit_end = np.full(len(s), int(np.argmax(frame["split"].to_numpy() == "test")))
+    fit_end = np.full(len(s), int(np.argmax(split_of(frame) == SPLITS["test"])))
     base = run_baselines(w, s, fit_end, m, holt=True)
     np.testing.assert_allclose(base["seasonal_naive"], actual)  # exact on a pure season
     np.testing.assert_allclose(base["naive"], np.repeat(actual[:, [0]] * 0 + y[s + 7][:, None], 4, axis=1))
@@ -103,3 +107,36 @@ def test_time_and_horizon_go_to_series_and_target_alone_to_table(tmp_path):
     assert resolve_task(cfg).info.name == "series" and cfg.series.target == "load"
     cfg = load_config(overrides={"data": str(path), "target": "load"})
     assert resolve_task(cfg).info.name == "table" and cfg.table.target == "load"
+
+
+def _regularise_loop(sf, freq, fill):
+    """The per-series reindex alone (the fast path turned off), to compare with."""
+    from unittest import mock
+
+    with mock.patch("kiln.tasks.series.audit._on_grid", return_value=None):
+        return regularise(sf, freq, fill)
+
+
+def test_regular_series_skip_the_reindex_and_match_it():
+    frame = _frame(50, ("a", "b", "c"))
+    frame["x"] = np.random.default_rng(0).normal(size=len(frame))
+    shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows of every series interleaved
+    for f in (frame, shuffled):
+        sf = SeriesFrame(f, "mem", "%Y", pd.DataFrame(), ["x"])
+        fast, facts = regularise(sf, "h", "none")
+        slow, slow_facts = _regularise_loop(sf, "h", "none")
+        pd.testing.assert_frame_equal(fast.reset_index(drop=True), slow, check_dtype=False, check_index_type=False)
+        assert facts == slow_facts
+
+
+def test_gaps_duplicates_and_missing_values_still_go_through_the_reindex():
+    gap = _frame(50).drop(index=[10, 11]).reset_index(drop=True)
+    out, facts = regularise(SeriesFrame(gap, "mem", "%Y", pd.DataFrame(), []), "h", "interpolate")
+    assert len(out) == 50 and facts["filled"] == 2 and out["y"].tolist() == list(range(50))
+    nan = _frame(50)
+    nan.loc[5, "y"] = np.nan
+    out, facts = regularise(SeriesFrame(nan, "mem", "%Y", pd.DataFrame(), []), "h", "ffill")
+    assert facts["filled"] == 1 and out["y"].iloc[5] == 4
+    dup = pd.concat([_frame(20), _frame(20).iloc[[3]]], ignore_index=True)
+    with pytest.raises(DataError, match="repeat a timestamp"):
+        regularise(SeriesFrame(dup, "mem", "%Y", pd.DataFrame(), [], {"time": "t"}), "h", "none")

@@ -34,6 +34,8 @@ def regress_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("rtable")
     path = root / "reg.csv"
     make_table(400, seed=1, task="regression").to_csv(path, index=False)
-    cfg = load_config(None, [f"data={path}", "target=label", f"run_dir={root / 'run'}", "epochs=20", "verbose=0",
+    # 60 epochs of 10 steps: at 20 val loss was still falling, and test R² was 0.49 with oneDNN's kernels on
+    # one CPU (AVX-512 FP16) and 0.75 without them; at 60 it is 0.95 (linear 0.85, HistGB 0.94)
+    cfg = load_config(None, [f"data={path}", "target=label", f"run_dir={root / 'run'}", "epochs=60", "verbose=0",
                              "tensorboard=false", "model=resnet_plr", "lr=3e-3", "importance=false", "evaluate.report=false", "cv=2", "drop=id"])
     return train(cfg)

@@ -93,3 +93,13 @@ def test_predict_inputs_batches_in_order():
     parts = predict_inputs(model, x, batch_size=33)
     assert whole.shape == (100, 2) and np.allclose(whole, parts, atol=1e-6)
     assert predict_inputs(model, {k: v[:0] for k, v in x.items()}).shape == (0, 2)
+
+
+def test_fast_number_parse_is_pandas_parse():
+    from kiln.tasks.table.predict import _arrow_numbers, _numbers, _strings
+
+    for cells in (["1", " 2.5", "", "NA", "?", "1e3", "-4", "inf"], ["1", "abc", "3"], ["+5", ".5", "5."], ["1,5", "2"]):
+        s = pd.Series(cells, dtype=str)
+        want = pd.to_numeric(_strings(s), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        np.testing.assert_array_equal(_numbers(s), np.where(np.isfinite(want), want, np.nan))
+    assert _arrow_numbers(pd.Series(["1", "abc"], dtype=str)) is None  # stray text: pandas decides

@@ -171,7 +171,7 @@ def test_every_model_builds_and_round_trips(tmp_path):
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(30)]
     spec = SimpleNamespace(vocabulary=vocab, vocabulary_size=len(vocab), sequence_length=8, ngrams=1)
     texts = np.array(["w1 w2 w3", "", "w9 zz " * 10])
-    assert MODELS.names() == ["bilstm", "bow", "cnn1d", "gru", "lstm", "transformer"]
+    assert MODELS.names() == ["bilstm", "bow", "bow_transformer", "cnn1d", "gru", "lstm", "transformer"]
     for name in MODELS.names():
         model = full_model(spec, MODELS.create(name, spec, 3, idf=np.ones(len(vocab)), dim=8, units=4), name)
         out = model(texts).numpy()
@@ -179,6 +179,56 @@ def test_every_model_builds_and_round_trips(tmp_path):
         model.save(tmp_path / f"{name}.keras")
         again = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True)
         np.testing.assert_allclose(again(texts).numpy(), out, atol=1e-5)
+
+
+def test_auto_model_by_data_size():
+    """Few long texts: bow (not bow_transformer: it lost to bow over ten real splits); many short texts: a sequence model."""
+    from kiln.tasks.text.task import auto_model, auto_epochs
+
+    assert auto_model(1000, 214)[0] == "bow" and auto_model(300_000, 20)[0] == "cnn1d"
+    assert auto_epochs("bow_transformer")[0] == 12 and auto_epochs("bow")[0] == 40 and auto_epochs("gru")[0] == 20
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    """A small model=bow_transformer run (an Ensemble of bow and a transformer on the same n-gram ids)."""
+    import kiln
+    from kiln.tasks.text.synth import write_reviews
+
+    path = write_reviews(tmp_path_factory.mktemp("ens") / "reviews.csv", n=120, seed=3, classes=3)
+    return kiln.train(data=str(path), task="text", model="bow_transformer", run_dir=str(tmp_path_factory.mktemp("xruns") / "ens"),
+                      train={"verbose": 0, "tensorboard": False, "epochs": 3}, evaluate={"report": False},
+                      **{"text.text": "review", "text.label": "sentiment", "text.baseline": False})
+
+
+def test_ensemble_exports_one_token_model_that_averages_its_members(ensemble_run, tmp_path):
+    """bow_transformer's ONNX copy: one functional model on the shared ids = the Keras ensemble on raw text; parity holds."""
+    import kiln
+    from kiln.tasks.text.export import export_model, tokenizer_of
+    from kiln.tasks.text.models import token_models
+    from kiln.train.ensemble import members_of
+
+    run = ensemble_run
+    assert run.meta["model"] == "bow_transformer"
+    assert [m.name for m in token_models(run.model)] == ["token_model_bow", "token_model_transformer"]
+    token_model, _ = export_model(run, "onnx")
+    texts = ["a wonderful , delightful film", "dull and boring plot", ""]
+    ids = tokenizer_of(run).ids(texts)
+    for member in members_of(run.model):  # each member's copy of the one vectorizer tokenises as the shipped tokenizer
+        np.testing.assert_array_equal(member.get_layer("vectorize")(np.array(texts)).numpy(), ids)
+    np.testing.assert_allclose(token_model(ids).numpy(), run.model(np.array(texts)).numpy(), atol=1e-5)
+    members = [m(ids).numpy() for m in token_models(run.model)]
+    np.testing.assert_allclose(token_model(ids).numpy(), np.mean(members, axis=0), atol=1e-6)
+    m = kiln.export_run(run.path, "onnx", out=str(tmp_path / "onnx"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+    assert m["passed"] and m["agreement"] >= 0.99 and (tmp_path / "onnx" / "tokenizer.py").is_file()
+
+
+def test_a_fresh_process_loads_the_ensemble_run(ensemble_run):
+    """model.keras of bow_transformer is an Ensemble: `kiln predict` in a new interpreter must find the class."""
+    code = f"import sys; from kiln.cli import main; sys.exit(main(['predict', {str(ensemble_run.path)!r}, 'a wonderful film']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(c in done.stdout for c in ensemble_run.classes), done.stdout
 
 
 def test_serving_an_export_without_its_tokenizer_files_is_one_line(tflite_export, tmp_path):

@@ -24,3 +24,15 @@ def test_python_tokenizer_matches_text_vectorization(tmp_path):
         again = Tokenizer.load(tmp_path)
         np.testing.assert_array_equal(again.ids(TRICKY), tok.ids(TRICKY))
         assert again.ids([b"bytes \xff too"]).shape == (1, 12)
+
+
+def test_words_layer_reads_the_words_of_ngram_ids():
+    """layers.Words on n-gram ids (the bag's tokenisation) gives the ids a 1-gram tokenizer gives, truncated texts included."""
+    from kiln.tasks.text.layers import Words
+    from kiln.tasks.text.tokenize import ngrams, words
+
+    texts = TRICKY + ["one two three four five six seven", "a b", "w " * 3 + "v u t s r q p o"]
+    for k, length, full in ((1, 5, 9), (2, 6, 12), (3, 4, 12)):
+        vocab = ["", "[UNK]", *sorted({t for s in texts for t in ngrams(words(s), range(1, k + 1))})][:60]
+        got = Words(length, k)(Tokenizer(vocab, full, k).ids(texts)).numpy()
+        np.testing.assert_array_equal(got, Tokenizer(vocab, length, 1).ids(texts), err_msg=f"ngrams={k}")
