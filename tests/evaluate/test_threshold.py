@@ -30,8 +30,9 @@ def scores():
 
 def test_rules_match_brute_force(scores):
     y, s, table = scores
-    t, d = choose_threshold(y, s, "max_f1")
-    assert d["f1"] == pytest.approx(max(r[2] for r in table))
+    t, d = choose_threshold(y, s, "max_f1")  # noisy scores: the best F1's gain over 0.5 is within its noise
+    best, at_half = max(r[2] for r in table), _confusion(y, s, 0.5)[2]
+    assert t == 0.5 and d["f1"] == pytest.approx(at_half) and f"gained {best - at_half:.4f} F1" in d["kept_argmax"]
     t, d = choose_threshold(y, s, "youden")
     assert d["recall"] - d["fpr"] == pytest.approx(max(r[1] - r[3] for r in table))
     t, d = choose_threshold(y, s, "precision>=0.9")
@@ -123,3 +124,34 @@ def test_threshold_stored_and_used(binary_run, capsys):
 
     assert main(["evaluate", str(run.path), "threshold=max_f1"]) == 2
     assert "threshold" in capsys.readouterr().err
+
+
+def test_max_f1_takes_argmax_or_the_best_threshold_nearest_it():
+    """A small split often has a flat F1 maximum: take 0.5 when it is on it, else the best point nearest 0.5."""
+    import numpy as np
+
+    from kiln.evaluate.threshold import choose_threshold
+
+    y = np.array([0, 0, 0, 1, 1, 1])
+    separated = np.array([0.05, 0.1, 0.2, 0.8, 0.9, 0.95])  # every threshold in (0.2, 0.8] is perfect, 0.5 too
+    value, details = choose_threshold(y, np.c_[1 - separated, separated], "max_f1")
+    assert value == 0.5 and details["f1"] == 1.0
+    high = np.tile([0.6, 0.65, 0.7, 0.9, 0.92, 0.95], 5)  # perfect only in (0.7, 0.9]: midway, not against 0.7
+    value, details = choose_threshold(np.tile(y, 5), np.c_[1 - high, high], "max_f1")
+    assert value == 0.8 and details["f1"] == 1.0
+
+
+def test_max_f1_keeps_argmax_unless_the_gain_beats_its_noise():
+    import numpy as np
+
+    from kiln.evaluate.threshold import choose_threshold
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(30, int), np.ones(27, int)]
+    low = np.where(y == 1, rng.uniform(0.2, 0.4, len(y)), rng.uniform(0.0, 0.15, len(y)))  # argmax calls every row negative
+    value, details = choose_threshold(y, np.c_[1 - low, low], "max_f1")
+    assert 0.15 < value <= 0.2 and details["f1"] == 1.0 and "kept_argmax" not in details
+    s = np.where(y == 1, rng.uniform(0.6, 1.0, len(y)), rng.uniform(0.0, 0.45, len(y)))
+    s[[0, 1, 30]] = 0.55, 0.56, 0.54  # two negatives above 0.5 and a positive below them: ~0.58 wins 2 rows, loses 1
+    value, details = choose_threshold(y, np.c_[1 - s, s], "max_f1")
+    assert value == 0.5 and "kept_argmax" in details and details["fp"] == 2 and details["fn"] == 0
