@@ -73,8 +73,7 @@ def write_csv(frame, dest: str | Path) -> Path:
                 csv.writer(f, lineterminator="\n").writerow([str(c) for c in frame.columns])
             with open(tmp, "ab") as f:
                 pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="none"))
-        except (ImportError, ValueError, TypeError, NotImplementedError, ArithmeticError) as err:  # ArrowInvalid is a ValueError
-            del err
+        except (ImportError, ValueError, TypeError, NotImplementedError):  # pyarrow's errors subclass these
             frame.to_csv(tmp, index=False)
     return Path(dest)
 

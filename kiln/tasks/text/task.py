@@ -251,7 +251,6 @@ class TextTask(Task):
 
     def load_spec(self, meta: Mapping):
         import kiln.tasks.text.layers  # noqa: F401  (registers the layers model.keras refers to)
-        import kiln.train.ensemble  # noqa: F401  (bow_transformer's model.keras is an Ensemble)
         from kiln.tasks.text.spec import TextSpec
 
         return TextSpec.from_dict(meta["text"])
