@@ -155,10 +155,12 @@ def choose_threshold(y_true, probs, rule="max_f1") -> tuple[float, dict]:
                 return value, details
             # F1 is often flat over a range on a small split (every threshold between two classes' scores): of the
             # best, the one nearest argmax's 0.5, not the lowest, which sits against the negatives' top score
-            i = int(best[np.argmin([abs(_between(s, float(thr[b])) - 0.5) for b in best])])
-            gain, se = _f1_gain(y, s, _between(s, float(thr[i])))
+            points = [_between(s, float(thr[b])) for b in best]
+            i = int(best[int(np.argmin([abs(t - 0.5) for t in points]))])
+            tuned = _between(s, float(thr[i]))
+            gain, se = _f1_gain(y, s, tuned)
             if gain <= 2 * se:
-                details.update({"value": 0.5, **_stats(y, s, 0.5), "kept_argmax": f"max_f1's threshold {_between(s, float(thr[i])):.4f} "
+                details.update({"value": 0.5, **_stats(y, s, 0.5), "kept_argmax": f"max_f1's threshold {tuned:.4f} "
                                 f"gained {gain:.4f} F1 on this split, within two bootstrap standard errors ({se:.4f} each)"})
                 return 0.5, details
         else:

@@ -9,6 +9,8 @@ out-of-vocabulary slot of VocabLookup).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -45,13 +47,15 @@ def _arrow_numbers(values: pd.Series) -> np.ndarray | None:
         import pyarrow.compute as pc
 
         cells = pc.utf8_trim_whitespace(pa.array(values, type=pa.string(), from_pandas=True))
-        cells = pc.if_else(pc.is_in(pc.utf8_lower(cells), value_set=_MISSING_ARROW()), pa.scalar(None, pa.string()), cells)
+        cells = pc.if_else(pc.is_in(pc.utf8_lower(cells), value_set=_missing_arrow()), pa.scalar(None, pa.string()), cells)
         return pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
     except (ImportError, ValueError, TypeError, NotImplementedError):  # ArrowInvalid is a ValueError
         return None
 
 
-def _MISSING_ARROW():
+@functools.lru_cache(maxsize=1)
+def _missing_arrow():
+    """MISSING as a pyarrow array, built once (`is_in` takes it for every column)."""
     import pyarrow as pa
 
     return pa.array(sorted(MISSING), pa.string())
