@@ -118,7 +118,7 @@ def bench_large(root: Path) -> dict:
     rows = root / "rows.csv"
     frame.drop(columns=["label"]).to_csv(rows, index=False)
     print(json.dumps({"train_wall_s": round(secs, 1), "train_cpu_s": round(train_cpu, 1), "peak_rss_mib": round(rss)}), flush=True)
-    psecs, prss = run_kiln(["predict", str(run_dir), str(rows), f"out={root / 'pred.csv'}"])
+    psecs, prss = run_kiln(["predict", str(run_dir), str(rows), f"out={root / 'pred.csv'}", "runtime=keras"])
     predict_cpu = CPU["s"]
     # the same command on 10 rows (its fixed cost: interpreter, TensorFlow, model load, first trace) and on
     # 1,000,000 rows (the 100,000 repeated ten times), so rows/s is shown with and without the start-up
@@ -126,9 +126,23 @@ def bench_large(root: Path) -> dict:
     for n in (10, 1_000_000):
         path = root / f"rows{n}.csv"
         (frame.drop(columns=["label"]).iloc[:n] if n <= len(frame) else pd.concat([frame.drop(columns=["label"])] * (n // len(frame)))).to_csv(path, index=False)
-        secs_n, _ = run_kiln(["predict", str(run_dir), str(path), f"out={root / 'pred_n.csv'}"])
+        secs_n, _ = run_kiln(["predict", str(run_dir), str(path), f"out={root / 'pred_n.csv'}", "runtime=keras"])
         sizes[n] = (secs_n, CPU["s"])
-        print(json.dumps({"predict_rows": n, "wall_s": round(secs_n, 2), "cpu_s": round(CPU["s"], 2), "rows_per_s": round(n / secs_n)}), flush=True)
+        print(json.dumps({"predict_rows": n, "runtime": "keras", "wall_s": round(secs_n, 2), "cpu_s": round(CPU["s"], 2),
+                          "rows_per_s": round(n / secs_n)}), flush=True)
+    # the same three files through the run's ONNX export (runtime=onnx: onnxruntime, no TensorFlow import)
+    esecs, _ = run_kiln(["export", str(run_dir), "format=onnx"])
+    onnx = {}
+    for n, path in ((len(frame), rows), (10, root / "rows10.csv"), (1_000_000, root / "rows1000000.csv")):
+        secs_n, _ = run_kiln(["predict", str(run_dir), str(path), f"out={root / 'pred_o.csv'}", "runtime=onnx"])
+        onnx[n] = (secs_n, CPU["s"])
+        print(json.dumps({"predict_rows": n, "runtime": "onnx", "wall_s": round(secs_n, 2), "cpu_s": round(CPU["s"], 2),
+                          "rows_per_s": round(n / secs_n)}), flush=True)
+    a = pd.read_csv(root / "pred.csv", usecols=["prediction", "proba_yes"])
+    run_kiln(["predict", str(run_dir), str(rows), f"out={root / 'pred_o.csv'}", "runtime=onnx"])
+    b = pd.read_csv(root / "pred_o.csv", usecols=["prediction", "proba_yes"])
+    same = float((a["prediction"] == b["prediction"]).mean())
+    worst = float((a["proba_yes"] - b["proba_yes"]).abs().max())
     # predict rows/s inside the process (without the interpreter and TensorFlow start-up)
     code = ("import time,sys;from kiln.run import load_run;from kiln.tasks.base import task_of;import pandas as pd;"
             f"r=load_run({str(run_dir)!r});t=task_of(r.meta);f=pd.read_csv({str(rows)!r},dtype=str,keep_default_na=False);"
@@ -143,7 +157,11 @@ def bench_large(root: Path) -> dict:
            "predict_rows_per_s": round(inproc), "predict_rows_per_cpu_s": round(per_cpu),
            "predict_cli_10_rows_s": round(sizes[10][0], 2), "predict_cli_1m_rows_s": round(sizes[1_000_000][0], 1),
            "predict_cli_1m_rows_per_s": round(1_000_000 / sizes[1_000_000][0]),
-           "predict_cli_100k_rows_per_s_beyond_startup": round(len(frame) / max(1e-9, psecs - sizes[10][0]))}
+           "predict_cli_100k_rows_per_s_beyond_startup": round(len(frame) / max(1e-9, psecs - sizes[10][0])),
+           "export_onnx_s": round(esecs, 1), "predict_onnx_100k_s": round(onnx[len(frame)][0], 2),
+           "predict_onnx_100k_rows_per_s": round(len(frame) / onnx[len(frame)][0]), "predict_onnx_100k_cpu_s": round(onnx[len(frame)][1], 1),
+           "predict_onnx_10_rows_s": round(onnx[10][0], 2), "predict_onnx_1m_rows_per_s": round(1_000_000 / onnx[1_000_000][0]),
+           "onnx_vs_keras_100k": round(psecs / onnx[len(frame)][0], 2), "onnx_same_prediction": same, "onnx_max_proba_diff": worst}
     print(json.dumps(out), flush=True)
     return out
 

@@ -91,14 +91,14 @@ def evaluate(args: Optional[List[str]] = ARGS):
 
 @app.command()
 def predict(args: Optional[List[str]] = ARGS):
-    """Predict: kiln predict RUN_DIR INPUT... [top_k=5] [out=FILE.csv] (images, table files, or texts: strings, .txt, CSV)."""
+    """Predict: kiln predict RUN_DIR INPUT... [top_k=5] [out=FILE.csv] [runtime=auto|keras|onnx] (images, table files, or texts: strings, .txt, CSV)."""
     from kiln.run import load_run
 
     words, pairs = _split(args)
     if len(words) < 2:
         raise ConfigError(received("predict", "arguments", " ".join(words) or "<none>", "pass a run folder and at least one image or folder",
                                    "Example: kiln predict runs/train photo.jpg"))
-    opts = _options(pairs, {"top_k": int, "out": str}, "predict")
+    opts = _options(pairs, {"top_k": int, "out": str, "runtime": str}, "predict")
     for row in load_run(words[0]).predict(words[1:], **opts):
         print(json.dumps(row))
 

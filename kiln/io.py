@@ -10,6 +10,7 @@ naming the file, never a traceback (kiln/errors.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -39,6 +40,15 @@ def atomic_path(dest: str | Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read 1 MiB at a time (shards in manifest.json, model.keras in export.json)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(dest: str | Path, text: str) -> Path:
@@ -282,6 +292,9 @@ def load_keras(path: str | Path, fix: str = MODEL_FIX, compile: bool = False):
     import keras  # after the checks above: a damaged file is refused without starting TensorFlow
 
     import kiln.train.ensemble  # noqa: F401  registers kiln>Ensemble, which any task's model.keras may be
+    from kiln.tasks.base import register_layers
+
+    register_layers()  # every task's custom layers
 
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)

@@ -117,7 +117,13 @@ class Run:
         return self.task.evaluate_run(self, data=data, split=split, out=out, **options)
 
     def predict(self, inputs, out: str | None = None, **options) -> list[dict]:
-        """One dict per input (image runs: path, label, score, top_k [[label, score], ...]); `top_k=5`."""
+        """One dict per input (image runs: path, label, score, top_k [[label, score], ...]); `top_k=5`.
+        Table runs take `runtime=auto|keras|onnx` (kiln/tasks/table/runtime.py); the others run in Keras."""
+        if options.get("runtime") is not None and self.task.info.name != "table":
+            if options["runtime"] not in ("auto", "keras"):
+                raise ConfigError(received("predict", "runtime", options["runtime"], f"{self.task.info.name} runs predict in Keras only "
+                                           "(runtime=onnx is for table runs)", "Leave runtime out, or serve the run's export with kiln serve"))
+            options.pop("runtime")
         return self.task.predict(self, inputs, out=out, **options)
 
 

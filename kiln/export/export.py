@@ -122,10 +122,11 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     import kiln
     from kiln.export.keras import KerasPredictor
     from kiln.export.parity import compare
-    from kiln.io import FORMAT_VERSION, write_json, write_text
+    from kiln.io import FORMAT_VERSION, sha256_file, write_json, write_text
 
     module = format_module(opts.format)
     task = run.task
+    model_sha256 = sha256_file(run.path / "model.keras")  # read before the model: ties the export to that file (kiln predict runtime=auto)
     if opts.format not in task.info.export_formats:
         raise ConfigError(received("export", "format", opts.format, f"{task.info.name} runs export to "
                                    f"{', '.join(task.info.export_formats)} only", f"Use format={task.info.export_formats[0]}"))
@@ -191,6 +192,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "calibration_images": 0 if calib is None else int(len(calib)),
             "threshold": run.meta.get("threshold"),
             "run": str(run.path.resolve()),
+            "model_sha256": model_sha256,
             "run_name": run.name,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "kiln_version": kiln.__version__,

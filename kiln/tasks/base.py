@@ -41,6 +41,21 @@ BUILTIN: dict[str, str] = {
 }
 
 
+# name -> module whose import registers the Keras layers a task's model.keras files refer to; `kiln.io.load_keras`
+# imports them before loading any model file, so reading a run's spec never has to start Keras (a table run's
+# `kiln predict` through its ONNX export runs without TensorFlow).
+LAYERS: dict[str, str] = {
+    "table": "kiln.tasks.table.layers",
+    "text": "kiln.tasks.text.layers",
+    "series": "kiln.tasks.series.layers",
+}
+
+
+def register_layers() -> None:
+    for module in LAYERS.values():
+        importlib.import_module(module)
+
+
 class TaskError(KilnError):
     """A command a task does not support, or a task that cannot be found."""
 

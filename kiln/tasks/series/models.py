@@ -1,6 +1,8 @@
 """Forecasting models: `(spec, width=, blocks=, dropout=) -> keras.Model` on raw (N, lookback, channels) float32
 windows, scalers inside, a direct multi-step output of `horizon` values (x quantiles).
 
+    linear  one Dense layer from the flattened window to every horizon step: a direct multi-step linear
+            autoregression (NLinear-style, on the centred window; Zeng et al., AAAI 2023)
     dense   an MLP on the flattened window
     lstm    two stacked LSTMs (the notes' model), then a Dense head of all horizon steps
     gru     the same with GRUs
@@ -38,6 +40,14 @@ def _frame(spec, name: str, body, head: bool = True, residual: bool = True):
     parts = [out, level, SeasonalNaive(m, H, name="seasonal_naive")(scaled)] if residual else [out, level]
     out = Forecast(H, Q, spec.mean[0], spec.std[0], name="forecast")(parts)
     return keras.Model(inp, out, name=name)
+
+
+@MODELS.register("linear", family="linear")
+def linear(spec, width: int = 256, dropout: float = 0.0, residual: bool = True):
+    """One Dense layer on the flattened, centred window (no hidden layer): the linear model networks must beat."""
+    import keras
+
+    return _frame(spec, "linear", lambda x: keras.layers.Flatten()(x), residual=residual)
 
 
 @MODELS.register("dense", family="mlp")

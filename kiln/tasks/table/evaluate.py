@@ -94,9 +94,13 @@ def evaluate_file(task, run, data: str | None, split: str, out: str | None, thre
     return result
 
 
-def predict_file(task, run, inputs, out: str | None) -> list[dict]:
-    """Every column of the file kept, plus `prediction` (and proba_<class> columns)."""
+def predict_file(task, run, inputs, out: str | None, runtime: str = "auto") -> list[dict]:
+    """Every column of the file kept, plus `prediction` (and proba_<class> columns); `runtime`: see runtime.py."""
     from kiln.evaluate.threshold import apply_threshold, run_threshold
+    from kiln.tasks.table.runtime import predictor
+    from kiln.tasks.table.spec import encode_rows
+
+    predict, where = predictor(task, run, runtime)  # a wrong runtime= is named before the file is read
 
     if isinstance(inputs, pd.DataFrame):  # rows already read (Python API, the contract test)
         spec, frame = task.load_spec(run.meta), inputs.astype(object).where(inputs.notna(), "").astype(str)
@@ -109,7 +113,7 @@ def predict_file(task, run, inputs, out: str | None) -> list[dict]:
             raise DataError(received("predict", "inputs", " ".join(map(str, paths)), "a table run predicts one file at a time",
                                      "Example: kiln predict runs/train rows.csv out=pred.csv"))
         spec, frame = _read_labelled(task, run, paths[0], "predict")
-    outputs = task.predict_outputs(run, frame)
+    outputs = predict(encode_rows(frame, spec)) if len(frame) else task.predict_outputs(run, frame)
     result = frame.copy()
     if spec.classes:
         t = run_threshold(run.meta) if len(spec.classes) == 2 else None
@@ -120,7 +124,7 @@ def predict_file(task, run, inputs, out: str | None) -> list[dict]:
         result["prediction"] = outputs[:, 0]
     if out:
         write_csv(result, out)
-        print(f"kiln: wrote {len(result)} predictions to {out}", flush=True)
+        print(f"kiln: wrote {len(result)} predictions to {out} ({where})", flush=True)
         return []
     return result.to_dict(orient="records")
 

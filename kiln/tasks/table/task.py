@@ -178,7 +178,7 @@ class TableTask(Task):
                 "skipped": int(len(data.skipped))}
 
     def load_spec(self, meta: Mapping):
-        import kiln.tasks.table.layers  # noqa: F401  (registers the custom layers model.keras refers to)
+        """Without Keras: kiln.io.load_keras registers the table layers (kiln/tasks/base.py LAYERS)."""
         from kiln.tasks.table.spec import TableSpec
 
         return TableSpec.from_dict(meta["table"])
@@ -231,10 +231,10 @@ class TableTask(Task):
             return None
         return self.targets(rows, self.load_spec(run.meta)), self.predict_outputs(run, rows)
 
-    def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
+    def predict(self, run, inputs, out: str | None = None, runtime: str = "auto", **options) -> list[dict]:
         from kiln.tasks.table.evaluate import predict_file
 
-        return predict_file(self, run, inputs, out)
+        return predict_file(self, run, inputs, out, runtime)
 
     def predict_outputs(self, run, inputs, **options):
         """(N, K) probabilities or (N, 1) predictions for a frame of raw rows."""

@@ -19,7 +19,7 @@ def _spec(quantiles=()):
                       quantiles=list(quantiles), mean=[100.0, 0.0], std=[10.0, 1.0])
 
 
-@pytest.mark.parametrize("name", ["dense", "lstm", "gru", "cnn1d", "nbeats", "ensemble"])
+@pytest.mark.parametrize("name", ["linear", "dense", "lstm", "gru", "cnn1d", "nbeats", "ensemble"])
 def test_family_shapes_and_round_trip(name, tmp_path):
     import keras
 
@@ -38,6 +38,12 @@ def test_family_shapes_and_round_trip(name, tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-4)
+
+
+def test_linear_is_one_dense_layer_on_the_window():
+    """lookback x channels -> horizon weights and a bias per step: nothing hidden."""
+    model = MODELS.create("linear", _spec())
+    assert model.count_params() == 16 * 2 * 5 + 5
 
 
 def test_gru_update_gates_start_open_to_the_past():

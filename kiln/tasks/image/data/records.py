@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kiln.errors import DataError, KilnError, received
+from kiln.io import sha256_file
 
 log = logging.getLogger("kiln.data")
 
@@ -38,14 +39,6 @@ FORMAT = "kiln-tfrecord"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 SHUFFLE_BYTES = 256 << 20  # cap of encoded records held by the training shuffle buffer
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_shard_folder(path: str | Path | None) -> bool:
@@ -141,7 +134,7 @@ def _write_shard(dest: Path, rows: list[tuple], channels: int, bar) -> dict:
             for path, y, use_pil, rel in rows:
                 writer.write(_example(_encoded(path, use_pil, channels), int(y), rel))
                 bar.update(1)
-    return {"file": dest.name, "count": len(rows), "bytes": dest.stat().st_size, "sha256": _sha256(dest)}
+    return {"file": dest.name, "count": len(rows), "bytes": dest.stat().st_size, "sha256": sha256_file(dest)}
 
 
 def shard_count(n: int, nbytes: int, shard_mb: int, shard_images: int) -> int:
@@ -282,7 +275,7 @@ def verify(folder: str | Path) -> list[str]:
             problems.append(f"{shard['file']}: missing")
         elif path.stat().st_size != shard["bytes"]:
             problems.append(f"{shard['file']}: {path.stat().st_size:,} bytes, manifest says {shard['bytes']:,}")
-        elif _sha256(path) != shard["sha256"]:
+        elif sha256_file(path) != shard["sha256"]:
             problems.append(f"{shard['file']}: sha256 differs from the manifest (the shard changed or is corrupt)")
     return problems
 
