@@ -27,7 +27,7 @@ class SeriesConfig(BaseModel):
     width: int = Field(256, ge=4, le=4096, description="series dense / nbeats: hidden units; lstm / gru / cnn1d use a quarter")
     residual: bool = Field(True, description="series: the model predicts a correction to the seasonal-naive forecast of its window (computed inside the model); false: the whole curve")
     blocks: int = Field(3, ge=1, le=16, description="series nbeats: residual blocks")
-    members: list[str] = Field(default_factory=lambda: ["nbeats", "dense"], description="series ensemble (model=auto's choice): the member families whose forecasts are averaged, one model each")
+    members: list[str] = Field(default_factory=lambda: ["linear", "dense"], description="series ensemble (model=auto's choice): the member families whose forecasts are averaged, one model each")
 
     @field_validator("covariates", "quantiles", "members", mode="before")
     @classmethod

@@ -115,7 +115,7 @@ def test_global_model_over_series_with_a_covariate(tmp_path):
 
 
 def test_model_auto_is_the_ensemble_and_exports_as_one_model(tmp_path):
-    """model=auto trains the nbeats + dense ensemble, says why, and its ONNX and TFLite exports match Keras."""
+    """model=auto trains the linear + dense ensemble, says why, and its ONNX and TFLite exports match Keras."""
     import kiln
     from kiln.tasks.series.synth import hourly
 
@@ -123,8 +123,32 @@ def test_model_auto_is_the_ensemble_and_exports_as_one_model(tmp_path):
     run = kiln.train(data=str(tmp_path / "load.csv"), time="date", target="load", horizon=6, lookback=24, width=16, blocks=1,
                      epochs=2, run_dir=str(tmp_path / "run"), train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
     meta = json.loads((run.path / "run.json").read_text())
-    assert meta["model"] == "ensemble" and [m.name for m in run.model.members] == ["nbeats", "dense"]
-    assert "mean forecast of nbeats + dense" in json.dumps(meta["auto"])
+    assert meta["model"] == "ensemble" and [m.name for m in run.model.members] == ["linear", "dense"]
+    assert "mean forecast of linear + dense" in json.dumps(meta["auto"])
     for fmt in ("onnx", "tflite"):
         e = kiln.export_run(run.path, fmt, out=str(tmp_path / fmt), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
         assert e["passed"] and e["max_abs_diff"] < 1e-3
+
+
+def test_epochs_auto_gives_a_linear_model_five_times_the_steps():
+    """About 4,000 steps for the other families, 20,000 when a linear model (alone or as a member) trains."""
+    from types import SimpleNamespace
+
+    from kiln.config import load_config
+    from kiln.tasks.base import get_task
+
+    task = get_task("series")
+    data = SimpleNamespace(extra={"windows": {"train": 3000}}, spec=SimpleNamespace(lookback=24, lookback_reason="", season=24, freq="h"))
+
+    def epochs(*keys):
+        cfg = load_config(None, ["data=load.csv", "time=date", "target=load", *keys])
+        resolved, decisions = task.resolve_auto(cfg, data, cfg.model.name)
+        why = next(d.why for d in decisions if d.key == "train.epochs")
+        return resolved.train.epochs, why
+
+    steps = -(-3000 // task._batch(load_config(None, ["data=load.csv", "time=date", "target=load"]), 3000))
+    assert epochs("model=nbeats") == (4000 // steps, f"about 4,000 steps of {steps} a epoch")
+    assert epochs("model=ensemble", "members=nbeats,dense")[0] == 4000 // steps
+    for keys in ((), ("model=linear",), ("model=ensemble", "members=gru,linear")):
+        n, why = epochs(*keys)
+        assert n == min(200, 20000 // steps) and why.startswith("about 20,000 steps") and "linear" in why, keys
