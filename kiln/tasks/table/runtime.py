@@ -14,15 +14,12 @@ from, so a run whose model.keras changed since (or an export written before that
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from kiln.errors import ConfigError, received
 from kiln.io import sha256_file
 
 RUNTIMES = ("auto", "keras", "onnx")
-
-log = logging.getLogger("kiln.table")
 
 
 def onnx_export(run) -> Path | None:

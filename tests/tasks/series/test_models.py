@@ -131,7 +131,8 @@ def test_model_auto_is_the_ensemble_and_exports_as_one_model(tmp_path):
 
 
 def test_epochs_auto_gives_a_linear_model_five_times_the_steps():
-    """About 4,000 steps for the other families, 20,000 when a linear model (alone or as a member) trains."""
+    """About 4,000 steps and patience 15 for the other families; 20,000 steps and patience 40 when a linear model
+    (alone or as a member) trains."""
     from types import SimpleNamespace
 
     from kiln.config import load_config
@@ -144,7 +145,10 @@ def test_epochs_auto_gives_a_linear_model_five_times_the_steps():
         cfg = load_config(None, ["data=load.csv", "time=date", "target=load", *keys])
         resolved, decisions = task.resolve_auto(cfg, data, cfg.model.name)
         why = next(d.why for d in decisions if d.key == "train.epochs")
+        patience[keys] = resolved.train.patience
         return resolved.train.epochs, why
+
+    patience = {}
 
     steps = -(-3000 // task._batch(load_config(None, ["data=load.csv", "time=date", "target=load"]), 3000))
     assert epochs("model=nbeats") == (4000 // steps, f"about 4,000 steps of {steps} a epoch")
@@ -152,3 +156,5 @@ def test_epochs_auto_gives_a_linear_model_five_times_the_steps():
     for keys in ((), ("model=linear",), ("model=ensemble", "members=gru,linear")):
         n, why = epochs(*keys)
         assert n == min(200, 20000 // steps) and why.startswith("about 20,000 steps") and "linear" in why, keys
+    assert patience == {("model=nbeats",): 15, ("model=ensemble", "members=nbeats,dense"): 15, (): 40, ("model=linear",): 40,
+                        ("model=ensemble", "members=gru,linear"): 40}
