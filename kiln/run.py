@@ -118,12 +118,14 @@ class Run:
 
     def predict(self, inputs, out: str | None = None, **options) -> list[dict]:
         """One dict per input (image runs: path, label, score, top_k [[label, score], ...]); `top_k=5`.
-        Table runs take `runtime=auto|keras|onnx` (kiln/tasks/table/runtime.py); the others run in Keras."""
-        if options.get("runtime") is not None and self.task.info.name != "table":
-            if options["runtime"] not in ("auto", "keras"):
-                raise ConfigError(received("predict", "runtime", options["runtime"], f"{self.task.info.name} runs predict in Keras only "
-                                           "(runtime=onnx is for table runs)", "Leave runtime out, or serve the run's export with kiln serve"))
-            options.pop("runtime")
+        `runtime=` one of auto and the task's `info.runtimes` (tables: keras, onnx; the others keras)."""
+        runtime, runtimes = options.pop("runtime", None), self.task.info.runtimes
+        if runtime is not None:
+            if runtime not in ("auto", *runtimes):
+                raise ConfigError(received("predict", "runtime", runtime, f"{self.task.info.name} runs predict with runtime "
+                                           f"{', '.join(('auto', *runtimes))}", "Leave runtime out, or serve the run's export with kiln serve"))
+            if len(runtimes) > 1:
+                options["runtime"] = runtime
         return self.task.predict(self, inputs, out=out, **options)
 
 

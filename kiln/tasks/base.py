@@ -74,6 +74,7 @@ class TaskInfo:
     export_formats: tuple[str, ...]  # formats `kiln export` accepts for this task (a subset of kiln.export.FORMATS)
     aliases: tuple[str, ...] = ()  # other values of `task=` that name this task (e.g. "classify", "regress")
     resume_keys: tuple[str, ...] = ()  # task config keys whose change makes a checkpoint unusable (prefixes allowed)
+    runtimes: tuple[str, ...] = ("keras",)  # what `kiln predict runtime=` may name (besides auto); with more than one, predict gets `runtime=`
 
 
 class Adapter(abc.ABC):

@@ -25,7 +25,7 @@ class TableTask(Task):
         sources=("CSV (comma, semicolon or tab; UTF-8, UTF-8 BOM, Latin-1)", "TSV", "Parquet"),
         label_kinds=("classification", "regression"), default_model="auto", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("classify", "regress", "tabular"),
-        resume_keys=("table.target", "table.drop", "table.id", "table.loss"))
+        resume_keys=("table.target", "table.drop", "table.id", "table.loss"), runtimes=("keras", "onnx"))
     models = MODELS
     config_section = TableConfig
 

@@ -82,6 +82,7 @@ def test_a_stale_export_falls_back_to_keras(exported_run, rows_csv, tmp_path, ca
 
 def test_bad_runtime_is_one_line(table_run, tiny_run, rows_csv, tmp_path, capsys):
     rc, out = _predict(capsys, table_run.path, rows_csv, "runtime=tensorrt")
-    assert rc == 2 and out.err.strip().startswith("predict received runtime=tensorrt; ") and "auto, keras, onnx" in out.err
+    assert rc == 2 and out.err.strip() == ("predict received runtime=tensorrt; table runs predict with runtime auto, keras, onnx. "
+                                           "Leave runtime out, or serve the run's export with kiln serve.")
     rc, out = _predict(capsys, tiny_run.path, rows_csv, "runtime=onnx")
-    assert rc == 2 and "runtime=onnx is for table runs" in out.err
+    assert rc == 2 and "image runs predict with runtime auto, keras." in out.err
