@@ -48,7 +48,7 @@ def tokenizer_of(run):
     from kiln.tasks.text.tokenize import Tokenizer
 
     spec = run.task.load_spec(run.meta)
-    return Tokenizer(vocabulary(run.model), spec.sequence_length, spec.ngrams)
+    return Tokenizer(vocabulary(run.model), spec.sequence_length, spec.ngrams, spec.analyzer)
 
 
 def _unrolled(token_model):

@@ -184,3 +184,21 @@ class Words(keras.layers.Layer):
 
 
 __all__ = ["EncoderBlock", "IdfBag", "MaskedPool", "TokenAndPosition", "Words"]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def char_wb_split(x):
+    """TextVectorization's `split` for analyzer=char_wb: (B,) lowercased strings -> ragged (B, T) character 2-5-grams
+    within words, in tokenize.char_wb's order (per word: every 2-gram, then every 3-gram, ...).
+
+    tf.strings, not keras.ops: TextVectorization runs on TensorFlow strings whatever the backend, and keras.ops has
+    no string ops. Registered, so model.keras names it and loads in safe mode."""
+    import tensorflow as tf
+
+    from kiln.tasks.text.tokenize import CHAR_WIDTHS
+
+    words = tf.strings.split(x)  # ASCII whitespace, as tokenize.WHITESPACE
+    padded = tf.ragged.map_flat_values(lambda w: tf.strings.join([" ", w, " "]), words)
+    chars = tf.strings.unicode_split(padded, "UTF-8", errors="replace")  # (B, W, C) code points
+    grams = tf.concat([tf.strings.ngrams(chars, n, separator="") for n in CHAR_WIDTHS], axis=2)  # (B, W, G)
+    return grams.merge_dims(1, 2)

@@ -172,9 +172,13 @@ def full_model(spec, token_model, name: str):
         members = [full_model(spec, m, m.name.removeprefix(f"{TOKEN_MODEL}_")) for m in token_model.members]
         return Ensemble(members, name=name)
     text = keras.Input(shape=(), dtype="string", name="text")
-    vectorize = keras.layers.TextVectorization(max_tokens=None, standardize="lower_and_strip_punctuation",
-                                               split="whitespace", ngrams=spec.ngrams if spec.ngrams > 1 else None,
-                                               output_mode="int", output_sequence_length=spec.sequence_length,
+    if getattr(spec, "analyzer", "word") == "char_wb":  # character 2-5-grams within words (tokenize.char_wb)
+        from kiln.tasks.text.layers import char_wb_split
+
+        how = {"standardize": "lower", "split": char_wb_split, "ngrams": None}
+    else:
+        how = {"standardize": "lower_and_strip_punctuation", "split": "whitespace", "ngrams": spec.ngrams if spec.ngrams > 1 else None}
+    vectorize = keras.layers.TextVectorization(max_tokens=None, **how, output_mode="int", output_sequence_length=spec.sequence_length,
                                                vocabulary=spec.vocabulary[2:], name="vectorize")
     return keras.Model(text, token_model(vectorize(text)), name=name)
 

@@ -17,6 +17,7 @@ import numpy as np
 from kiln.tasks.text.models import BAGS
 
 BAG_RANGE = (8, 8192)  # bow costs little per token: it sees nearly every text whole
+CHAR_RANGE = (8, 32768)  # char_wb makes ~4 tokens a character: 32,768 reads the first ~8,000 characters of a text
 BAG_TOKENS = 50_000  # n-grams need a larger vocabulary than words; sequence models: 20,000
 DEFAULT_RANGE = (8, 512)
 
@@ -33,6 +34,7 @@ class TextSpec:
     vocabulary_size: int
     max_chars: int
     on_long: str = "truncate"  # serve: a text over max_chars is truncated or rejected
+    analyzer: str = "word"  # word | char_wb (character 2-5-grams within words; bow only)
     stats: dict = field(default_factory=dict)  # token lengths, truncated share, OOV rate on val
     vocabulary: list[str] = field(default_factory=list, repr=False)  # not in run.json: the model carries it
 
@@ -47,10 +49,10 @@ class TextSpec:
         return cls(**{k: d[k] for k in keys if k in d})
 
 
-def tokenizer(ngrams: int, sequence_length: int = 1, vocabulary=("", "[UNK]")):
+def tokenizer(ngrams: int, sequence_length: int = 1, vocabulary=("", "[UNK]"), analyzer: str = "word"):
     from kiln.tasks.text.tokenize import Tokenizer
 
-    return Tokenizer(list(vocabulary), sequence_length, ngrams)
+    return Tokenizer(list(vocabulary), sequence_length, ngrams, analyzer)
 
 
 def count_vocabulary(token_lists, max_tokens: int) -> tuple[list[str], Counter]:
@@ -74,10 +76,10 @@ def idf_weights(vocabulary: list[str], df: Counter, n_docs: int, output_mode: st
     return w
 
 
-def choose_length(lengths: np.ndarray, model: str, asked) -> int:
+def choose_length(lengths: np.ndarray, model: str, asked, analyzer: str = "word") -> int:
     if asked != "auto":
         return int(asked)
-    lo, hi = BAG_RANGE if model in BAGS else DEFAULT_RANGE
+    lo, hi = CHAR_RANGE if analyzer == "char_wb" else BAG_RANGE if model in BAGS else DEFAULT_RANGE
     q = 99 if model in BAGS else 95
     n = float(np.percentile(lengths, q)) if len(lengths) else lo
     return int(min(hi, max(lo, int(math.ceil(n / 8.0) * 8))))
@@ -89,12 +91,13 @@ def build_spec(rows, cfg, model: str, classes: list[str], columns: dict) -> tupl
     bag = model in BAGS
     ngrams = (2 if bag else 1) if t.ngrams == "auto" else int(t.ngrams)
     output_mode = ("tf_idf" if bag else "int") if t.output_mode == "auto" else t.output_mode
-    tok = tokenizer(ngrams)
+    analyzer = ("word" if t.analyzer == "auto" else t.analyzer)
+    tok = tokenizer(ngrams, analyzer=analyzer)
     train = rows[rows["split"] == "train"]["text"].tolist()
     train_tokens = [tok.tokens(s) for s in train]
     vocabulary, df = count_vocabulary(train_tokens, (BAG_TOKENS if bag else 20_000) if t.max_tokens == "auto" else int(t.max_tokens))
     lengths = np.array([len(x) for x in train_tokens])
-    seq = choose_length(lengths, model, t.sequence_length)
+    seq = choose_length(lengths, model, t.sequence_length, analyzer)
     index = set(vocabulary)
     val_tokens = [tok.tokens(s) for s in rows[rows["split"] == "val"]["text"].tolist()]
     n_val = sum(len(x) for x in val_tokens)
@@ -116,7 +119,7 @@ def build_spec(rows, cfg, model: str, classes: list[str], columns: dict) -> tupl
         oov_docs = sum(1 for x in train_tokens if any(w not in index for w in x))
         idf[1] = math.log(1 + len(train) / (1 + oov_docs))
     spec = TextSpec(columns.get("text"), columns.get("label"), list(classes), model, ngrams, output_mode, seq, len(vocabulary),
-                    t.max_chars, t.on_long, stats, vocabulary)
+                    t.max_chars, t.on_long, analyzer, stats, vocabulary)
     return spec, idf
 
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from kiln.errors import DataError, received
+from kiln.errors import ConfigError, DataError, received
 from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
 from kiln.tasks.text.config import TextConfig
 from kiln.tasks.text.models import BAGS, MODELS
@@ -65,7 +65,7 @@ class TextTask(Task):
         monitor="val_loss",
         mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"),
-        resume_keys=("text.text", "text.label", "text.max_tokens", "text.ngrams", "text.output_mode", "text.sequence_length"),
+        resume_keys=("text.text", "text.label", "text.max_tokens", "text.ngrams", "text.analyzer", "text.output_mode", "text.sequence_length"),
     )
     models = MODELS
     config_section = TextConfig
@@ -128,9 +128,14 @@ class TextTask(Task):
         rows["y"] = rows["label"].map({c: i for i, c in enumerate(classes)}).astype(int)
         why = None
         chosen = model_name
-        if model_name == "auto":
+        if model_name == "auto" and cfg.text.analyzer == "char_wb":
+            chosen, why = "bow", "text.analyzer=char_wb: character n-grams are read by the bag-of-n-grams model"
+        elif model_name == "auto":
             words = np.median([len(tokenizer(1).tokens(s)) for s in train["text"].head(5000)])
             chosen, why = auto_model(len(train), float(words))
+        if cfg.text.analyzer == "char_wb" and chosen != "bow":
+            raise ConfigError(received("train", "text.analyzer", "char_wb", f"{chosen} reads word tokens; character n-grams are for "
+                                       "model=bow", "Use model=bow (or auto), or leave analyzer at word"))
         spec, idf = build_spec(rows, cfg, chosen, classes, source.facts["columns"])
         seq_models = chosen not in BAGS
         if seq_models and spec.output_mode != "int":

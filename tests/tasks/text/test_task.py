@@ -294,3 +294,26 @@ def test_bow_bag_is_sublinear_l2_normalised_tfidf():
     bag.kernel.assign(np.eye(v, dtype="float32"))
     np.testing.assert_allclose(np.asarray(bag(ids)), expected, atol=1e-5)
     assert bag.get_config()["sublinear"] is True
+
+
+def test_char_wb_bow_trains_exports_and_serves_raw_text(reviews_csv, tmp_path, capsys):
+    """analyzer=char_wb: a bow on character 2-5-grams within words learns the reviews, its model.keras reloads in a
+    fresh process (the split function is registered), and its ONNX export ships a tokenizer that agrees."""
+    import kiln
+
+    run = kiln.train(data=str(reviews_csv), task="text", run_dir=str(tmp_path / "cw"), seed=0,
+                     train={"verbose": 0, "tensorboard": False, "epochs": 8}, evaluate={"report": False},
+                     **{"text.text": "review", "text.label": "sentiment", "text.analyzer": "char_wb", "text.baseline": False})
+    assert run.meta["model"] == "bow" and run.meta["text"]["analyzer"] == "char_wb"
+    assert run.metrics["test"]["accuracy"] >= 0.8
+    code = f"import sys; from kiln.cli import main; sys.exit(main(['predict', {str(run.path)!r}, 'a wonderful film']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and any(c in done.stdout for c in run.classes), done.stderr[-2000:]
+    m = kiln.export_run(run.path, "onnx", out=str(tmp_path / "onnx"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+    assert m["passed"] and m["agreement"] >= 0.99
+    assert json.loads((tmp_path / "onnx" / "tokenizer.json").read_text())["analyzer"] == "char_wb"
+    capsys.readouterr()
+    assert main(["train", f"data={reviews_csv}", "text=review", "target=sentiment", "model=cnn1d", "analyzer=char_wb",
+                 f"run_dir={tmp_path / 'bad'}", "verbose=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("train received text.analyzer=char_wb; cnn1d reads word tokens") and "\n" not in err

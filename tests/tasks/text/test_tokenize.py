@@ -36,3 +36,22 @@ def test_words_layer_reads_the_words_of_ngram_ids():
         vocab = ["", "[UNK]", *sorted({t for s in texts for t in ngrams(words(s), range(1, k + 1))})][:60]
         got = Words(length, k)(Tokenizer(vocab, full, k).ids(texts)).numpy()
         np.testing.assert_array_equal(got, Tokenizer(vocab, length, 1).ids(texts), err_msg=f"ngrams={k}")
+
+
+def test_char_wb_tokenizer_matches_text_vectorization(tmp_path):
+    """analyzer=char_wb: tokenize.char_wb and TextVectorization with layers.char_wb_split give the same ids."""
+    import keras
+
+    from kiln.tasks.text.layers import char_wb_split
+    from kiln.tasks.text.tokenize import char_wb
+
+    assert char_wb("Hi, yo") == [" h", "hi", "i,", ", ", " hi", "hi,", "i, ", " hi,", "hi, ", " hi, ", " y", "yo", "o ", " yo", "yo ", " yo "]
+    tv = keras.layers.TextVectorization(max_tokens=300, standardize="lower", split=char_wb_split, output_mode="int", output_sequence_length=40)
+    tv.adapt(TRICKY)
+    vocab = [str(t) for t in tv.get_vocabulary()]
+    tok = Tokenizer(vocab, 40, analyzer="char_wb")
+    np.testing.assert_array_equal(tok.ids(TRICKY), tv(np.array(TRICKY)).numpy())
+    tok.save(tmp_path)
+    again = Tokenizer.load(tmp_path)
+    assert again.analyzer == "char_wb"
+    np.testing.assert_array_equal(again.ids(TRICKY), tok.ids(TRICKY))
