@@ -183,6 +183,9 @@ class TextTask(Task):
                                 f"{'99th' if chosen in BAGS else '95th'} percentile of training lengths; truncates "
                                 f"{s['truncated_train']:.1%} of train, {(s['truncated_val'] or 0):.1%} of val; val OOV rate "
                                 f"{(s['oov_rate_val'] or 0):.1%}"))
+        if cfg.text.analyzer == "auto":
+            out.append(Decision("text.analyzer", spec.analyzer, "character 2-5-grams within words: bow scored higher on them than on "
+                                "word n-grams (BENCHMARKS.md, text)" if spec.analyzer == "char_wb" else f"{chosen} reads word tokens"))
         if t.epochs == "auto":
             out.append(Decision("train.epochs", *auto_epochs(chosen)))
         if t.patience == "auto":

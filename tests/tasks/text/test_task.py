@@ -30,6 +30,7 @@ def _cli(capsys, *args):
 def test_auto_run_beside_its_baseline(text_run):
     m, meta = text_run.metrics, text_run.meta
     assert meta["task"] == "text" and meta["model"] == "bow" and "model.name" in meta["auto"]
+    assert meta["text"]["analyzer"] == "char_wb" and meta["auto"]["text.analyzer"]["value"] == "char_wb"  # analyzer=auto for bow
     base = m["baselines"]["test"]["tfidf_logreg"]["accuracy"]
     assert m["test"]["accuracy"] >= 0.85 and m["test"]["accuracy"] >= base - 0.05, (m["test"]["accuracy"], base)
     assert set(m["test"]["per_class"]) == {"neg", "pos", "mixed"}
