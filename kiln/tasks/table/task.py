@@ -14,6 +14,7 @@ from kiln.errors import DataError, received
 from kiln.tasks.base import CompileSpec, Example, Prepared, Signature, Source, Task, TaskInfo, TensorSpec, register_task
 from kiln.tasks.table.config import TableConfig
 from kiln.tasks.table.models import MODELS
+from kiln.tasks.table.runtime import RUNTIMES
 
 log = logging.getLogger("kiln.table")
 
@@ -25,7 +26,7 @@ class TableTask(Task):
         sources=("CSV (comma, semicolon or tab; UTF-8, UTF-8 BOM, Latin-1)", "TSV", "Parquet"),
         label_kinds=("classification", "regression"), default_model="auto", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("classify", "regress", "tabular"),
-        resume_keys=("table.target", "table.drop", "table.id", "table.loss"), runtimes=("keras", "onnx"))
+        resume_keys=("table.target", "table.drop", "table.id", "table.loss"), runtimes=RUNTIMES[1:])
     models = MODELS
     config_section = TableConfig
 
