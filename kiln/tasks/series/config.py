@@ -27,6 +27,7 @@ class SeriesConfig(BaseModel):
     width: int = Field(256, ge=4, le=4096, description="series dense / nbeats: hidden units; lstm / gru / cnn1d use a quarter")
     residual: bool = Field(True, description="series: the model predicts a correction to the seasonal-naive forecast of its window (computed inside the model); false: the whole curve")
     blocks: int = Field(3, ge=1, le=16, description="series nbeats: residual blocks")
+    least_squares: bool = Field(True, description="series linear (alone or a member): start its weights at the least-squares solution on the training windows; false: random, gradient descent only")
     members: list[str] = Field(default_factory=lambda: ["linear", "dense"], description="series ensemble (model=auto's choice): the member families whose forecasts are averaged, one model each")
 
     @field_validator("covariates", "quantiles", "members", mode="before")

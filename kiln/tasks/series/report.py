@@ -32,7 +32,7 @@ def evaluate_fresh(run, frame, spec, s) -> dict:
     origins = None if s.backtest == "auto" else int(s.backtest)
     metrics, kept = {}, {}
     for split in ("val", "test"):
-        keep = {}
+        keep = {} if split == "test" else None  # only the test backtest is drawn: val's arrays are not held
         m = backtest(run.model, frame, spec, split, holt=s.baselines, origins=origins or 500, keep=keep)
         if m.get("windows"):
             metrics[split] = m

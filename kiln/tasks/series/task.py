@@ -163,7 +163,13 @@ class SeriesTask(Task):
     def build_model(self, name: str, data: Prepared, cfg):
         s = cfg.series
         dropout = 0.0 if cfg.model.dropout == 0.25 else cfg.model.dropout  # the image default is not a series default
-        return self.models.create(name, data.spec, width=s.width, blocks=s.blocks, dropout=dropout, residual=s.residual, members=tuple(s.members))
+        model = self.models.create(name, data.spec, width=s.width, blocks=s.blocks, dropout=dropout, residual=s.residual, members=tuple(s.members))
+        if s.least_squares and "windows" in data.extra:
+            from kiln.tasks.series.least_squares import warm_start
+
+            for done in warm_start(model, self.windows(data), self.windows(data).starts(("train",)), data.spec):
+                log.info("series: %s starts from least squares on %s training windows", done["model"], f"{done['windows']:,}")
+        return model
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         from kiln.tasks.series.layers import MedianMAE, Pinball, ScaledMAE

@@ -167,9 +167,10 @@ class Windows:
         L, H = self.lookback, self.horizon
         values = tf.constant(self.values)
         xi, yi = tf.range(L, dtype=tf.int64), tf.range(L, L + H, dtype=tf.int64)
-        ds = tf.data.Dataset.from_tensor_slices(starts)
         if training:
-            ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+            ds = shuffled(starts, seed)
+        else:
+            ds = tf.data.Dataset.from_tensor_slices(starts)
 
         def gather(s):
             return tf.gather(values, s[:, None] + xi), tf.gather(values[:, 0], s[:, None] + yi)
@@ -177,4 +178,21 @@ class Windows:
         return ds.batch(batch).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-__all__ = ["SPLITS", "SeriesSpec", "Windows", "assign_splits", "auto_lookback", "fit_scalers", "seasonal_scale", "split_codes", "split_of"]
+def shuffled(starts: np.ndarray, seed: int):
+    """The starts in a fresh order each pass, from one permuted copy of the (N,) index: a shuffle buffer of N scalar
+    elements held ~300 bytes each (~210 MB of a million-row fit for 5.6 MB of indices). Seeded and reproducible:
+    pass k of a run draws the same order on every machine."""
+    import tensorflow as tf
+
+    index = tf.constant(starts, tf.int64)
+    draw = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+
+    @tf.autograph.experimental.do_not_convert
+    def permute(r):
+        return tf.random.experimental.stateless_shuffle(index, seed=tf.stack([r, tf.constant(seed, tf.int64)]))
+
+    ds = draw.map(permute).flat_map(tf.data.Dataset.from_tensor_slices)
+    return ds.apply(tf.data.experimental.assert_cardinality(len(starts)))  # as from_tensor_slices would say
+
+
+__all__ = ["SPLITS", "SeriesSpec", "Windows", "assign_splits", "auto_lookback", "fit_scalers", "seasonal_scale", "shuffled", "split_codes", "split_of"]
