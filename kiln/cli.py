@@ -360,19 +360,10 @@ def tune(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 
 
 def _summary(run) -> None:
-    m = run.metrics
-    for split in ("val", "test"):
-        if split in m and "accuracy" in m[split]:
-            print(f"kiln: {split} accuracy {m[split]['accuracy']:.4f}  macro F1 {m[split]['macro_f1']:.4f}  (n={m[split]['n']})")
-        elif split in m and "r2" in m[split]:
-            print(f"kiln: {split} R2 {m[split]['r2']:.4f}  RMSE {m[split]['rmse']:.4g}  MAE {m[split]['mae']:.4g}  (n={m[split]['n']})")
-        elif split in m and "mase" in m[split]:
-            print(f"kiln: {split} MASE {m[split]['mase']:.4f}  MAE {m[split]['mae']:.4g}  sMAPE {m[split]['smape']:.2f}%  "
-                  f"({m[split]['windows']} windows)")
-    for name, b in (m.get("baselines") or {}).get("test", {}).items():
-        key = next((k for k in ("accuracy", "r2", "mase") if b.get(k) is not None), None)
-        if key:
-            print(f"kiln: baseline {name:<24} test {key} {b[key]:.4f}")
+    from kiln.evaluate.headline import summary_lines
+
+    for line in summary_lines(run.meta, run.metrics):  # the task's headline metrics (TaskInfo.headline)
+        print(line)
     print(f"kiln: run folder {run.path}")
 
 

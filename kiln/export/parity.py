@@ -1,5 +1,8 @@
 """Verify an export in its own runtime against the Keras model: same inputs, same figures.
 
+A task's `parity` is usually `class_parity` (agreement = the same top class) or `value_parity` (agreement = within a
+relative tolerance): both name their quality metric ("metric", "score", "keras_score") and their agreement rule.
+
     figures = compare(keras_predictor, export_predictor, inputs, y, task.parity)
     figures["agreement"]  # the task's share of inputs on which the two agree
 
@@ -12,6 +15,30 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
+
+def class_parity(reference, candidate, y) -> dict:
+    """Class outputs (N, K): the share of rows whose top class is the same, and each side's accuracy."""
+    ref, cand, y = np.asarray(reference, np.float64), np.asarray(candidate, np.float64), np.asarray(y, dtype=int)
+    diff = np.abs(cand - ref)
+    return {"agreement": float(np.mean(cand.argmax(-1) == ref.argmax(-1))), "agreement_rule": "same top class",
+            "metric": "accuracy", "direction": "max", "score": float(np.mean(cand.argmax(-1) == y)),
+            "keras_score": float(np.mean(ref.argmax(-1) == y)),
+            "max_abs_diff": float(diff.max()) if diff.size else 0.0, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+
+
+def value_parity(reference, candidate, y, rtol: float = 1e-3, point=None) -> dict:
+    """Value outputs (N, ...): the share of rows whose every value is within `rtol` of the target's spread
+    (std, else mean |y|), and each side's MAE; `point(outputs)` picks the point forecast of a wider output."""
+    ref, cand, y = (np.asarray(a, np.float64) for a in (reference, candidate, y))
+    diff = np.abs(ref - cand).reshape(len(ref), -1)
+    tol = rtol * (float(np.std(y)) or float(np.mean(np.abs(y))) or 1.0)
+    pick = point or (lambda p: p)
+    mae = lambda p: float(np.mean(np.abs(pick(p).reshape(y.shape) - y)))  # noqa: E731
+    return {"agreement": float(np.mean(diff.max(1) <= tol)) if diff.size else 1.0,
+            "agreement_rule": f"every value within {rtol:g} x the target's spread", "metric": "MAE", "direction": "min",
+            "score": mae(cand), "keras_score": mae(ref),
+            "max_abs_diff": float(diff.max()) if diff.size else 0.0, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
 
 
 def count(inputs) -> int:

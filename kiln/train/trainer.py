@@ -100,7 +100,7 @@ def _train(cfg: Config, task, strategy, folder):
     agree(strategy, folder.state.epoch if folder.state else 0, "resume epoch")
     model = fit_phases(model, cfg, run_dir=run_dir, state=folder.state, strategy=strategy, train_ds=train_ds, val_ds=val_ds,
                        steps=steps, monitor=monitor, compiled=compiled, verbose=verbose, chief=folder.chief,
-                       model_name=model_name, models=task.models, refit_ds=refit_ds, refit_steps=refit_steps,
+                       model_name=model_name, task=task, refit_ds=refit_ds, refit_steps=refit_steps,
                        before_refit=keep_val_outputs)
     if refit_ds is not None and selection_outputs.is_file():
         data.outputs["val"] = np.load(selection_outputs)  # the refit model trained on val; the model val chose did not
@@ -109,7 +109,7 @@ def _train(cfg: Config, task, strategy, folder):
         return None
     train_seconds = time.time() - started
 
-    write_json(run_dir / "run.json", {
+    meta = {
         "format_version": FORMAT_VERSION, "kiln_version": __version__, "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__, "task": task.info.name, "model": model_name, **task.run_meta(data),
         "counts": data.counts(), "train_seconds": round(train_seconds, 2), "replicas": replicas,
@@ -120,15 +120,18 @@ def _train(cfg: Config, task, strategy, folder):
                       "val_metrics": "from the model val chose, before the refit" if "val" in data.outputs
                       else "from the refit model, which trained on val"}}
            if refit_ds is not None else {}),
-    })
+    }
+    meta.update(task.after_fit(Run(run_dir, meta=meta, model=model), data, cfg) or {})  # values learned after fitting
+    write_json(run_dir / "run.json", meta)
     save_model(model, run_dir / "model.keras")
     folder.finish()
 
     run = Run(run_dir)
-    task.after_fit(run, data, cfg)
     metrics = task.evaluate(run, data, cfg)
     write_json(run_dir / "metrics.json", metrics)
-    plot_history(run.history, run_dir / "plots")
+    from kiln.evaluate.headline import history_metrics
+
+    plot_history(run.history, run_dir / "plots", history_metrics(meta))
     if cfg.evaluate.report:
         try:
             from kiln.evaluate.report import write_report

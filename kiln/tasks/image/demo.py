@@ -82,7 +82,7 @@ def demo(overrides: dict | None = None):
     report = write_report(run)  # again, now with the export's parity figures
     print(f"\nkiln demo: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f} on {test['n']} images")
     print(f"kiln demo: TFLite int8 agrees with the Keras model on {exported['agreement']:.1%} of test images, "
-          f"accuracy {exported['accuracy']:.4f}, {exported['size_bytes'] / 1024:.0f} KiB")
+          f"accuracy {exported['score']:.4f}, {exported['size_bytes'] / 1024:.0f} KiB")
     print(f"  run folder   {run_dir}")
     for name in ("config.yaml", "splits.csv", "model.keras", "history.csv", "metrics.json", "tensorboard", "plots",
                  "evaluate_test.json", "predictions.csv", "audit.html"):

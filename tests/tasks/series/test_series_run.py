@@ -152,4 +152,4 @@ def test_onnx_export_of_quantiles_matches_keras(run, tmp_path):
     assert m["passed"] and m["max_abs_diff"] < 1e-3
     manifest = json.loads((tmp_path / "onnx" / "export.json").read_text())
     assert manifest["output"]["name"] == "quantiles" and manifest["output"]["shape"] == [None, 12, 3]
-    assert manifest["series"]["lookback"] == 48 and m["accuracy"] == pytest.approx(m["keras_accuracy"], rel=1e-4)
+    assert manifest["series"]["lookback"] == 48 and m["score"] == pytest.approx(m["keras_score"], rel=1e-4) and m["metric"] == "MAE"
