@@ -180,6 +180,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "keras_size_bytes": _keras_size(model, stage),
             "max_abs_diff": figures["max_abs_diff"],
             "mean_abs_diff": figures["mean_abs_diff"],
+            **({"outputs_parity": figures["outputs"]} if "outputs" in figures else {}),  # several named outputs: each one's
             "latency_ms": figures["latency_ms"],
             "keras_latency_ms": figures["keras_latency_ms"],
             "throughput": figures["throughput"],
@@ -241,6 +242,9 @@ class HostThen:
 
     def __call__(self, x):
         return self.predictor(self.host(x))
+
+    def outputs(self, x):
+        return self.predictor.outputs(self.host(x))
 
     def __getattr__(self, name):  # tensor_types() and other runtime figures
         return getattr(self.predictor, name)

@@ -84,11 +84,37 @@ def throughput(predictor, inputs, batch_size: int = 32, runs: int = 5, warmup: i
     return float(batch_size * runs / (time.perf_counter() - t))
 
 
+def outputs_all(predictor, inputs, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Every named output for every row, in batches."""
+    n = count(inputs)
+    parts = [predictor.outputs(take(inputs, slice(i, i + batch_size))) for i in range(0, n, batch_size)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def per_output(reference, candidate, inputs, y, figures) -> dict:
+    """A signature with several named outputs: the task's figures on the first, and for every other output the
+    agreement of its values (within 1e-3 of the reference's spread) and their differences; the export passes only
+    when every output agrees (`agreement` is the lowest)."""
+    ref, cand = outputs_all(reference, inputs), outputs_all(candidate, inputs)
+    names = list(ref)
+    result = figures(ref[names[0]], cand[names[0]], y)
+    each = {names[0]: {k: result[k] for k in ("agreement", "max_abs_diff", "mean_abs_diff")}}
+    for name in names[1:]:
+        v = value_parity(ref[name], cand[name], ref[name])
+        each[name] = {k: v[k] for k in ("agreement", "max_abs_diff", "mean_abs_diff")}
+    result["outputs"] = each
+    result["agreement"] = min(o["agreement"] for o in each.values())
+    return result
+
+
 def compare(reference, candidate, inputs, y, figures, timing: dict | None = None) -> dict:
-    """`figures(reference outputs, candidate outputs, y)` (the task's parity: agreement, accuracy, differences)
-    plus the latency and throughput of both."""
+    """`figures(reference outputs, candidate outputs, y)` (the task's parity: agreement, accuracy, differences; for a
+    signature with several outputs, per output: `per_output`) plus the latency and throughput of both."""
     timing = timing or {}
-    result = {"n": int(count(inputs)), **figures(predict_all(reference, inputs), predict_all(candidate, inputs), y)}
+    if len(getattr(reference, "output_names", ())) > 1:
+        result = {"n": int(count(inputs)), **per_output(reference, candidate, inputs, y, figures)}
+    else:
+        result = {"n": int(count(inputs)), **figures(predict_all(reference, inputs), predict_all(candidate, inputs), y)}
     runs = timing.get("latency_runs", 30)
     batch = timing.get("batch_size", 32)
     batch_runs = timing.get("batch_runs", 5)

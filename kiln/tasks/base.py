@@ -127,6 +127,7 @@ class Task(abc.ABC):
     info: TaskInfo
     models: ModelRegistry
     config_section: type | None = None  # a kiln.config.schema.Section validated as cfg.<info.name>; None: shared sections only
+    serve_options: type | None = None  # a kiln.config.schema.Section of this task's own `kiln serve` keys (max_pixels, top_k)
     config_legacy: Mapping[str, str] = {}  # keys of older config files -> their place in this task's section ("data.x" -> "image.x";
     # a key ending in "." moves a whole section); the loader applies them, so an old run's config.yaml still loads
 

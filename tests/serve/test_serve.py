@@ -212,7 +212,7 @@ def test_metrics_in_prometheus_format(server, files):
     ok, bad = 'kiln_requests_total{route="/predict",code="200"}', 'kiln_errors_total{route="/predict",code="400"}'
     assert _metric(after, ok) == _metric(before, ok) + 1
     assert _metric(after, bad) == _metric(before, bad) + 1
-    assert _metric(after, "kiln_images_total") == _metric(before, "kiln_images_total") + 1
+    assert _metric(after, "kiln_examples_total") == _metric(before, "kiln_examples_total") + 1
     for name in ("# TYPE kiln_request_duration_seconds histogram", 'kiln_request_duration_seconds_bucket{route="/predict",le="+Inf"}',
                  "# TYPE kiln_batch_size histogram", 'kiln_batch_size_bucket{le="1.0"}', "kiln_batch_size_count",
                  "kiln_inference_duration_seconds_sum", "kiln_queue_wait_seconds_count", "kiln_requests_in_flight",
@@ -253,7 +253,7 @@ def test_batches_are_padded_to_a_few_warmed_sizes():
     assert bucket_sizes(32) == [1, 2, 4, 8, 16, 24, 32]
     seen = []
     batcher = MicroBatcher(lambda x: seen.append(len(x)) or x.reshape(len(x), -1)[:, :1].astype(np.float32), max_batch_size=32)
-    batcher.warm((1, 1, 1))
+    batcher.warm_inputs(np.zeros((1, 1, 1, 1), np.uint8))
     assert seen == [1, 2, 4, 8, 16, 24, 32]
     x = np.arange(11, dtype=np.uint8).reshape(11, 1, 1, 1)
     np.testing.assert_array_equal(batcher._call(x), x.reshape(11, 1))  # padded to 16, sliced back to 11
@@ -347,7 +347,7 @@ def test_cli_serve_batches_and_shuts_down_gracefully(tiny_run, files):
         [t.join() for t in threads]
         assert sorted(results) == [(i, 200, files["predict"][i]["label"]) for i in range(6)]
         metrics = requests.get(f"{url}/metrics").text
-        assert _metric(metrics, "kiln_images_total") == 6
+        assert _metric(metrics, "kiln_examples_total") == 6
         assert _metric(metrics, "kiln_batch_size_count") < 6  # concurrent requests shared model calls
 
         in_flight = {}

@@ -78,6 +78,13 @@ class ImageConfig(ImageDataConfig):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
+class ImageServeOptions(Section):
+    """`kiln serve` keys of an image model (Task.serve_options)."""
+
+    max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) accepted; bigger ones get 413")
+    top_k: int = Field(5, ge=1, description="labels returned by /predict unless the request sets top_k")
+
+
 class ImageData(DataConfig, ImageDataConfig):
     """What the image data stages read: the shared data keys (path, splits, batch, cache) and the image task's own."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
-from kiln.tasks.image.config import LEGACY, MODEL_KEYS, ImageConfig, image_data, model_kwargs
+from kiln.tasks.image.config import LEGACY, MODEL_KEYS, ImageConfig, ImageServeOptions, image_data, model_kwargs
 from kiln.tasks.image.models.registry import MODELS
 
 log = logging.getLogger("kiln.train")
@@ -35,6 +35,7 @@ class ImageTask(Task):
     )
     models = MODELS
     config_section = ImageConfig
+    serve_options = ImageServeOptions
     config_legacy = LEGACY
 
     # --- which data is this task's --------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 
 from kiln.errors import ConfigError, DataError, received
 from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
-from kiln.tasks.text.config import TextConfig
+from kiln.tasks.text.config import TextConfig, TextServeOptions
 from kiln.tasks.text.models import BAGS, MODELS
 
 log = logging.getLogger("kiln.text")
@@ -69,6 +69,7 @@ class TextTask(Task):
     )
     models = MODELS
     config_section = TextConfig
+    serve_options = TextServeOptions
 
     # --- which data -------------------------------------------------------------------------------
     def claims(self, path: str | None, keys: Mapping[str, Any]) -> int:
