@@ -272,21 +272,14 @@ def report(args: Optional[List[str]] = ARGS):
 
 @app.command()
 def doctor(args: Optional[List[str]] = ARGS):
-    """Diagnose a run (finished, training or stopped): kiln doctor RUN_DIR [format=table|json] [probe=true]."""
+    """Diagnose a run (finished, training or stopped): kiln doctor RUN_DIR [format=table|json]."""
     from kiln.doctor.findings import as_json, as_text
     from kiln.doctor.findings import doctor as diagnose
 
     words, pairs = _split(args)
     run_dir = _one(words, "doctor", "kiln doctor runs/train")
-    opts = _options(pairs, {"format": str, "probe": bool}, "doctor")
-    fmt = _format(opts, "doctor")
-    if not isinstance(opts.get("probe", False), bool):
-        raise ConfigError(received("doctor", "probe", opts["probe"], "it must be true or false", "Example: probe=true"))
+    fmt = _format(_options(pairs, {"format": str}, "doctor"), "doctor")
     findings, about = diagnose(run_dir)
-    if opts.get("probe"):
-        from kiln.doctor.probe import probe
-
-        findings += probe(run_dir)
     print(as_json(findings) if fmt == "json" else as_text(run_dir, findings, about))
 
 

@@ -21,7 +21,7 @@ def notes(s: Signals) -> list[str]:
     epochs = len(s.history)
     state = "finished" if s.finished else "still training or stopped before the end"
     if s.diagnostics is not None:
-        stopped = s.rows("stopped")
+        stopped = s.rows("stopped", None)
         if len(stopped):
             state = {"finished": "finished", "interrupted": "stopped by Ctrl+C", "nonfinite_loss": "stopped by a non-finite loss",
                      "crashed": "stopped by an error"}.get(str(stopped["layer"].iloc[-1]), state)

@@ -36,10 +36,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kiln.doctor.signals import COLUMNS, FILE
+
 log = logging.getLogger("kiln.doctor")
 
-FILE = "diagnostics.csv"
-COLUMNS = ("epoch", "step", "signal", "layer", "value")
 DEAD_ACTIVE = 0.01  # a ReLU unit active on under 1 % of the batch is dead (SageMaker Debugger's dead_relu rule)
 HELD_EXAMPLES = 64  # the held batch: at most this many examples of the first validation batch
 RELU = ("relu", "relu6")

@@ -26,6 +26,8 @@ T = {
                            "SageMaker Debugger built-in rules loss_not_finite / exploding_tensor (any NaN/Inf)"),
     "loss_jump": Threshold(0.10, "an epoch whose training loss is 10 % above the previous one's: the step overshoots",
                            "the course notes: big jumps in the loss curve mean too large a step"),
+    "loss_jump_floor": Threshold(0.25, "only jumps to a loss still above a quarter of epoch 1's count: a loss near zero "
+                                 "wobbles by more than 10 % without overshooting", "Kiln's choice"),
     "loss_jumps": Threshold(2, "two such jumps in one phase are a pattern, not noise", "Kiln's choice"),
     "update_high": Threshold(3e-2, "updates above 3 % of the weights a step, 30x the ~1e-3 a healthy run takes",
                              "Karpathy, CS231n 'Neural Networks Part 3': update/weight ratio ~1e-3"),
@@ -139,7 +141,8 @@ def lr_too_high(s) -> list[Finding]:
     evidence = []
     if loss is not None and len(loss) > 2:
         finite = np.isfinite(loss)
-        rise = np.flatnonzero(finite[1:] & finite[:-1] & (loss[1:] > loss[:-1] * (1 + T["loss_jump"].value)))
+        high = loss[1:] >= T["loss_jump_floor"].value * loss[0]  # wobbles of a loss near zero are noise, not overshoot
+        rise = np.flatnonzero(finite[1:] & finite[:-1] & high & (loss[1:] > loss[:-1] * (1 + T["loss_jump"].value)))
         if len(rise) >= T["loss_jumps"].value:
             evidence.append(f"train loss rose over 10 % from one epoch to the next {len(rise)} times (epochs "
                             f"{', '.join(str(int(i) + 2) for i in rise[:5])})")

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiln.doctor.recorder import COLUMNS, FILE
 from kiln.errors import KilnError, bad_file, received
 from kiln.io import REWRITE, read_csv, read_json, read_yaml
 
+FILE = "diagnostics.csv"
+COLUMNS = ("epoch", "step", "signal", "layer", "value")
 RETRAIN = "Restore it from a copy, or train the run again"
 
 

@@ -118,6 +118,16 @@ def _train(cfg: Config, task, strategy, folder):
         raise
     if recorder is not None:
         recorder.close()
+    if folder.chief and not all(np.isfinite(w).all() for w in model.get_weights()):
+        # TerminateOnNaN stopped it: nothing worth saving or resuming; history and diagnostics say why
+        import shutil
+
+        from kiln.errors import KilnError, received
+
+        shutil.rmtree(run_dir / "state", ignore_errors=True)
+        raise KilnError(received("train", "lr", f"{cfg.train.lr:g}", f"the loss became NaN or Inf, so training stopped and "
+                                 f"{run_dir} keeps only its history and diagnostics", f"Run kiln doctor {run_dir}; "
+                                 f"lower lr (e.g. lr={cfg.train.lr / 10:g}) or warm up (warmup_epochs=1)"))
     if refit_ds is not None and selection_outputs.is_file():
         data.outputs["val"] = np.load(selection_outputs)  # the refit model trained on val; the model val chose did not
     if not folder.chief:
