@@ -207,7 +207,7 @@ def loss_plateau(s) -> list[Finding]:
         if per_epoch < T["plateau"].value and window[-1] >= 0.9 * loss[0]:
             return [_f("loss_plateau", "warning", f"train loss {_g(window[0])} at epoch {start + 1} and {_g(window[-1])} "
                        f"at epoch {start + 6} ({per_epoch:+.2%} an epoch), still within 10 % of epoch 1's {_g(loss[0])}",
-                       "Check the labels and the loss (kiln doctor probe=true overfits one batch); then try a 10x "
+                       "Check the labels and the loss (can the model overfit one batch?); then try a 10x "
                        "higher lr or a larger model", "plateau")]
     return []
 
@@ -278,7 +278,7 @@ def at_chance(s) -> list[Finding]:
         return []
     return [_f("at_chance", "error", f"best val accuracy {best:.3f} against {chance:.3f} for always answering the majority "
                f"class (n={n}, margin {margin:.3f})", "Check that labels match inputs (a shuffled or shifted label column), "
-               "the loss for the label format, and the input shapes; kiln doctor probe=true compares with zeroed inputs",
+               "the loss for the label format, and the input shapes",
                "chance_se")]
 
 
@@ -396,7 +396,7 @@ def input_bound(s) -> list[Finding]:
     note = f"; {np.median(speed):,.0f} examples/s" if len(speed) else ""
     return [_f("input_bound", "warning", f"median {med:.0%} of each step spent waiting for input over {len(later)} epochs"
                f"{note}", "Cache decoded data (data.cache=memory), parallelise and prefetch the pipeline, or raise the batch "
-               "size; kiln doctor RUN probe=true times the pipeline alone", "input_wait")]
+               "size", "input_wait")]
 
 
 def class_imbalance(s) -> list[Finding]:
