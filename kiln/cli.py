@@ -55,9 +55,14 @@ def train(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 
     words, pairs = _split(args)
     _no_words(words, "train")
-    run = run_training(load_config(config, pairs))
+    cfg = load_config(config, pairs)
+    run = run_training(cfg)
     if run is not None:  # None: a multi-worker process that is not the chief
         _summary(run)
+        if cfg.train.doctor:
+            from kiln.doctor.findings import summary_lines
+
+            print("\n".join(summary_lines(run.path)))
 
 
 @app.command()
@@ -263,6 +268,19 @@ def report(args: Optional[List[str]] = ARGS):
     dest = write_report(load_run(run_dir), out=opts.get("out"), split=opts.get("split"), gallery=opts.get("gallery", 24),
                         gradcam_samples=opts.get("gradcam", 8), audit=opts.get("audit"))
     print(f"kiln: report {dest}")
+
+
+@app.command()
+def doctor(args: Optional[List[str]] = ARGS):
+    """Diagnose a run (finished, training or stopped): kiln doctor RUN_DIR [format=table|json]."""
+    from kiln.doctor.findings import as_json, as_text
+    from kiln.doctor.findings import doctor as diagnose
+
+    words, pairs = _split(args)
+    run_dir = _one(words, "doctor", "kiln doctor runs/train")
+    fmt = _format(_options(pairs, {"format": str}, "doctor"), "doctor")
+    findings, about = diagnose(run_dir)
+    print(as_json(findings) if fmt == "json" else as_text(run_dir, findings, about))
 
 
 @app.command(name="label-issues")

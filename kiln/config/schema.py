@@ -77,6 +77,8 @@ class TrainConfig(Section):
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field("float32", description="compute dtype policy; mixed_* keeps weights and the softmax in float32")
     jit_compile: bool = Field(False, description="compile train and predict steps with XLA")
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = Field("auto", description="tf.distribute strategy; multi_worker reads TF_CONFIG; auto: multi_worker with TF_CONFIG, mirrored with 2+ GPUs, else none")
+    doctor: bool = Field(True, description="record gradients, weights, dead units, input waiting and resources into RUN/diagnostics.csv for kiln doctor")
+    doctor_every: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = Field("auto", description="steps between gradient samples; auto: as many as fit in 1% of the training time")
 
     @model_validator(mode="after")
     def _reduce_lr_needs_constant(self):

@@ -168,6 +168,10 @@ def build_report(run, split: str | None = None, **options) -> str:
     curves = _curves_section(run)
     if curves:
         parts.insert(min(1, len(parts)), ReportSection("curves", "training", curves))
+    from kiln.doctor.findings import report_section
+
+    if (run.path / "history.csv").is_file():  # the doctor's findings head the page
+        parts.insert(0, ReportSection("doctor", "doctor", report_section(run.path)))
     exports = _export_section(run.path)
     if exports:
         parts.append(ReportSection("exports", "exports", exports, in_nav=False))

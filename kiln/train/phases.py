@@ -163,13 +163,14 @@ def smoothed(values, window: int = SMOOTH_EPOCHS):
 
 def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, val_ds, steps: int, monitor: str,
                compiled, verbose: int, chief: bool, model_name: str, task, refit_ds=None, refit_steps=None,
-               before_refit=None):
+               before_refit=None, recorder=None):
     """Fit every phase of the plan, resuming from `state` (a `resume.State`) when given; returns the model.
 
     `compiled` is the task's CompileSpec (loss, metrics, class weights); `task` compiles the model (`Task.compile`) and
     says whether its backbone is pretrained (`Task.pretrained`).
     A refit phase trains on `refit_ds` (train+val, `refit_steps` a epoch) from the initial weights;
-    `before_refit(model)` sees the model that val chose, before it is replaced.
+    `before_refit(model)` sees the model that val chose, before it is replaced; `recorder` (kiln/doctor) is the first
+    callback of every phase.
     """
     import dataclasses
 
@@ -221,7 +222,7 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
                                         mode=compiled.mode)
             tracker = ResumeState(run_dir, phase.index, start, callbacks, state if resuming else None, writer=chief,
                                   initial_epoch=epoch)
-            model.fit(phase_train, validation_data=phase_val, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker],
+            model.fit(phase_train, validation_data=phase_val, initial_epoch=epoch, epochs=end, callbacks=[recorder] * (recorder is not None) + callbacks + [tracker],
                       shuffle=False, class_weight=compiled.class_weight, verbose=verbose)
             epoch = tracker.completed
         state = None
