@@ -137,7 +137,7 @@ def test_colour_changes_only_where_hue_does_not_tell_the_class(tmp_path):
     cfg, decisions = decide(random)
     assert (cfg.image.augment.hue, cfg.image.augment.saturation) == (0.5, 0.3)
     assert [d.line().split(" (")[0] for d in decisions if d.key in ("image.augment.hue", "image.augment.saturation")] == \
-        ["auto: augment.hue=0.5", "auto: augment.saturation=0.3"]
+        ["auto: image.augment.hue=0.5", "auto: image.augment.saturation=0.3"]
     given, _ = decide(random, epochs=5)  # a run of a given length trains as asked
     assert given.image.augment.hue == 0.0
     kept, decisions = decide(random, **{"image.augment.hue": 0.1})
