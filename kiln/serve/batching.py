@@ -53,6 +53,11 @@ def count(inputs) -> int:
     return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
 
 
+def take_rows(outputs, index):
+    """Rows `index` of the model's output, or of every named output (a dict)."""
+    return {k: v[index] for k, v in outputs.items()} if isinstance(outputs, dict) else outputs[index]
+
+
 def _concat(parts: list):
     if isinstance(parts[0], dict):
         return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -87,7 +92,11 @@ class MicroBatcher:
         return np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), batch.dtype)])
 
     def _call(self, batch):
-        return self.predict_fn(self._padded(batch))[:count(batch)]
+        """The model on one padded batch; a predictor with several named outputs answers all of them (a dict)."""
+        n = count(batch)
+        if len(getattr(self.predict_fn, "output_names", ())) > 1:
+            return {k: v[:n] for k, v in self.predict_fn.outputs(self._padded(batch)).items()}
+        return self.predict_fn(self._padded(batch))[:n]
 
     def _assemble(self, parts: list):
         """The requests' inputs -> one model batch, and {request index: error} for requests a row of which could not
@@ -134,7 +143,8 @@ class MicroBatcher:
 
     async def predict(self, images) -> np.ndarray:
         """Model-ready inputs `(n, ...)` (or a dict of them), or `Pending(rows)` / a list of rows for the adapter's
-        decode -> the model's first output for those n rows, batched with other callers."""
+        decode -> the model's output for those n rows (its first output; every named output, as a dict, when the
+        predictor has several), batched with other callers."""
         if self._task is None:
             raise RuntimeError("the batcher is not running")
         future = asyncio.get_running_loop().create_future()
@@ -194,5 +204,5 @@ class MicroBatcher:
                 if k in failed:
                     future.set_exception(failed[k])
                 else:
-                    future.set_result(probs[i:i + count(images)])
+                    future.set_result(take_rows(probs, slice(i, i + count(images))))
             i += count(images)
