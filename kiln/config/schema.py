@@ -176,7 +176,7 @@ class TuneConfig(Section):
 
 
 class EvaluateConfig(Section):
-    threshold: Union[float, str] = Field("max_f1", description="two-class runs: decision threshold chosen on val: max_f1, youden, precision>=X, recall>=X, argmax or a number")
+    threshold: Union[float, str] = Field("auto", description="two-class runs: decision threshold chosen on val: auto (max_f1 when the rarer class is under 20% of training rows, else argmax), max_f1, youden, precision>=X, recall>=X, argmax or a number")
     report: bool = Field(True, description="write RUN/report.html (plots, errors, Grad-CAM) at the end of training")
 
     @model_validator(mode="after")

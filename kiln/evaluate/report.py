@@ -139,17 +139,19 @@ def _export_section(run_dir: Path) -> str:
     for path, e in found:
         size = e.get("size_bytes")
         rows.append([_esc(path.parent.relative_to(run_dir) if path.parent != run_dir else "."), _esc(e.get("format")),
-                     _esc(e.get("quantize")), _fmt(e.get("agreement")), _fmt(e.get("accuracy")), _fmt(e.get("keras_accuracy")),
-                     f"{size / 1e6:.2f} MB" if isinstance(size, (int, float)) else "–"])
-    return ('<h2 id="exports">Exports</h2>'
-            + _table(["folder", "format", "quantize", "agreement with Keras", "accuracy", "Keras accuracy", "size"], rows, left=3))
+                     _esc(e.get("quantize")), f'{_fmt(e.get("agreement"))} <small>{_esc(e.get("agreement_name", "top-1 agreement"))}</small>',
+                     f'{_fmt(e.get("accuracy"))} <small>{_esc(e.get("accuracy_name", "accuracy"))}</small>',
+                     _fmt(e.get("keras_accuracy")), f"{size / 1e6:.2f} MB" if isinstance(size, (int, float)) else "–"])
+    return ('<h2 id="exports">Exports</h2>'  # each export names its figures: the run's task decides what they are
+            + _table(["folder", "format", "quantize", "agreement with Keras", "quality", "Keras quality", "size"], rows, left=3))
 
 
 def _curves_section(run) -> str:
     hist_path = run.path / "history.csv"
     if not hist_path.is_file() or not len(run.history):
         return ""
-    note = "Phases shaded." if "phase" in run.history.columns else ""
+    phases = run.history["phase"].nunique() if "phase" in run.history.columns else 0
+    note = "Phases shaded." if phases > 1 else ""
     return (f'<h2 id="curves">Training curves</h2><p class="muted">{note}</p>'
             + _img_tag(_fig_b64(history_figure(run.history)), "training curves"))
 

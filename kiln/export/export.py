@@ -156,7 +156,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
         candidate = module.load(stage, file_signature)
         if file_signature.host is not None:  # raw inputs through the shipped host step, then the runtime
             candidate = HostThen(file_signature.host, candidate)
-        figures = compare(KerasPredictor(model, signature), candidate, inputs, y, task.parity, timing)
+        figures = compare(KerasPredictor(model, signature), candidate, inputs, y, task.parity_for(run), timing)
         tensors = file_signature.to_dict()
         notes = module.NOTES[opts.quantize].format(n=0 if calib is None else len(calib))
         manifest = {
@@ -166,6 +166,8 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "agreement": figures["agreement"],
             "accuracy": figures["accuracy"],
             "keras_accuracy": figures["keras_accuracy"],
+            "accuracy_name": figures.get("accuracy_name", "accuracy"),  # what the task's quality figure is
+            "agreement_name": figures.get("agreement_name", "top-1 agreement"),
             "size_bytes": size_bytes(artifact),
             "keras_size_bytes": _keras_size(model, stage),
             "max_abs_diff": figures["max_abs_diff"],
@@ -261,8 +263,8 @@ def table(m: dict) -> str:
     name = m["format"] if m["quantize"] == "none" else f"{m['format']} {m['quantize']}"
     rows = [
         ("", "keras float32", name),
-        ("accuracy", f"{m['keras_accuracy']:.4f}", f"{m['accuracy']:.4f}"),
-        ("top-1 agreement", "", f"{m['agreement']:.2%}"),
+        (m.get("accuracy_name", "accuracy"), f"{m['keras_accuracy']:.4f}", f"{m['accuracy']:.4f}"),
+        (m.get("agreement_name", "top-1 agreement"), "", f"{m['agreement']:.2%}"),
         ("max |p diff|", "", f"{m['max_abs_diff']:.2e}"),
         ("size", _size(m["keras_size_bytes"]), _size(m["size_bytes"])),
         ("latency, 1 example", f"{m['keras_latency_ms']:.3f} ms", f"{m['latency_ms']:.3f} ms"),

@@ -217,6 +217,15 @@ class Task(abc.ABC):
         return {"classes": len(meta.get("classes") or []) or None, "input": None}
 
     # --- evaluation and report ---------------------------------------------------------------------
+    def headline(self, metrics: Mapping) -> list[tuple[str, Any]]:
+        """What one split's metrics (a metrics.json "test", a baseline's, cv means) lead with, as (label, value) in the
+        order the end-of-training summary, `kiln runs`, `kiln compare` and the report show them. Default: classification
+        (kiln.evaluate.metrics.headline: two classes lead with ROC-AUC and log loss, then accuracy at the stored
+        threshold and at 0.5, each named with its threshold)."""
+        from kiln.evaluate.metrics import headline
+
+        return headline(metrics)
+
     @abc.abstractmethod
     def evaluate(self, run, data: Prepared, cfg) -> dict:
         """metrics.json of a freshly trained run: {"val": {...}, "test": {...}}; may write plots/."""
@@ -270,7 +279,14 @@ class Task(abc.ABC):
 
         Must hold "agreement" (the share that passes, compared with min_agreement), "accuracy" and
         "keras_accuracy" (or the task's own quality figure under those names), "max_abs_diff", "mean_abs_diff".
+        May hold "accuracy_name" and "agreement_name": what those two figures are, as the export table and the
+        report name them (default "accuracy" and "top-1 agreement"; e.g. "-MAE", "accuracy@0.318").
         """
+
+    def parity_for(self, run):
+        """The `parity` callable `kiln export` uses for this run (a task binds what the run decides with, e.g. its
+        two-class threshold)."""
+        return self.parity
 
     @abc.abstractmethod
     def adapter(self, served) -> Adapter:

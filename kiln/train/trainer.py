@@ -59,14 +59,14 @@ def _train(cfg: Config, task, strategy, folder):
     model_name = task.choose_model(cfg)  # fail on a bad model name before touching data
     data = task.analyse(task.read_source(cfg), cfg, model_name)
     model_name = data.model or model_name  # model=auto decided from the data (e.g. by its size)
-    saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are in run.json
-    cfg, decisions = task.resolve_auto(cfg, data, model_name)
+    cfg, decisions = task.resolve_auto(cfg, data, model_name)  # config.yaml holds what `auto` resolved; run.json says why
     for decision in decisions:
         print(f"kiln: {decision.line()}", flush=True)
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():  # before the run folder exists: a failed ImageNet download must not leave one behind
         model = task.build_model(model_name, data, cfg)
-    run_dir = folder.create()
+    saved_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": model_name})})  # what config.yaml holds
+    run_dir = folder.create(saved_cfg)
     if folder.resuming:
         check_splits(run_dir, task.splits_frame(data))
     log.info("train: run folder %s", run_dir)

@@ -202,6 +202,10 @@ class SeriesTask(Task):
         return {"classes": None, "input": f"{s.get('lookback')}x{1 + len(s.get('covariates') or [])} -> {s.get('horizon')} ({s.get('freq')})"}
 
     # --- evaluation ----------------------------------------------------------------------------------
+    def headline(self, metrics: Mapping) -> list[tuple[str, Any]]:
+        """MASE (below 1 beats the naive forecast's in-sample error), MAE, sMAPE in percent."""
+        return [("MASE", metrics.get("mase")), ("MAE", metrics.get("mae")), ("sMAPE %", metrics.get("smape"))]
+
     def evaluate(self, run, data: Prepared, cfg) -> dict:
         from kiln.tasks.series.report import evaluate_fresh
 
@@ -262,7 +266,8 @@ class SeriesTask(Task):
         # -MAE (higher is better) of the point forecast; a quantile output (N, H, Q) is scored by its middle quantile
         mae = lambda p: -float(np.mean(np.abs((p[..., p.shape[-1] // 2] if p.ndim == 3 else p) - y)))  # noqa: E731
         return {"agreement": float(np.mean(diff.max(1) <= tol)), "accuracy": mae(cand), "keras_accuracy": mae(ref),
-                "max_abs_diff": float(diff.max()) if diff.size else 0.0, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+                "max_abs_diff": float(diff.max()) if diff.size else 0.0, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
+                "accuracy_name": "-MAE", "agreement_name": "windows within 0.1% of std"}
 
     def adapter(self, served):
         from kiln.tasks.series.serve import SeriesAdapter

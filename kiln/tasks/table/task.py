@@ -191,7 +191,13 @@ class TableTask(Task):
             from kiln.evaluate.threshold import store_threshold
 
             val = data.split("val")
-            store_threshold(run, self.targets(val, data.spec), self.predict_outputs(run, val), cfg.evaluate.threshold)
+            store_threshold(run, self.targets(val, data.spec), self.predict_outputs(run, val), cfg.evaluate.threshold,
+                            y_train=data.extra["y"][(data.rows["split"] == "train").to_numpy()])
+
+    def headline(self, metrics: Mapping) -> list[tuple[str, Any]]:
+        if "r2" in metrics:  # regression
+            return [("R2", metrics.get("r2")), ("RMSE", metrics.get("rmse")), ("MAE", metrics.get("mae"))]
+        return super().headline(metrics)
 
     def evaluate(self, run, data: Prepared, cfg) -> dict:
         from kiln.tasks.table.evaluate import cross_validate, evaluate_fresh
@@ -212,9 +218,10 @@ class TableTask(Task):
         meta = run.meta
         head = (f'<h2 id="summary">Summary</h2>'
                 f"<p>{html.escape(str(meta['source']['path']))} · target {html.escape(meta['table']['target'])}"
-                f" · {meta['table']['task']} · model {html.escape(meta['model'])} · {meta['counts']} · {meta.get('train_seconds')} s</p>")
+                f" · {meta['table']['task']} · model {html.escape(meta['model'])} · "
+                + " / ".join(f"{n} {k}" for k, n in meta["counts"].items()) + f" rows · {meta.get('train_seconds')} s</p>")
         parts = [ReportSection("summary", "summary", head)]
-        for i, (title, body) in enumerate(sections(run)):
+        for i, (title, body) in enumerate(sections(run, options.get("audit"))):
             parts.append(ReportSection(f"table-{i}", title.split(" (")[0].lower(), f'<h2 id="table-{i}">{html.escape(title)}</h2>{body}'))
         return parts
 
@@ -308,18 +315,33 @@ class TableTask(Task):
 
         return encode_rows(split_rows(run, "train").iloc[:n], self.load_spec(run.meta))
 
-    def parity(self, reference, candidate, y) -> dict:
+    def parity(self, reference, candidate, y, threshold: float | None = None) -> dict:
+        """Classes: the same decision (at the run's two-class threshold, else argmax) and accuracy at it; regression:
+        relative error within 1e-3 of the prediction's scale, and -RMSE."""
+        from kiln.evaluate.threshold import apply_threshold
+
         ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
         diff = np.abs(ref - cand)
-        if ref.shape[-1] > 1:  # classification: same top class
-            agree = float(np.mean(ref.argmax(1) == cand.argmax(1)))
-            acc = float(np.mean(cand.argmax(1) == y)), float(np.mean(ref.argmax(1) == y))
+        if ref.shape[-1] > 1:  # classification: the same decision the run makes
+            t = threshold if ref.shape[-1] == 2 else None
+            dr, dc = apply_threshold(ref, t), apply_threshold(cand, t)
+            agree = float(np.mean(dr == dc))
+            acc = float(np.mean(dc == y)), float(np.mean(dr == y))
+            names = (f"accuracy@{0.5 if t is None else t:.3g}" if ref.shape[-1] == 2 else "accuracy", "same decision")
         else:  # regression: relative error within 1e-3 of the prediction's scale
             scale = np.maximum(np.abs(ref), np.abs(ref).mean() + 1e-12)
             agree = float(np.mean(diff / scale <= 1e-3))
             acc = tuple(float(-np.sqrt(np.mean((p.ravel() - y) ** 2))) for p in (cand, ref))  # -RMSE: higher is better
+            names = ("-RMSE", "within 0.1% of Keras")
         return {"agreement": agree, "accuracy": acc[0], "keras_accuracy": acc[1], "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-                "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+                "mean_abs_diff": float(diff.mean()) if diff.size else 0.0, "accuracy_name": names[0], "agreement_name": names[1]}
+
+    def parity_for(self, run):
+        from functools import partial
+
+        from kiln.evaluate.threshold import run_threshold
+
+        return partial(self.parity, threshold=run_threshold(run.meta))
 
     def adapter(self, served):
         from kiln.tasks.table.adapter import TableAdapter
