@@ -122,7 +122,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     import kiln
     from kiln.export.keras import KerasPredictor
     from kiln.export.parity import compare
-    from kiln.io import FORMAT_VERSION, sha256_file, write_json, write_text
+    from kiln.io import FORMAT_VERSION, honour_umask, sha256_file, write_json, write_text
 
     module = format_module(opts.format)
     task = run.task
@@ -140,6 +140,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}-", dir=out_path.parent))
+    honour_umask(stage, folder=True)  # mkdtemp's 0700 would stay on the export folder after the rename
     try:
         try:
             artifact = module.write(file_model, file_signature, stage, opts.quantize, calib)

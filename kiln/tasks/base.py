@@ -234,6 +234,11 @@ class Task(abc.ABC):
         """`kiln evaluate RUN`: metrics for one split of the run's data, or for another labelled source."""
         raise self.unsupported("evaluate")
 
+    def split_outputs(self, run, split: str, outputs: bool = True):
+        """(targets, model outputs) of one split of the run's own data, or only the targets with `outputs=False`;
+        None when the task cannot read the split again (then `kiln evaluate threshold=RULE` asks for a number)."""
+        return None
+
     def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
         """`kiln predict RUN INPUTS`: one dict per input."""
         raise self.unsupported("predict")

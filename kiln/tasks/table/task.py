@@ -232,12 +232,16 @@ class TableTask(Task):
 
     def evaluate_split_rows(self, run, split: str):
         """(targets, model outputs) of one split of the run's data (None when it is empty)."""
+        return self.split_outputs(run, split)
+
+    def split_outputs(self, run, split: str, outputs: bool = True):
         from kiln.tasks.table.evaluate import split_rows
 
         rows = split_rows(run, split)
         if not len(rows):
             return None
-        return self.targets(rows, self.load_spec(run.meta)), self.predict_outputs(run, rows)
+        y = self.targets(rows, self.load_spec(run.meta))
+        return (y, self.predict_outputs(run, rows)) if outputs else y
 
     def predict(self, run, inputs, out: str | None = None, runtime: str = "auto", **options) -> list[dict]:
         from kiln.tasks.table.evaluate import predict_file
