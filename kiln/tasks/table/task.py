@@ -40,7 +40,7 @@ class TableTask(Task):
         target = table.get("target") if isinstance(table, Mapping) else None
         if Path(str(path)).suffix.lower() in (".parquet", ".pq", ".tsv") or target:
             return 90
-        return 0
+        return 2  # a CSV with no target=: above the image task's 1, so the message asks for target= (not path,label)
 
     def _task_override(self, cfg) -> str:
         return {"classify": "classification", "regress": "regression"}.get(getattr(cfg, "task", "auto"), "auto")
@@ -77,6 +77,11 @@ class TableTask(Task):
             raise DataError(received("train", "target", target.name, "the training split holds one class", "Add rows of other classes"))
         spec = build_spec(features_frame(rows.drop(columns=["_row"]), target.name), columns, target.name, target.task, train,
                           target.classes, y[train], drop=cfg.table.drop, ids=cfg.table.id)
+        text = [f.column for f in spec.features if f.kind == "text" and f.column not in cfg.table.drop]
+        if text:  # a text file read as a table: the column that matters would be left out without a word
+            raise DataError(received("train", "data", cfg.data.path, f"column {text[0]} holds free text, which a table model leaves out",
+                                     f"To classify the text: text={text[0]} target={target.name}; to train the table on the other "
+                                     f"columns: drop={','.join(text)}"))
         if not spec.used:
             raise DataError(received("train", "data", cfg.data.path, "no column is usable as a feature", "Check the audit: kiln audit FILE target=COL"))
         extra = {"y": y, "columns": columns}
