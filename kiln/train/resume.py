@@ -194,7 +194,7 @@ def check_config(run_dir: Path, cfg: Config, resolved: Config | None = None) -> 
             continue
         raise KilnError(received("train", key, now.get(key), f"the unfinished run in {run_dir} was started with {key}={saved.get(key)}, "
                                  "and a checkpoint continues only with the same value",
-                                 f"Pass {key}={saved.get(key)} to resume, or pick a new run_dir"))
+                                 f"Pass {key}={saved.get(key)} to resume, or pick a new run_dir (or resume=false)"))
 
 
 def check_splits(run_dir: Path, table) -> None:
@@ -241,6 +241,13 @@ class RunFolder:
             elif mode is True and chief:
                 raise KilnError(received("train", "resume", "true", f"{cfg.run_dir} holds no unfinished run (no {STATE})",
                                          "Leave out resume=true to start a new run there"))
+        elif mode == "auto" and cfg.name and chief:  # the same command again after Ctrl+C or a crash: continue it
+            found = latest_unfinished(Path(cfg.runs_root), cfg.name)
+            if found is not None:
+                check_state(found)
+                self._resume_from = found
+                print(f"kiln: {found} is an unfinished run named {cfg.name}; continuing it (resume=false starts a new one)",
+                      flush=True)
         elif mode is True:
             found = latest_unfinished(Path(cfg.runs_root), cfg.name or "train")
             if found is None:
