@@ -112,7 +112,10 @@ def export_run(run_dir: str | Path, format: str | None = None, quantize: str = "
     if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
         raise ConfigError(received("export", "out", out_path, "it already exists and is not empty; Kiln never overwrites an export",
                                    "Pick a new out=DIR or leave out= unset to auto-number"))
-    return _export(run, opts, out_path, timing)
+    from kiln.quiet import harmless_tf_warnings
+
+    with harmless_tf_warnings():  # e.g. a lookup table's "'NoneType' object has no attribute 'name'" (kiln/quiet.py)
+        return _export(run, opts, out_path, timing)
 
 
 def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> dict:
