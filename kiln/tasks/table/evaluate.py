@@ -118,6 +118,8 @@ def predict_file(task, run, inputs, out: str | None, runtime: str = "auto") -> l
     if spec.classes:
         t = run_threshold(run.meta) if len(spec.classes) == 2 else None
         result["prediction"] = np.asarray(spec.classes, dtype=object)[apply_threshold(outputs, t)]
+        if len(spec.classes) == 2 and "threshold" not in frame.columns:  # the cut the prediction came from (a user column wins)
+            result["threshold"] = 0.5 if t is None else t
         for i, c in enumerate(spec.classes):
             result[f"proba_{c}"] = outputs[:, i]
     else:

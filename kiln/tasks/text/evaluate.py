@@ -170,7 +170,8 @@ def predict_inputs(task, run, inputs, out=None, top_k: int = 5, **_) -> list[dic
     for (where, text), p, i in zip(items, probs, picks):
         order = np.argsort(-p)[:k]
         answers.append({"source": where, "label": run.classes[int(i)], "score": float(p[int(i)]),
-                        "top_k": [[run.classes[j], float(p[j])] for j in order], "text": text[:80]})
+                        "top_k": [[run.classes[j], float(p[j])] for j in order], "text": text[:80],
+                        **({"threshold": 0.5 if t is None else t} if len(run.classes) == 2 else {})})  # the cut the label came from
     if out:
         frame = pd.DataFrame([{k: v for k, v in a.items() if k != "top_k"} for a in answers])
         with atomic_path(out) as tmp:
