@@ -70,6 +70,14 @@ def test_config_yaml_is_the_resolved_config(fixed_run):
     assert saved["model"]["name"] == "linear"
 
 
+def test_predictions_state_the_threshold(fixed_run):
+    from kiln.tasks.table.evaluate import split_rows
+
+    rows = split_rows(fixed_run, "test").drop(columns=["split", "label"]).iloc[:5]
+    answers = fixed_run.predict(rows, runtime="keras")
+    assert all(a["threshold"] == 0.3 and a["prediction"] == ("c1" if a["proba_c1"] >= 0.3 else "c0") for a in answers)
+
+
 def test_served_answers_state_the_threshold_and_suggest_columns(fixed_run):
     from kiln.serve.model import load_served
     from kiln.tasks.table.adapter import RowError
