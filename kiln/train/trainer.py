@@ -91,7 +91,8 @@ def _train(cfg: Config, task, strategy, folder):
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():  # before the run folder exists: a failed ImageNet download must not leave one behind
         model = task.build_model(model_name, data, cfg)
-    saved_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": model_name})})  # what config.yaml holds
+    chosen = cfg.model.name if cfg.model.name != "auto" else model_name  # resolve_auto may have named it (text)
+    saved_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": chosen})})  # what config.yaml holds
     run_dir = folder.create(saved_cfg)
     if folder.resuming:
         check_splits(run_dir, task.splits_frame(data))
