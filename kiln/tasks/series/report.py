@@ -159,6 +159,24 @@ def audit_html(report: dict) -> str:
     return f"<h2 id=\"series-audit\">Timestamp audit</h2>{_table(['check', 'value'], rows)}{filled}{probs}{changes}"
 
 
+NAMES = {"kiln": "Kiln's model", "seasonal_naive": "seasonal naive", "holt_winters": "damped Holt-Winters", "theta": "Theta",
+         "ar": "AR (lags by AIC)", "mean": "the mean of seasonal naive, Holt-Winters, Theta and AR", "naive": "naive", "drift": "drift"}
+
+
+def verdict(result: dict) -> str:
+    """One sentence: which forecaster has the lowest MASE on these windows, and Kiln's model beside it."""
+    from kiln.tasks.series.evaluate import winner
+
+    best = result.get("winner") or winner(result)
+    if not best:
+        return ""
+    if best["name"] == "kiln":
+        others = [v["mase"] for v in result.get("baselines", {}).values() if v.get("mase") is not None]
+        return f"Kiln's model wins: MASE {best['mase']:.3f}" + (f", the best baseline {min(others):.3f}." if others else ".")
+    return (f"{NAMES.get(best['name'], best['name'])} wins: MASE {best['mase']:.3f} against Kiln's model's {result['mase']:.3f} "
+            f"({100 * (result['mase'] / best['mase'] - 1):.1f} % higher).")
+
+
 def _img(path: Path, alt: str) -> str:
     import base64
 
@@ -185,7 +203,12 @@ def sections(run) -> list:
         out.append(ReportSection(f"series-{split}", f"{split} backtest",
                                  f"<h2 id=\"series-{split}\">{split.title()} backtest: Kiln beside the baselines (same windows)</h2>"
                                  f"<p>MASE is scaled by the in-sample seasonal-naive MAE (season {spec.season}); skill = 1 - MASE / "
-                                 f"MASE of seasonal naive.</p>{_table(['model'] + keys, rows)}{'<p>MAPE ' + html.escape(note) + '.</p>' if note else ''}{cov}"))
+                                 f"MASE of seasonal naive.</p>{_table(['model'] + keys, rows)}<p>{html.escape(verdict(m[split]))}</p>"
+                                 f"{'<p>MAPE ' + html.escape(note) + '.</p>' if note else ''}{cov}"))
+    chosen = (run.meta.get("selection") or {}).get("why")
+    if chosen:
+        out.insert(0, ReportSection("series-choice", "model choice", f"<h2 id=\"series-choice\">Model choice</h2><p>model=auto: "
+                                    f"{html.escape(chosen)}.</p>"))
     figs = [("series-forecast", "forecasts", "forecast.png", "The last test windows: history, forecasts and intervals"),
             ("series-backtest", "backtest", "backtest.png", "Backtest windows over the test stretch"),
             ("series-steps", "errors by step", "errors_by_step.png", "MAE by horizon step, Kiln and the baselines"),
@@ -200,4 +223,4 @@ def sections(run) -> list:
     return out
 
 
-__all__ = ["audit_file", "audit_html", "evaluate_file", "evaluate_fresh", "predict_files", "sections", "split_windows"]
+__all__ = ["verdict", "audit_file", "audit_html", "evaluate_file", "evaluate_fresh", "predict_files", "sections", "split_windows"]

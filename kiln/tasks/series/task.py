@@ -186,6 +186,14 @@ class SeriesTask(Task):
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {n['train']:,} windows of {s.lookback} steps -> "
                 f"{s.horizon} ({s.freq}, season {s.season}), {n['val']:,} val / {n['test']:,} test windows")
 
+    def after_fit(self, run, data: Prepared, cfg) -> None:
+        """model=auto: the trained model against an AR and seasonal naive computed inside a Keras model (and the
+        ensemble with the AR as a member), on val's rolling origins; the winner becomes model.keras (choice.py)."""
+        if cfg.model.name == "auto" and data.extra["windows"].get("val"):
+            from kiln.tasks.series.choice import choose
+
+            choose(run, data.rows, run.spec)
+
     # --- run folder --------------------------------------------------------------------------------
     def run_meta(self, data: Prepared) -> dict:
         return {"task": "series", "series": data.spec.to_dict(), "classes": None, "windows": data.extra["windows"],
