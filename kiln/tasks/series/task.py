@@ -156,7 +156,7 @@ class SeriesTask(Task):
         if cfg.series.lookback == "auto":
             out.append(Decision("series.lookback", data.spec.lookback, data.spec.lookback_reason))
         if cfg.series.season == "auto":
-            out.append(Decision("series.season", data.spec.season, data.spec.season_reason or f"frequency {data.spec.freq}"))
+            out.append(Decision("series.season", data.spec.season, getattr(data.spec, "season_reason", "") or f"frequency {data.spec.freq}"))
         flat = _flatten(cfg.model_dump(mode="json"))
         flat.update({d.key: d.value for d in out if d.key != "model.name"})
         return load_config(overrides=flat), out

@@ -99,3 +99,46 @@ def test_fit_ar_picks_the_true_order():
         y[t] = 1.0 + 0.5 * y[t - 1] + 0.3 * y[t - 2] + rng.normal()
     lags, params = fit_ar(y, 1)
     assert lags[:2] == [1, 2] and abs(params[1] - 0.5) < 0.1 and abs(params[2] - 0.3) < 0.1
+
+
+class _Run:
+    """What `choose` reads of a run: its folder, run.json and model."""
+
+    def __init__(self, path, model):
+        self.path, self.model = path, model
+        self.meta = {"task": "series", "model": "ensemble"}
+
+
+def test_choice_ships_the_ar_inside_the_model_when_it_beats_the_trained_one(tmp_path):
+    import json
+
+    from kiln.io import load_keras
+    from kiln.tasks.series.choice import choose, fixed_model, seasonal_naive_map
+    from kiln.tasks.series.evaluate import backtest
+
+    rng = np.random.default_rng(7)
+    y = np.zeros(400)
+    for t in range(2, 400):
+        y[t] = 5.0 + 0.6 * y[t - 1] + 0.3 * y[t - 2] + rng.normal()
+    frame, spec, w = _windows(y, H=4, season=3, lookback=12)
+    trained = fixed_model(spec, *seasonal_naive_map(3, 4), "stand_in")  # a weak "trained model": seasonal naive of 3
+    run = _Run(tmp_path, trained)
+    record = choose(run, frame, spec)
+    assert record["chosen"] in ("ar", "kiln+ar") and record["val_mase"][record["chosen"]] < record["val_mase"]["kiln"]
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["selection"]["chosen"] == record["chosen"] and meta["model"] != "ensemble"
+    shipped = load_keras(tmp_path / "model.keras")
+    x = w.arrays(w.starts(("test",)))[0]
+    p = np.asarray(shipped.predict_on_batch(x))
+    assert p.shape == (len(x), 4) and np.isfinite(p).all()
+    ours, theirs = backtest(shipped, frame, spec, "test", holt=False), backtest(trained, frame, spec, "test", holt=False)
+    assert ours["mase"] < theirs["mase"]  # what ships forecasts better on the unseen stretch too
+
+
+def test_choice_keeps_the_trained_model_for_many_series_and_says_why(tmp_path):
+    from kiln.tasks.series.choice import choose, fixed_model, seasonal_naive_map
+
+    frame, spec, _ = _windows(_cycle(200, 11, 8))
+    frame.loc[frame.index[100:], "series"] = "1"
+    record = choose(_Run(tmp_path, fixed_model(spec, *seasonal_naive_map(11, 10), "m")), frame, spec)
+    assert record["chosen"] == "kiln" and "many series" in record["why"] and not (tmp_path / "model.keras").exists()
