@@ -123,13 +123,27 @@ def audit_file(path, out, time, target, series=None, time_format=None) -> dict:
     sf = read_series(path, time, target, series, (), time_format, "audit")
     if not len(sf.frame):
         raise DataError(received("audit", "time", time, "no cell of the column parses as a timestamp", "Pass time_format="))
-    report = audit_frame(sf)
+    report = audit_frame(sf, *season_for_audit(sf))
     dest = Path(out or "runs/audit")
     write_json(dest / "audit.json", report)
     write_text(dest / "audit.html", f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Kiln series audit</title></head><body>"
                f"{audit_html(report)}</body></html>\n")
     report["out"] = str(dest)
     return report
+
+
+def season_for_audit(sf) -> tuple[str, int | None]:
+    """(frequency, season from the whole file's data as training would find it; None when the file cannot go on
+    its grid, e.g. duplicate timestamps, which the audit then lists)."""
+    from kiln.tasks.series.audit import infer_freq, regularise
+    from kiln.tasks.series.seasonality import detect_season
+
+    freq = infer_freq(sf.frame.loc[sf.frame["series"] == sf.frame["series"].iloc[0], "time"])
+    try:
+        frame = regularise(sf, freq, "none", "audit")[0]
+    except DataError:
+        return freq, None
+    return freq, detect_season(frame, freq, len(frame))[0]
 
 
 def _table(head, rows) -> str:
@@ -223,4 +237,4 @@ def sections(run) -> list:
     return out
 
 
-__all__ = ["verdict", "audit_file", "audit_html", "evaluate_file", "evaluate_fresh", "predict_files", "sections", "split_windows"]
+__all__ = ["verdict", "season_for_audit", "audit_file", "audit_html", "evaluate_file", "evaluate_fresh", "predict_files", "sections", "split_windows"]

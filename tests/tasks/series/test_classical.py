@@ -142,3 +142,13 @@ def test_choice_keeps_the_trained_model_for_many_series_and_says_why(tmp_path):
     frame.loc[frame.index[100:], "series"] = "1"
     record = choose(_Run(tmp_path, fixed_model(spec, *seasonal_naive_map(11, 10), "m")), frame, spec)
     assert record["chosen"] == "kiln" and "many series" in record["why"] and not (tmp_path / "model.keras").exists()
+
+
+def test_kiln_audit_of_plain_years_finds_the_cycle(tmp_path):
+    """Issue 32: a yearly file of plain years parses without time_format= and its season is not 1."""
+    from kiln.tasks.series.report import audit_file
+
+    y = _cycle(200, 11, 9)
+    (tmp_path / "years.csv").write_text("year,v\n" + "\n".join(f"{1750 + i},{v:.2f}" for i, v in enumerate(y)) + "\n")
+    report = audit_file(tmp_path / "years.csv", str(tmp_path / "audit"), "year", "v")
+    assert report["frequency"] == "YS" and report["season"] == 11 and (tmp_path / "audit" / "audit.html").is_file()
