@@ -187,12 +187,12 @@ class SeriesTask(Task):
                 f"{s.horizon} ({s.freq}, season {s.season}), {n['val']:,} val / {n['test']:,} test windows")
 
     def after_fit(self, run, data: Prepared, cfg) -> None:
-        """model=auto: the trained model against an AR and seasonal naive computed inside a Keras model (and the
-        ensemble with the AR as a member), on val's rolling origins; the winner becomes model.keras (choice.py)."""
+        """model=auto on a short series: the trained model against an AR and seasonal naive computed inside a Keras
+        model (and their means with it), on val's rolling origins; the winner becomes model.keras (choice.py)."""
         if cfg.model.name == "auto" and data.extra["windows"].get("val"):
             from kiln.tasks.series.choice import choose
 
-            choose(run, data.rows, run.spec)
+            choose(run, data.rows, run.spec, data.extra["windows"]["train"])
 
     # --- run folder --------------------------------------------------------------------------------
     def run_meta(self, data: Prepared) -> dict:
