@@ -152,3 +152,11 @@ def test_kiln_audit_of_plain_years_finds_the_cycle(tmp_path):
     (tmp_path / "years.csv").write_text("year,v\n" + "\n".join(f"{1750 + i},{v:.2f}" for i, v in enumerate(y)) + "\n")
     report = audit_file(tmp_path / "years.csv", str(tmp_path / "audit"), "year", "v")
     assert report["frequency"] == "YS" and report["season"] == 11 and (tmp_path / "audit" / "audit.html").is_file()
+
+
+def test_choice_keeps_the_trained_model_on_a_long_history(tmp_path):
+    from kiln.tasks.series.choice import MAX_WINDOWS, choose, fixed_model, seasonal_naive_map
+
+    frame, spec, _ = _windows(_cycle(200, 11, 10))
+    record = choose(_Run(tmp_path, fixed_model(spec, *seasonal_naive_map(11, 10), "m")), frame, spec, MAX_WINDOWS + 1)
+    assert record["chosen"] == "kiln" and "long history" in record["why"]
