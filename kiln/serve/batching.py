@@ -65,8 +65,11 @@ def _concat(parts: list):
 
 
 class MicroBatcher:
-    def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None):
+    def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None,
+                 all_outputs: bool = False):
         self.predict_fn = predict
+        # every named output (a dict) per request, for an adapter that answers them all; else the first output
+        self.all_outputs = all_outputs and len(getattr(predict, "output_names", ())) > 1
         self.decode = decode  # the adapter's: [rows] -> (model inputs, {row index: error}); needed for rows
         self.max_batch_size = max(1, int(max_batch_size))
         self.buckets = bucket_sizes(self.max_batch_size)
@@ -94,7 +97,7 @@ class MicroBatcher:
     def _call(self, batch):
         """The model on one padded batch; a predictor with several named outputs answers all of them (a dict)."""
         n = count(batch)
-        if len(getattr(self.predict_fn, "output_names", ())) > 1:
+        if self.all_outputs:
             return {k: v[:n] for k, v in self.predict_fn.outputs(self._padded(batch)).items()}
         return self.predict_fn(self._padded(batch))[:n]
 
@@ -144,7 +147,7 @@ class MicroBatcher:
     async def predict(self, images) -> np.ndarray:
         """Model-ready inputs `(n, ...)` (or a dict of them), or `Pending(rows)` / a list of rows for the adapter's
         decode -> the model's output for those n rows (its first output; every named output, as a dict, when the
-        predictor has several), batched with other callers."""
+        batcher was made with all_outputs=True and the predictor has several), batched with other callers."""
         if self._task is None:
             raise RuntimeError("the batcher is not running")
         future = asyncio.get_running_loop().create_future()

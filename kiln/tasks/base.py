@@ -90,6 +90,8 @@ class Adapter(abc.ABC):
     `routes()` and calls `decode` on each micro-batch (rows a request left encoded) off the event loop.
     """
 
+    all_outputs = False  # True: the batcher answers every named output of the signature (a dict), not only the first
+
     def __init__(self, served):
         self.served = served  # kiln.serve.model.ServedModel
 

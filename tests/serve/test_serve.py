@@ -484,7 +484,7 @@ def test_several_named_outputs_reach_each_request():
             return self.outputs(x)["score"]
 
     async def scenario():
-        batcher = MicroBatcher(TwoOutputs(), max_batch_size=8, max_delay_ms=50)
+        batcher = MicroBatcher(TwoOutputs(), max_batch_size=8, max_delay_ms=50, all_outputs=True)
         await batcher.start()
         out = await asyncio.gather(*(batcher.predict(np.full((k, 1), k, np.float32)) for k in (1, 2, 3)))
         await batcher.stop()
