@@ -1,4 +1,4 @@
-"""`kiln demo`: the embedded default, end to end, on scikit-learn's real digits."""
+"""`kiln demo`: the two-minute tour, end to end, on scikit-learn's real digits."""
 
 import json
 import subprocess
@@ -27,7 +27,10 @@ def test_demo_end_to_end(tmp_path):
     assert exported["format"] == "tflite" and exported["quantize"] == "int8"
     # kiln export keeps only an export that passed its own gate, so the demo's holds min_agreement (0.99)
     assert exported["passed"] and exported["agreement"] >= exported["min_agreement"] == 0.99
-    assert "TFLite int8 agrees with the Keras model" in out.stdout
+    assert "tflite int8 export agrees with the Keras model" in out.stdout
+    shown = json.loads((run_dir / "demo.json").read_text())  # the model beside its baselines on the same test images
+    assert shown["test"] == metrics["test"]["accuracy"] and set(shown["baselines"]) == {"largest class", "logistic regression on pixels"}
+    assert all(shown["test"] > b for b in shown["baselines"].values()) and "NOT beaten" not in out.stdout
     predictions = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [p["label"] for p in predictions] == ["0", "3", "7"]
     print(f"demo took {elapsed:.0f}s")

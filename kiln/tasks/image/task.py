@@ -308,6 +308,11 @@ class ImageTask(Task):
 
         return ImageAdapter(served)
 
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.image.demo import demo_plan
+
+        return demo_plan(dest)
+
     # --- the contract test ----------------------------------------------------------------------------------
     def example(self, root: Path, seed: int = 0) -> Example:
         """3 classes x 20 generated 16x16 PNGs (a coloured bar, a bar across, a square) and a linear model."""
