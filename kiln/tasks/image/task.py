@@ -31,6 +31,7 @@ class ImageTask(Task):
         mode="min",
         export_formats=EXPORT_FORMATS,
         resume_keys=("data.image_size", "data.channels", "data.resize", "data.alpha_background"),
+        runtimes=("keras", "onnx"),  # kiln/export/runtime.py
     )
     models = MODELS
 
@@ -252,14 +253,20 @@ class ImageTask(Task):
 
         return predict_paths(run, inputs, out=out, **options)
 
-    def predict_outputs(self, run, inputs, batch_size: int = 64, use_pil=None):
-        """(N, K) class probabilities for image files, in order."""
+    def predict_outputs(self, run, inputs, batch_size: int = 64, use_pil=None, model=None):
+        """(N, K) class probabilities for image files, in order (`model`: an export standing in for run.model,
+        fed pixels decoded here, without TensorFlow)."""
         import numpy as np
 
         from kiln.tasks.image.predict import dataset
 
         if len(inputs) == 0:
             return np.zeros((0, len(run.classes)), np.float32)
+        if model is not None:
+            from kiln.tasks.image.predict import decode_files
+
+            return np.concatenate([model(decode_files(run, inputs[i:i + batch_size], use_pil[i:i + batch_size] if use_pil is not None else None))
+                                   for i in range(0, len(inputs), batch_size)])
         ds = dataset(run, list(inputs), batch_size=batch_size, use_pil=use_pil).map(lambda x, y: x)
         return np.asarray(run.model.predict(ds, verbose=0))
 
