@@ -108,7 +108,8 @@ class ExportModel:
 def _numpy_type(onnx_type: str):
     """'tensor(float)' -> np.float32; strings as Python objects."""
     name = onnx_type[len("tensor("):-1] if onnx_type.startswith("tensor(") else onnx_type
-    return {"float": np.float32, "double": np.float64, "string": object, "bool": np.bool_}.get(name, np.dtype(name).type)
+    special = {"float": np.float32, "double": np.float64, "string": object, "bool": np.bool_}
+    return special[name] if name in special else np.dtype(name).type
 
 
 def export_model(run, runtime: str = "auto") -> ExportModel | None:
