@@ -51,6 +51,7 @@ def demo(overrides: dict | None = None):
     from kiln.config import load_config
     from kiln.evaluate.report import write_report
     from kiln.export.export import export_run
+    from kiln.io import read_json
     from kiln.run import new_run_dir
     from kiln.tasks.base import get_task
     from kiln.train.trainer import train
@@ -79,13 +80,15 @@ def demo(overrides: dict | None = None):
         print(json.dumps(p))
     fmt, quantize = plan.export
     name = fmt if quantize == "none" else f"{fmt}-{quantize}"
-    exported = export_run(run_dir, fmt, quantize, out=str(run_dir / "exports" / name))
+    done = run_dir / "exports" / name / "export.json"  # train.export_on_finish may have written it already
+    exported = read_json(done, "a Kiln export.json") if done.is_file() else export_run(run_dir, fmt, quantize, out=str(done.parent))
     report = write_report(run)  # again, now with the export's parity figures
     score = test[plan.metric]
     print(f"\nkiln demo: test {plan.metric} {score:.4f} on {test.get('n', test.get('windows', '?'))} examples")
     for bname, value in baselines.items():
         beats = (score > value) if plan.higher else (score < value)
-        print(f"kiln demo:   baseline {bname:<30} {value:.4f}  ({'beaten' if beats else 'NOT beaten'} by the model)")
+        verdict = "beaten by the model" if beats else "tied with the model" if score == value else "NOT beaten by the model"
+        print(f"kiln demo:   baseline {bname:<30} {value:.4f}  ({verdict})")
     print(f"kiln demo: {fmt} {quantize} export agrees with the Keras model on {exported['agreement']:.1%} of "
           f"{exported.get('parity_split', 'test')} examples, {exported['size_bytes'] / 1024:.0f} KiB (verified: {exported['passed']})")
     print(f"  run folder   {run_dir}")
@@ -103,8 +106,17 @@ def demo(overrides: dict | None = None):
     return run
 
 
+def metric_baselines(metric: str):
+    """`DemoPlan.baselines` for a task whose metrics.json holds its baselines: {name: `metric` on the test split}."""
+    def read(run) -> dict:
+        found = (run.metrics.get("baselines") or {}).get("test") or {}
+        return {name: float(b[metric]) for name, b in found.items() if isinstance(b, dict) and b.get(metric) is not None}
+
+    return read
+
+
 def _show(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-__all__ = ["DEFAULT_TASK", "DemoPlan", "demo"]
+__all__ = ["DEFAULT_TASK", "DemoPlan", "demo", "metric_baselines"]

@@ -157,8 +157,10 @@ def export_on_finish(run, choice: str, formats: tuple[str, ...], train_seconds: 
     started = time.time()
     try:
         manifest = export_run(run.path, "onnx", "none", out=str(run.path / "exports" / "onnx"))
-    except KilnError as err:
-        log.warning("train: the ONNX export was not kept (%s); kiln predict uses Keras", str(err).splitlines()[0])
+    except Exception as err:  # noqa: BLE001 - the run is saved already; an export problem must not lose it
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        log.warning("train: the ONNX export was not kept (%s); kiln predict uses Keras; retry with kiln export %s format=onnx",
+                    first if isinstance(err, KilnError) else f"{type(err).__name__}: {first}", run.path)
         return None
     why = "asked for" if choice == "onnx" else f"trained in {train_seconds:.0f} s"
     print(f"kiln: exported onnx in {time.time() - started:.1f} s ({why}): agrees with Keras on {manifest['agreement']:.1%} of "

@@ -268,6 +268,11 @@ class SeriesTask(Task):
 
         return SeriesAdapter(served)
 
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.series.demo import demo_plan
+
+        return demo_plan(dest)
+
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.series.synth import write_example
 
