@@ -64,9 +64,7 @@ def demo(overrides: dict | None = None):
     plan = task.demo_plan(run_dir / "data")
     print(f"kiln demo: {task.info.name} task on {plan.source}", flush=True)
     found = task.audit(str(plan.data), out=str(run_dir), progress=False, **plan.audit)
-    kinds = ", ".join(f"{n} {k}" for k, n in (found.get("kinds") or {}).items()) or "none"
-    print(f"kiln demo: audited {found.get('files', found.get('rows', '?'))} {'files' if 'files' in found else 'rows'}; "
-          f"findings by kind: {kinds} (details in {run_dir / 'audit.html'})", flush=True)
+    print(f"kiln demo: {_audit_line(found)} (details in {run_dir / 'audit.html'})", flush=True)
     mine = {k: v for k, v in plan.settings.items() if k not in overrides}
     if mine:
         print(f"kiln demo: {' '.join(f'{k}={_show(v)}' for k, v in mine.items())} ({plan.why}; any key=value overrides them)",
@@ -113,6 +111,18 @@ def metric_baselines(metric: str):
         return {name: float(b[metric]) for name, b in found.items() if isinstance(b, dict) and b.get(metric) is not None}
 
     return read
+
+
+def _audit_line(found: dict) -> str:
+    """'audited 569 rows; findings by kind: 23 outliers' from any task's audit.json (kinds, counts or a problems list)."""
+    from collections import Counter
+
+    kinds = found.get("kinds") or found.get("counts")
+    if not kinds and isinstance(found.get("problems"), list):
+        kinds = Counter(str(p.get("kind")) for p in found["problems"] if isinstance(p, dict))
+    n = found.get("files") or found.get("rows") or (found.get("source") or {}).get("rows") or "?"
+    listed = ", ".join(f"{c} {k}" for k, c in (kinds or {}).items()) or "none"
+    return f"audited {n} {'files' if 'files' in found else 'rows'}; findings by kind: {listed}"
 
 
 def _show(value) -> str:

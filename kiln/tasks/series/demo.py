@@ -21,7 +21,9 @@ def write_co2(dest: Path) -> tuple[Path, Path]:
     dest.mkdir(parents=True, exist_ok=True)
     data, recent = dest / "co2.csv", dest / "recent.csv"
     write_text(data, frame.to_csv(index=False))
-    write_text(recent, frame.iloc[-260:].interpolate().to_csv(index=False))
+    last = frame.iloc[-260:].copy()
+    last["co2"] = last["co2"].interpolate()  # predict needs the last lookback steps whole
+    write_text(recent, last.to_csv(index=False))
     return data, recent
 
 
