@@ -4,6 +4,8 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from conftest import KILN
 
 
@@ -34,3 +36,22 @@ def test_demo_end_to_end(tmp_path):
     predictions = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [p["label"] for p in predictions] == ["0", "3", "7"]
     print(f"demo took {elapsed:.0f}s")
+
+
+@pytest.mark.parametrize("task, metric", [("table", "accuracy"), ("series", "mase"), ("text", "accuracy")])
+def test_each_task_has_a_short_demo_on_shipped_data(task, metric, tmp_path, capsys):
+    """`kiln demo task=NAME`: real data from a dependency, audited, trained, beside its baselines, exported
+    (ONNX, verified) and predicted through that export."""
+    from kiln.cli import main
+
+    run_dir = tmp_path / task
+    assert main(["demo", f"task={task}", f"run_dir={run_dir}", "verbose=0"]) in (0, None)
+    out = capsys.readouterr()
+    shown = json.loads((run_dir / "demo.json").read_text())
+    assert shown["task"] == task and shown["metric"] == metric and shown["baselines"]
+    better = (lambda a, b: a > b) if shown["higher_is_better"] else (lambda a, b: a < b)
+    assert all(better(shown["test"], b) for b in shown["baselines"].values()), shown  # the model beats every baseline
+    exported = json.loads((run_dir / "exports" / "onnx" / "export.json").read_text())
+    assert exported["passed"] and exported["task"] == task
+    assert "(onnxruntime, exports/onnx)" in out.err and (run_dir / "predictions.csv").is_file()
+    assert (run_dir / "audit.json").is_file() and (run_dir / "report.html").is_file()

@@ -346,6 +346,11 @@ class TextTask(Task):
         return TextAdapter(served)
 
     # --- the contract test ------------------------------------------------------------------------------
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.text.demo import demo_plan
+
+        return demo_plan(dest)
+
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.text.synth import write_reviews
 
