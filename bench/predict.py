@@ -74,7 +74,7 @@ def main() -> None:
                 runs = [timed([KILN, "predict", str(run), one, f"runtime={runtime}"]) for _ in range(args.repeat)]
                 outs[runtime] = runs[-1][2]
                 where = runs[-1][3].strip().splitlines()[-1] if runs[-1][3].strip() else "?"
-                rows.append((task, f"runtime={runtime}", where.split("(", 1)[-1].rstrip(")"),
+                rows.append((task, f"runtime={runtime}", where.rsplit(" (", 1)[-1].rstrip(")"),
                              round(statistics.median(r[0] for r in runs), 2), round(statistics.median(r[1] for r in runs), 2), ""))
             same = _same(outs["auto"], outs["keras"])
             rows[-2] = (*rows[-2][:5], same)
