@@ -33,6 +33,8 @@ def test_demo_end_to_end(tmp_path):
     shown = json.loads((run_dir / "demo.json").read_text())  # the model beside its baselines on the same test images
     assert shown["test"] == metrics["test"]["accuracy"] and set(shown["baselines"]) == {"largest class", "logistic regression on pixels"}
     assert all(shown["test"] > b for b in shown["baselines"].values()) and "NOT beaten" not in out.stdout
+    assert json.loads((run_dir / "exports/onnx/export.json").read_text())["passed"]  # train.export_on_finish=onnx
+    assert "kiln: predicted 3 image(s) (onnxruntime, exports/onnx)" in out.stderr  # the predictions skipped TensorFlow
     predictions = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [p["label"] for p in predictions] == ["0", "3", "7"]
     print(f"demo took {elapsed:.0f}s")
