@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean-venv
+.PHONY: install demo test docs bench clean-venv
 
 install: $(STAMP)
 
@@ -18,7 +18,10 @@ demo: install
 	$(BIN)/kiln demo
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --durations=15
+
+docs: install
+	$(BIN)/mkdocs build --strict
 
 bench: install
 	$(BIN)/python bench/pipeline.py

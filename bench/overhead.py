@@ -37,6 +37,7 @@ def main():
     from synth import make_image_folder
 
     import kiln
+    from kiln.tasks.image.config import model_kwargs
     from kiln.tasks.image.models import create_model
 
     root = DATA / f"png_{args.n}_32"
@@ -77,7 +78,7 @@ def main():
     def plain_rate():
         keras.utils.set_random_seed(0)
         # the model Kiln trained: its config with the values `auto` took (filters, convs per block)
-        model = create_model("cnn", (32, 32, 3), len(classes), **first.config.model.model_dump(exclude={"name"}))
+        model = create_model("cnn", (32, 32, 3), len(classes), **model_kwargs(first.config))
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
         clock = Clock()
         model.fit(xt, yt, batch_size=32, epochs=args.epochs, validation_data=(xv, yv), verbose=0, callbacks=[clock])

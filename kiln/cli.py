@@ -55,9 +55,14 @@ def train(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 
     words, pairs = _split(args)
     _no_words(words, "train")
-    run = run_training(load_config(config, pairs))
+    cfg = load_config(config, pairs)
+    run = run_training(cfg)
     if run is not None:  # None: a multi-worker process that is not the chief
         _summary(run)
+        if cfg.train.doctor:
+            from kiln.doctor.findings import summary_lines
+
+            print("\n".join(summary_lines(run.path)))
 
 
 @app.command()
@@ -146,7 +151,7 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
 
 def _data_task(path: str, pairs: list[str]):
     """The task whose data `path` is, judged from the path and the config keys among `pairs` (target= ...)."""
-    from kiln.config.load import _set_dotted, resolve_key
+    from kiln.config.load import _set_dotted, resolve_keys
     from kiln.config.schema import config_model
     from kiln.errors import KilnError
     from kiln.tasks.base import infer_task
@@ -155,7 +160,8 @@ def _data_task(path: str, pairs: list[str]):
     for pair in pairs:
         key, _, value = pair.partition("=")
         try:
-            _set_dotted(keys, resolve_key(key.strip(), config_model(), "cli"), value)
+            for dotted in resolve_keys(key.strip(), config_model(), "cli"):  # a bare key several tasks share sets each
+                _set_dotted(keys, dotted, value)
         except KilnError:  # a mode option (out=, strict=), not a config key
             continue
     if keys.get("task", "auto") != "auto":
@@ -265,6 +271,19 @@ def report(args: Optional[List[str]] = ARGS):
     print(f"kiln: report {dest}")
 
 
+@app.command()
+def doctor(args: Optional[List[str]] = ARGS):
+    """Diagnose a run (finished, training or stopped): kiln doctor RUN_DIR [format=table|json]."""
+    from kiln.doctor.findings import as_json, as_text
+    from kiln.doctor.findings import doctor as diagnose
+
+    words, pairs = _split(args)
+    run_dir = _one(words, "doctor", "kiln doctor runs/train")
+    fmt = _format(_options(pairs, {"format": str}, "doctor"), "doctor")
+    findings, about = diagnose(run_dir)
+    print(as_json(findings) if fmt == "json" else as_text(run_dir, findings, about))
+
+
 @app.command(name="label-issues")
 def label_issues(args: Optional[List[str]] = ARGS):
     """Likely label errors in the training split: kiln label-issues RUN_DIR [method=cv|fast] [folds=5] [epochs=N]."""
@@ -360,19 +379,10 @@ def tune(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 
 
 def _summary(run) -> None:
-    m = run.metrics
-    for split in ("val", "test"):
-        if split in m and "accuracy" in m[split]:
-            print(f"kiln: {split} accuracy {m[split]['accuracy']:.4f}  macro F1 {m[split]['macro_f1']:.4f}  (n={m[split]['n']})")
-        elif split in m and "r2" in m[split]:
-            print(f"kiln: {split} R2 {m[split]['r2']:.4f}  RMSE {m[split]['rmse']:.4g}  MAE {m[split]['mae']:.4g}  (n={m[split]['n']})")
-        elif split in m and "mase" in m[split]:
-            print(f"kiln: {split} MASE {m[split]['mase']:.4f}  MAE {m[split]['mae']:.4g}  sMAPE {m[split]['smape']:.2f}%  "
-                  f"({m[split]['windows']} windows)")
-    for name, b in (m.get("baselines") or {}).get("test", {}).items():
-        key = next((k for k in ("accuracy", "r2", "mase") if b.get(k) is not None), None)
-        if key:
-            print(f"kiln: baseline {name:<24} test {key} {b[key]:.4f}")
+    from kiln.evaluate.headline import summary_lines
+
+    for line in summary_lines(run.meta, run.metrics):  # the task's headline metrics (TaskInfo.headline)
+        print(line)
     print(f"kiln: run folder {run.path}")
 
 

@@ -27,8 +27,13 @@ if TYPE_CHECKING:  # annotations only: `kiln --help` and `import kiln` do not pa
 
 
 class Run:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, meta: dict | None = None, model=None):
+        """`meta` and `model`: the trainer's run.json and model before they are written (a task's after_fit reads them)."""
         self.path = Path(path)
+        if meta is not None:
+            self.__dict__["meta"] = meta
+        if model is not None:
+            self.__dict__["model"] = model
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"

@@ -94,6 +94,11 @@ def run_summary(folder: str | Path) -> dict:
     except TaskError:  # a run of a task this Kiln does not have
         shown = {"task": meta.get("task"), "classes": None, "input": None}
     val, test = metrics.get("val", {}), metrics.get("test", {})
+    from kiln.evaluate.headline import headline
+
+    shown_metrics = headline(meta)  # the run's task's headline metrics, best first
+    first = shown_metrics[0] if shown_metrics else None
+    scores = {f"{split}_{m.key}": values.get(m.key) for m in shown_metrics for split, values in (("val", val), ("test", test))}
     return {
         "run": folder.name, "path": str(folder), "status": "finished" if (folder / "model.keras").is_file() else "unfinished",
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(_created(folder))),
@@ -101,8 +106,9 @@ def run_summary(folder: str | Path) -> dict:
         "model": meta.get("model") or model.get("name"), "classes": shown["classes"], "input": shown["input"],
         "train_images": meta.get("counts", {}).get("train"), "epochs": epochs,
         "optimizer": train.get("optimizer"), "lr": train.get("lr"), "batch_size": data.get("batch_size"),
-        "val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
-        "test_roc_auc": test.get("roc_auc"), "threshold": meta.get("threshold"), "train_seconds": meta.get("train_seconds"),
+        "metric": first.label if first else None, "val": val.get(first.key) if first else None,
+        "test": test.get(first.key) if first else None, **scores,
+        "threshold": meta.get("threshold"), "train_seconds": meta.get("train_seconds"),
     }
 
 
@@ -126,8 +132,8 @@ def _text_table(header: list[str], rows: list[list], right_from: int = 1) -> str
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-LIST_COLUMNS = ["run", "status", "model", "classes", "input", "epochs", "optimizer", "lr", "val_accuracy", "test_accuracy",
-                "test_macro_f1", "train_seconds", "created"]
+LIST_COLUMNS = ["run", "status", "task", "model", "classes", "input", "epochs", "optimizer", "lr", "metric", "val", "test",
+                "train_seconds", "created"]
 
 
 def list_runs(root: str | Path = "runs", format: str = "table") -> str:
@@ -146,8 +152,8 @@ def _label(paths: list[Path]) -> list[str]:
     return [str(p) if names.count(p.name) > 1 else p.name for p in paths]
 
 
-COMPARE_ROWS = ["status", "model", "classes", "input", "train_images", "epochs", "optimizer", "lr", "batch_size",
-                "val_accuracy", "test_accuracy", "test_macro_f1", "test_roc_auc", "threshold", "train_seconds"]
+COMPARE_ROWS = ["status", "task", "model", "classes", "input", "train_images", "epochs", "optimizer", "lr", "batch_size",
+                "metric", "val", "test", "threshold", "train_seconds"]
 
 
 def compare_runs(paths, out: str | Path | None = None, format: str = "table") -> tuple[str, Path | None]:
@@ -172,6 +178,8 @@ def compare_runs(paths, out: str | Path | None = None, format: str = "table") ->
         return json.dumps({"runs": summaries, "differences": {k: [c.get(k) for c in configs] for k in differ},
                            "curves": str(written) if written else None}, indent=2, default=str), written
     rows = [[key] + [s[key] for s in summaries] for key in COMPARE_ROWS]
+    extra = [k for k in dict.fromkeys(k for s in summaries for k in s if k.startswith(("val_", "test_")))]  # every headline metric
+    rows += [[key] + [s.get(key) for s in summaries] for key in extra]
     rows += [[f"config {k}"] + [c.get(k) for c in configs] for k in differ]
     text = _text_table(["run"] + labels, rows)
     if not differ:
@@ -198,7 +206,10 @@ def plot_learning_curves(folders: list[Path], labels: list[str], dest: Path) -> 
             histories.append((label, history))
     if not histories:
         return None
-    metrics = [m for m in ("loss", "accuracy") if any(m in h.columns for _, h in histories)]
+    from kiln.evaluate.headline import history_metrics
+
+    wanted = dict.fromkeys(m for f in folders for m in history_metrics(_read_json(f / "run.json")))
+    metrics = [m for m in wanted if any(m in h.columns for _, h in histories)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.2))
     axes = [axes] if len(metrics) == 1 else list(axes)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

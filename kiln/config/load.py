@@ -84,8 +84,23 @@ def resolve_keys(key: str, model: type[BaseModel], component: str) -> list[str]:
     return [resolve_key(key, model, component)]
 
 
+def legacy_key(key: str) -> str:
+    """Where a key of an older config file lives now (each task's `Task.config_legacy`: `data.image_size` ->
+    `image.image_size`, `augment.` -> `image.augment.`); other keys unchanged."""
+    from kiln.tasks.base import TASKS, _load
+
+    _load()
+    for task in TASKS.values():
+        for old, new in task.config_legacy.items():
+            if key == old or (old.endswith(".") and key.startswith(old)):
+                return new + key[len(old):]
+    return key
+
+
 def resolve_key(key: str, model: type[BaseModel], component: str) -> str:
     keys = leaf_keys(model)
+    if key not in keys:
+        key = legacy_key(key)
     if key in keys:
         return key
     short = _shortcuts(model)

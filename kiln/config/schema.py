@@ -10,87 +10,42 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kiln.tasks.image.data import alpha
-
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(Section):
-    path: Optional[str] = Field(None, description="folder per class, pre-split folder {train,val,test}/<class>, CSV path,label[,split], or TFRecord shard folder")
+    """Where the examples come from and how they are split and batched: what every task shares. A task's own
+    data keys (the image size, a table's target, a series' horizon) live in its section."""
+
+    path: Optional[str] = Field(None, description="the data: a folder, CSV / TSV / Parquet / JSON Lines file or TFRecord shard folder; its task is inferred (task=auto) from the files and keys")
     val_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for validation when the source has no split")
     test_split: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for the final test when the source has no split")
-    image_size: Union[Literal["auto"], int, list[int]] = Field("auto", description="side or [height, width] fed to the model; auto: the model's own size, else the median side rounded up to 32 in [32, 128] ([32, 64] under 5,000 training images)")
-    channels: Union[Literal["auto"], Literal[1, 3, 4]] = Field("auto", description="1 (grayscale), 3 (RGB) or 4 (RGB + alpha, kept as a channel); auto uses 1 when every sampled image is grey, else 3")
-    alpha_background: str = Field("white", description="colour transparent pixels are composited onto, as viewers show them: white, black, any name or #rrggbb (channels=4 keeps alpha instead)")
-    resize: Literal["stretch", "pad", "crop"] = Field("stretch", description="stretch to size, pad to keep aspect, or centre crop to keep aspect")
-    batch_size: int = Field(32, ge=1, le=65536, description="images per step on each replica; the global batch is batch_size x replicas (1 replica on a CPU)")
-    cache: Literal["auto", "memory", "disk", "none"] = Field("auto", description="cache decoded images; auto caches in memory when they fit in a quarter of RAM")
-    shuffle_buffer: int = Field(10000, ge=1, description="images held for shuffling the training split")
-    check_images: bool = Field(True, description="decode every file before training and leave out the ones that fail")
-    max_pixels: int = Field(89_478_485, ge=1, description="refuse images with more pixels than this (decompression bombs)")
+    batch_size: int = Field(32, ge=1, le=65536, description="examples per step on each replica; the global batch is batch_size x replicas (1 replica on a CPU)")
+    cache: Literal["auto", "memory", "disk", "none"] = Field("auto", description="cache decoded examples; auto caches in memory when they fit in a quarter of RAM")
+    shuffle_buffer: int = Field(10000, ge=1, description="examples held for shuffling the training split")
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self):
         if self.val_split + self.test_split >= 0.9:
             raise ValueError("val_split|val_split + test_split must stay below 0.9 so training keeps data")
-        if isinstance(self.image_size, list) and (len(self.image_size) != 2 or min(self.image_size) < 8):
-            raise ValueError("image_size|image_size must be one side or [height, width], each at least 8")
-        if isinstance(self.image_size, int) and self.image_size < 8:
-            raise ValueError("image_size|image_size must be at least 8")
-        try:
-            alpha.background_rgb(self.alpha_background)
-        except ValueError:
-            raise ValueError("alpha_background|alpha_background must be a colour: white, black, another name "
-                             "such as gray, or #rrggbb") from None
         return self
 
 
 class ModelConfig(Section):
+    """The model's name and the hyperparameters every family of every task shares; `auto` leaves a value to the
+    task (an image CNN's dropout 0.25, a table network's 0.1, a forecaster's 0). A task's own architecture keys
+    (a CNN's filters, a table's embedding width) live in its section."""
+
     name: str = Field("auto", description="a registered model (kiln models); auto picks one for the data")
-    filters: Union[Literal["auto"], list[int]] = Field("auto", description="cnn: filters of each conv block; auto: a block per halving of the side down to 4-7 px (2-5 blocks), 32 filters doubling to at most 256")
-    convs_per_block: Union[Literal["auto"], Annotated[int, Field(ge=1, le=8)]] = Field("auto", description="cnn: conv layers per block; auto: 2 with filters=auto (a VGG-style stack), 1 with filters you chose")
-    kernel_size: int = Field(3, ge=1, le=15, description="cnn: kernel side")
-    strides: int = Field(1, ge=1, le=4, description="cnn: conv stride")
-    padding: Literal["same", "valid"] = Field("same", description="cnn: conv padding")
-    pooling: Literal["max", "avg", "none"] = Field("max", description="cnn: pooling after each block")
-    head: Literal["gap", "flatten"] = Field("gap", description="cnn: global-average-pooling or flatten before the classifier")
-    units: list[int] = Field([128], description="dnn and cnn: hidden Dense layers before the classifier")
+    units: Union[Literal["auto"], list[int]] = Field("auto", description="hidden Dense layers before the output; auto: the task's default (images [128], tables [256, 128])")
     batchnorm: bool = Field(True, description="BatchNormalization after each conv / dense layer")
     activation: str = Field("relu", description="hidden activation (any Keras activation name)")
-    dropout: float = Field(0.25, ge=0.0, lt=1.0, description="dropout rate after each block / dense layer")
+    dropout: Union[Literal["auto"], Annotated[float, Field(ge=0.0, lt=1.0)]] = Field("auto", description="dropout rate after each block / dense layer; auto: the task's default (images 0.25, tables 0.1, series 0)")
     l1: float = Field(0.0, ge=0.0, description="L1 weight penalty on kernels")
     l2: float = Field(0.0, ge=0.0, description="L2 weight penalty on kernels")
     initializer: str = Field("he_normal", description="kernel initializer (any Keras initializer name)")
-    weights: str = Field("auto", description="starting weights: auto (imagenet for keras.applications backbones, else none), imagenet, none, or a run folder / .keras / .weights.h5 / .h5 path whose backbone is reused")
-    patch_size: Union[Literal["auto"], int] = Field("auto", description="vit: patch side in pixels; auto gives ~8x8 tokens on small images, 16 px from 128 px up")
-
-
-class AugmentConfig(Section):
-    """Training-only augmentation: Keras preprocessing layers in the tf.data pipeline (CPU), after the cache."""
-
-    flip: Literal["none", "horizontal", "vertical", "both"] = Field("none", description="random flips")
-    rotation: Union[Literal["auto"], Annotated[float, Field(ge=0.0, le=0.5)]] = Field("auto", description="random rotation up to +- this fraction of a full turn (0.05 = 18 degrees); auto: 0.02 with epochs=auto for models trained from scratch, else 0")
-    zoom: Union[Literal["auto"], Annotated[float, Field(ge=0.0, lt=1.0)]] = Field("auto", description="random zoom in or out by up to this fraction; auto: 0.05 with epochs=auto for models trained from scratch, else 0")
-    translation: Union[Literal["auto"], Annotated[float, Field(ge=0.0, le=0.5)]] = Field("auto", description="random shift by up to this fraction of the height and width; auto: 0.08 with epochs=auto for models trained from scratch, else 0")
-    shear: float = Field(0.0, ge=0.0, le=1.0, description="random shear up to this factor on both axes")
-    crop: float = Field(0.0, ge=0.0, le=0.9, description="random crop of (1 - crop) of each side, resized back (0.2 = 80% windows)")
-    perspective: float = Field(0.0, ge=0.0, le=1.0, description="random perspective distortion of this scale, on half the images")
-    contrast: float = Field(0.0, ge=0.0, le=1.0, description="random contrast change by up to this factor")
-    brightness: float = Field(0.0, ge=0.0, le=1.0, description="random brightness shift by up to this fraction of 255")
-    saturation: Union[Literal["auto"], Annotated[float, Field(ge=0.0, le=1.0)]] = Field("auto", description="random saturation change by up to this amount (RGB only); auto: 0.3 when the images' hues do not predict the class (epochs=auto, from scratch), else 0")
-    hue: Union[Literal["auto"], Annotated[float, Field(ge=0.0, le=1.0)]] = Field("auto", description="random hue rotation by up to this amount (RGB only); auto: 0.5 when the images' hues do not predict the class (epochs=auto, from scratch), else 0")
-    grayscale: float = Field(0.0, ge=0.0, le=1.0, description="probability of turning an image grey (RGB only)")
-    sharpness: float = Field(0.0, ge=0.0, le=1.0, description="random sharpen / soften by up to this amount")
-    blur: float = Field(0.0, ge=0.0, le=1.0, description="random Gaussian blur of up to this strength")
-    erasing: float = Field(0.0, ge=0.0, le=1.0, description="probability of erasing a random patch (random erasing / cutout)")
-    randaugment: bool = Field(False, description="RandAugment: randaugment_ops random ops per image")
-    randaugment_ops: int = Field(2, ge=1, le=10, description="RandAugment: ops applied per image")
-    randaugment_magnitude: float = Field(0.5, gt=0.0, le=1.0, description="RandAugment: strength of each op")
-    augmix: bool = Field(False, description="AugMix: mix chains of random ops (RGB only)")
-    mixup: float = Field(0.0, ge=0.0, le=10.0, description="MixUp alpha on whole batches with one-hot labels (0 = off; 0.2 is typical)")
-    cutmix: float = Field(0.0, ge=0.0, le=1.0, description="CutMix factor (0 = off; 1.0 is typical); with mixup, each batch gets one of the two")
 
 
 class TrainConfig(Section):
@@ -123,6 +78,8 @@ class TrainConfig(Section):
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field("float32", description="compute dtype policy; mixed_* keeps weights and the softmax in float32")
     jit_compile: bool = Field(False, description="compile train and predict steps with XLA")
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = Field("auto", description="tf.distribute strategy; multi_worker reads TF_CONFIG; auto: multi_worker with TF_CONFIG, mirrored with 2+ GPUs, else none")
+    doctor: bool = Field(True, description="record gradients, weights, dead units, input waiting and resources into RUN/diagnostics.csv for kiln doctor")
+    doctor_every: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = Field("auto", description="steps between gradient samples; auto: as many as fit in 1% of the training time")
 
     @model_validator(mode="after")
     def _reduce_lr_needs_constant(self):
@@ -192,23 +149,19 @@ class EvaluateConfig(Section):
         return self
 
 
-from kiln.tasks.table.config import TableConfig  # noqa: E402  (a task's own section)
-
-
 class Config(Section):
-    task: str = Field("auto", description="what the model answers: auto (from the data), image, table, text, series; classify or regress name a table task")
+    """The keys every task shares; `config_model()` adds one section per task that declares one (`image`, `table`, ...)."""
+
+    task: str = Field("auto", description="what the model answers: auto infers it from the data and keys; or a registered task name (image, table, text, series; classify or regress name a table task)")
     name: Optional[str] = Field(None, description="run name under runs_root (auto-numbered when empty)")
     run_dir: Optional[str] = Field(None, description="explicit run folder (overrides runs_root/name)")
     runs_root: str = Field("runs", description="folder that holds auto-numbered runs")
     seed: int = Field(42, ge=0, description="seed for splits, shuffling, initialisation")
-    task: str = Field("auto", description="what the model does: auto infers it from the data and keys (image: a folder of images, a CSV of paths or shards); or a registered task name")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
-    table: TableConfig = Field(default_factory=TableConfig)
 
 
 def config_model() -> type[Config]:

@@ -21,11 +21,11 @@ def _save(fig, dest: Path) -> Path:
     return dest
 
 
-def plot_history(history: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """loss.png and accuracy.png: train vs val per epoch."""
+def plot_history(history: pd.DataFrame, out_dir: Path, metrics=("loss", "accuracy")) -> list[Path]:
+    """<metric>.png for each history column in `metrics` (the run's loss and headline metrics): train vs val per epoch."""
     written = []
     x = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
-    for metric in ("loss", "accuracy"):
+    for metric in metrics:
         if metric not in history:
             continue
         fig, ax = plt.subplots(figsize=(6, 4))

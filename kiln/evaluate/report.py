@@ -139,10 +139,13 @@ def _export_section(run_dir: Path) -> str:
     for path, e in found:
         size = e.get("size_bytes")
         rows.append([_esc(path.parent.relative_to(run_dir) if path.parent != run_dir else "."), _esc(e.get("format")),
-                     _esc(e.get("quantize")), _fmt(e.get("agreement")), _fmt(e.get("accuracy")), _fmt(e.get("keras_accuracy")),
+                     _esc(e.get("quantize")), _fmt(e.get("agreement")), _esc(e.get("agreement_rule", "same top class")),
+                     _esc(e.get("metric", "accuracy")), _fmt(e.get("score", e.get("accuracy"))),
+                     _fmt(e.get("keras_score", e.get("keras_accuracy"))),
                      f"{size / 1e6:.2f} MB" if isinstance(size, (int, float)) else "–"])
     return ('<h2 id="exports">Exports</h2>'
-            + _table(["folder", "format", "quantize", "agreement with Keras", "accuracy", "Keras accuracy", "size"], rows, left=3))
+            + _table(["folder", "format", "quantize", "agreement with Keras", "agreement rule", "metric", "export", "Keras", "size"],
+                     rows, left=3))
 
 
 def _curves_section(run) -> str:
@@ -165,6 +168,10 @@ def build_report(run, split: str | None = None, **options) -> str:
     curves = _curves_section(run)
     if curves:
         parts.insert(min(1, len(parts)), ReportSection("curves", "training", curves))
+    from kiln.doctor.findings import report_section
+
+    if (run.path / "history.csv").is_file():  # the doctor's findings head the page
+        parts.insert(0, ReportSection("doctor", "doctor", report_section(run.path)))
     exports = _export_section(run.path)
     if exports:
         parts.append(ReportSection("exports", "exports", exports, in_nav=False))

@@ -189,21 +189,13 @@ def run_threshold(run_or_meta) -> float | None:
     return None if value is None else float(value)
 
 
-def store_threshold(run, y_val, probs_val, rule, split: str = "val") -> float | None:
-    """Choose the threshold on a two-class run's val split and write it into run.json; None for rule=argmax."""
-    import json
-
-    from kiln.io import write_json
-
+def learned_threshold(classes, y_val, probs_val, rule, split: str = "val") -> dict:
+    """The run.json keys of a two-class run's threshold chosen on its val split ("threshold": None for rule=argmax),
+    for a task's `after_fit` to return (the trainer writes them)."""
     value, details = choose_threshold(y_val, probs_val, rule)
-    details.update({"split": split, "positive_class": run.classes[1], "negative_class": run.classes[0]})
-    meta = json.loads((run.path / "run.json").read_text())
-    meta["threshold"] = None if parse_rule(rule)[0] == "argmax" else value
-    meta["threshold_rule"] = details
-    write_json(run.path / "run.json", meta)
-    run.__dict__.pop("meta", None)  # Run.meta is cached
+    details.update({"split": split, "positive_class": classes[1], "negative_class": classes[0]})
     log.info("threshold: %s on %s -> %.4f (precision %.3f, recall %.3f)", rule, split, value, details["precision"], details["recall"])
-    return meta["threshold"]
+    return {"threshold": None if parse_rule(rule)[0] == "argmax" else value, "threshold_rule": details}
 
 
-__all__ = ["apply_threshold", "choose_threshold", "parse_rule", "positive_scores", "run_threshold", "store_threshold"]
+__all__ = ["apply_threshold", "choose_threshold", "parse_rule", "positive_scores", "learned_threshold", "run_threshold"]

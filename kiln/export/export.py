@@ -2,7 +2,7 @@
 
 The export is written to a hidden staging folder beside `out`, loaded back in its own runtime and
 compared with the Keras model on the run's test split (else val, else a train sample). Only an export
-whose top-1 agreement reaches `min_agreement` (or one forced through) is renamed into place, with:
+whose agreement (the task's rule) reaches `min_agreement` (or one forced through) is renamed into place, with:
 
     out/<model file>   model.keras | saved_model/ | model.tflite | model.onnx
     out/labels.txt     one class name a line, in output order
@@ -37,9 +37,12 @@ class ExportOptions(Section):
     quantize: Literal["none", "float16", "dynamic", "int8"] = Field("none", description="tflite: none|float16|dynamic|int8; onnx: none|dynamic|int8")
     out: Optional[str] = Field(None, description="export folder (default RUN_DIR/exports/FORMAT[-QUANTIZE], auto-numbered)")
     force: bool = Field(False, description="keep an export whose agreement is below min_agreement (exit 0)")
-    min_agreement: float = Field(0.99, ge=0.0, le=1.0, description="lowest top-1 agreement with the Keras model that passes")
-    calibration_images: int = Field(200, ge=1, le=100_000, description="int8: training images used for calibration")
-    parity_images: int = Field(2000, ge=1, le=1_000_000, description="most test (or val) images used for the parity check")
+    min_agreement: float = Field(0.99, ge=0.0, le=1.0, description="lowest agreement with the Keras model that passes (the task's rule: same top class, or values within a tolerance)")
+    calibration_examples: int = Field(200, ge=1, le=100_000, description="int8: training examples used for calibration")
+    parity_examples: int = Field(2000, ge=1, le=1_000_000, description="most test (or val) examples used for the parity check")
+
+
+OLD_NAMES = {"calibration_images": "calibration_examples", "parity_images": "parity_examples"}  # still accepted
 
 
 class AgreementError(KilnError):
@@ -59,6 +62,8 @@ def format_module(name: str):
 def options(values: dict) -> ExportOptions:
     """Validated export options from key=value pairs (the CLI) or keyword arguments (the API)."""
     import difflib
+
+    values = {OLD_NAMES.get(k, k): v for k, v in values.items()}
 
     from kiln.config import build
 
@@ -96,17 +101,20 @@ def size_bytes(path: Path) -> int:
 
 
 def export_run(run_dir: str | Path, format: str | None = None, quantize: str = "none", out: str | None = None,
-               force: bool = False, min_agreement: float = 0.99, calibration_images: int = 200,
-               parity_images: int = 2000, timing: dict | None = None) -> dict:
+               force: bool = False, min_agreement: float = 0.99, calibration_examples: int = 200,
+               parity_examples: int = 2000, timing: dict | None = None, **old_names) -> dict:
     """Export a run, verify it in its own runtime, and return the figures written to export.json.
 
     Raises `AgreementError` (exit 1) when agreement < `min_agreement` and not `force`; nothing is kept then.
     """
     from kiln.run import load_run
 
+    unknown = set(old_names) - set(OLD_NAMES)
+    if unknown:
+        raise TypeError(f"export_run() got an unexpected keyword argument {sorted(unknown)[0]!r}")
     opts = options({k: v for k, v in dict(format=format, quantize=quantize, out=out, force=force, min_agreement=min_agreement,
-                                          calibration_images=calibration_images, parity_images=parity_images).items()
-                    if v is not None})
+                                          calibration_examples=calibration_examples, parity_examples=parity_examples,
+                                          **old_names).items() if v is not None})
     run = load_run(run_dir)
     out_path = Path(opts.out) if opts.out else default_out(run.path, opts.format, opts.quantize)
     if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
@@ -133,10 +141,10 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     signature = task.signature(run)  # raw inputs: what the parity check feeds the Keras model and the export
     model = run.model
     file_model, file_signature = task.export_model(run, opts.format)  # what the format's file holds
-    calib = task.calibration_data(run, opts.calibration_images) if opts.quantize == "int8" else None
+    calib = task.calibration_data(run, opts.calibration_examples) if opts.quantize == "int8" else None
     if calib is not None and file_signature.host is not None:
         calib = file_signature.host(calib)
-    split, inputs, y = task.parity_data(run, opts.parity_images)
+    split, inputs, y = task.parity_data(run, opts.parity_examples)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}-", dir=out_path.parent))
@@ -164,12 +172,15 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "format": opts.format,
             "quantize": opts.quantize,
             "agreement": figures["agreement"],
-            "accuracy": figures["accuracy"],
-            "keras_accuracy": figures["keras_accuracy"],
+            "agreement_rule": figures.get("agreement_rule", "same top class"),
+            "metric": figures.get("metric", "accuracy"),  # the task's quality figure on the parity split, for each side
+            "score": figures["score"],
+            "keras_score": figures["keras_score"],
             "size_bytes": size_bytes(artifact),
             "keras_size_bytes": _keras_size(model, stage),
             "max_abs_diff": figures["max_abs_diff"],
             "mean_abs_diff": figures["mean_abs_diff"],
+            **({"outputs_parity": figures["outputs"]} if "outputs" in figures else {}),  # several named outputs: each one's
             "latency_ms": figures["latency_ms"],
             "keras_latency_ms": figures["keras_latency_ms"],
             "throughput": figures["throughput"],
@@ -189,7 +200,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "output": tensors["outputs"][0],
             **({"inputs": tensors["inputs"]} if len(tensors["inputs"]) > 1 else {}),
             "notes": notes,
-            "calibration_images": 0 if calib is None else int(len(calib)),
+            "calibration_examples": 0 if calib is None else int(len(calib)),
             "threshold": run.meta.get("threshold"),
             "run": str(run.path.resolve()),
             "model_sha256": model_sha256,
@@ -207,7 +218,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
                 received("export", "min_agreement", opts.min_agreement,
                          f"the {opts.format} {opts.quantize} export agrees with the Keras model on only "
                          f"{figures['agreement']:.2%} of {figures['n']} {split} inputs, so it was not kept",
-                         "Try a milder quantize= (dynamic or float16), more calibration_images=, or pass force=true to keep it"),
+                         "Try a milder quantize= (dynamic or float16), more calibration_examples=, or pass force=true to keep it"),
                 manifest)
         write_json(stage / MANIFEST, manifest)
         if out_path.exists():
@@ -231,6 +242,9 @@ class HostThen:
 
     def __call__(self, x):
         return self.predictor(self.host(x))
+
+    def outputs(self, x):
+        return self.predictor.outputs(self.host(x))
 
     def __getattr__(self, name):  # tensor_types() and other runtime figures
         return getattr(self.predictor, name)
@@ -256,14 +270,27 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def metric_name(m: dict) -> str:
+    """The quality metric an export.json reports (files from before tasks named theirs hold accuracy)."""
+    return m.get("metric", "accuracy")
+
+
+def score(m: dict) -> float:
+    return m["score"] if "score" in m else m["accuracy"]
+
+
+def keras_score(m: dict) -> float:
+    return m["keras_score"] if "keras_score" in m else m["keras_accuracy"]
+
+
 def table(m: dict) -> str:
     """The figures of one export as a plain-text table (Keras float32 vs the export); "examples" fits every task's inputs."""
     name = m["format"] if m["quantize"] == "none" else f"{m['format']} {m['quantize']}"
     rows = [
         ("", "keras float32", name),
-        ("accuracy", f"{m['keras_accuracy']:.4f}", f"{m['accuracy']:.4f}"),
-        ("top-1 agreement", "", f"{m['agreement']:.2%}"),
-        ("max |p diff|", "", f"{m['max_abs_diff']:.2e}"),
+        (metric_name(m), f"{keras_score(m):.4g}", f"{score(m):.4g}"),
+        (f"agreement ({m.get('agreement_rule', 'same top class')})", "", f"{m['agreement']:.2%}"),
+        ("max |diff|", "", f"{m['max_abs_diff']:.2e}"),
         ("size", _size(m["keras_size_bytes"]), _size(m["size_bytes"])),
         ("latency, 1 example", f"{m['keras_latency_ms']:.3f} ms", f"{m['latency_ms']:.3f} ms"),
         (f"throughput, batch {m['batch_size']}", f"{m['keras_throughput']:.0f} ex/s", f"{m['throughput']:.0f} ex/s"),

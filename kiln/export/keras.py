@@ -47,17 +47,28 @@ class KerasPredictor:
         self.model = model
         self._names = signature.input_names
         self._out = signature.outputs[0].name
+        self.output_names = [t.name for t in signature.outputs]
         if exported:  # a kiln_export model: its inputs are the signature's; call it as it is
             import tensorflow as tf
 
             from kiln.export import tf_specs
 
-            one = len(self._names) == 1
-            fn = tf.function(lambda x: {self._out: model(x[self._names[0]] if one else x, training=False)},
-                             input_signature=[tf_specs(signature)])
-            self._fn = fn
+            one, names = len(self._names) == 1, self.output_names
+
+            def call(x):
+                out = model(x[self._names[0]] if one else x, training=False)
+                return dict(out) if isinstance(out, dict) else {names[0]: out}
+
+            self._fn = tf.function(call, input_signature=[tf_specs(signature)])
         else:
             self._fn, _ = traced(model, signature)
+
+    def outputs(self, x) -> dict[str, np.ndarray]:
+        """Every named output of the signature for `x` (float32)."""
+        from kiln.export import as_inputs
+
+        out = self._fn(as_inputs(self._names, x))
+        return {name: np.asarray(out[name], dtype=np.float32) for name in self.output_names}
 
     def __call__(self, x) -> np.ndarray:
         from kiln.export import as_inputs

@@ -218,6 +218,14 @@ class OnnxPredictor:
         self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self._dtypes = {t.name: np.dtype(object if t.dtype == "string" else t.dtype) for t in signature.inputs}
         self._out = signature.outputs[0].name
+        self.output_names = [t.name for t in signature.outputs]
+
+    def outputs(self, x) -> dict[str, np.ndarray]:
+        """Every named output of the signature for `x` (float32)."""
+        from kiln.export import as_inputs
+
+        feed = {k: np.ascontiguousarray(v, dtype=self._dtypes[k]) for k, v in as_inputs(list(self._dtypes), x).items()}
+        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(self.output_names, self._session.run(self.output_names, feed))}
 
     def __call__(self, x) -> np.ndarray:
         from kiln.export import as_inputs

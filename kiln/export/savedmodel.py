@@ -40,6 +40,15 @@ class SavedModelPredictor:
         self._fn = self._loaded.signatures["serving_default"]
         self._inputs = {t.name: tf.as_dtype(t.dtype) for t in signature.inputs}
         self._out = signature.outputs[0].name
+        self.output_names = [t.name for t in signature.outputs]
+
+    def outputs(self, x) -> dict[str, np.ndarray]:
+        """Every named output of the signature for `x` (float32)."""
+        from kiln.export import as_inputs
+
+        feed = {k: self._tf.constant(v, self._inputs[k]) for k, v in as_inputs(list(self._inputs), x).items()}
+        out = self._fn(**feed)
+        return {name: np.asarray(out[name], dtype=np.float32) for name in self.output_names}
 
     def __call__(self, x) -> np.ndarray:
         from kiln.export import as_inputs

@@ -93,9 +93,19 @@ class TFLitePredictor:
         self._batch = None
         self._dtype = np.dtype(signature.inputs[0].dtype) if signature is not None else np.uint8
         self._runner = None
-        if signature is not None and len(signature.inputs) > 1:  # several named inputs: the signature runner maps them
+        self.output_names = [t.name for t in signature.outputs] if signature is not None else ["output"]
+        if signature is not None and (len(signature.inputs) > 1 or len(signature.outputs) > 1):
+            # several named inputs or outputs: the signature runner maps them by name
             self._runner = self._interp.get_signature_runner("serving_default")
             self._names, self._first = signature.input_names, signature.outputs[0].name
+
+    def outputs(self, x) -> dict[str, np.ndarray]:
+        """Every named output of the signature for `x` (float32)."""
+        if self._runner is None:
+            return {self.output_names[0]: self(x)}
+        feed = x if isinstance(x, dict) else {self._names[0]: np.ascontiguousarray(x, dtype=self._dtype)}
+        out = self._runner(**feed)
+        return {name: np.array(out[name], dtype=np.float32) for name in self.output_names}
 
     def tensor_types(self) -> dict[str, int]:
         """Count of tensors per dtype (int8 models hold mostly int8 tensors)."""
@@ -107,7 +117,7 @@ class TFLitePredictor:
 
     def __call__(self, images) -> np.ndarray:
         if self._runner is not None:
-            return np.array(self._runner(**images)[self._first], dtype=np.float32)
+            return self.outputs(images)[self._first]
         images = np.ascontiguousarray(images, dtype=self._dtype)
         if images.shape[0] != self._batch:
             self._interp.resize_tensor_input(self._in["index"], images.shape)

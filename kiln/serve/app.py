@@ -39,29 +39,26 @@ class ServeOptions(Section):
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one)")
     name: Optional[str] = Field(None, description="model name in URLs (default: the run folder's name)")
     api_key: Optional[str] = Field(None, description="require this key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
-    max_batch_size: int = Field(32, ge=1, le=4096, description="most images per model call (1 turns micro-batching off)")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="most examples per model call (1 turns micro-batching off)")
     max_delay_ms: float = Field(2.0, ge=0.0, le=1000.0, description="longest wait for more requests to fill a micro-batch")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body; bigger ones get 413")
     drain_bytes: int = Field(64 * 1024 * 1024, ge=0, description="most bytes of an unread body (413, 401, 404) read and dropped before answering, so clients that send it all first read the answer; 0 answers at once")
-    max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) accepted; bigger ones get 413")
-    top_k: int = Field(5, ge=1, description="labels returned by /predict unless the request sets top_k")
     graceful_timeout: float = Field(30.0, ge=0.0, description="seconds in-flight requests get to finish on shutdown")
 
 
 class State:
     """What every handler reads: the model, its task's adapter, the batcher, the metrics and the limits."""
 
-    def __init__(self, model, opts: ServeOptions):
+    def __init__(self, model, opts: ServeOptions, task_opts=None):
         from kiln.serve.batching import MicroBatcher
         from kiln.serve.metrics import Metrics
 
         self.model = model
         self.adapter = model.task.adapter(model)
         self.opts = opts
+        self.task_opts = task_opts  # the task's own serving options (Task.serve_options: max_pixels, top_k, ...)
         self.api_key = opts.api_key
-        self.max_pixels = opts.max_pixels
         self.max_body_bytes = opts.max_body_bytes
-        self.top_k = opts.top_k
         self.metrics = Metrics(model.name)
         self.batcher = MicroBatcher(model.predictor, opts.max_batch_size, opts.max_delay_ms, self.metrics,
                                     decode=self.adapter.decode)
@@ -192,9 +189,9 @@ def create_app(source, name: str | None = None, api_key: str | None = None, **op
     from kiln.serve.routes import router
 
     values = {k: v for k, v in dict(name=name, api_key=api_key, **options).items() if v is not None}
-    opts = build(ServeOptions, values, "serve")
+    opts, task_opts = split_options(source, values)
     served = load_served(source, opts.name)
-    state = State(served, opts)
+    state = State(served, opts, task_opts)
     state.adapter.warm(state)  # decoders traced and every batch size the model will see, before the first request
 
     @asynccontextmanager
@@ -258,7 +255,7 @@ def serve(source, host: str = "127.0.0.1", port: int = 8000, name: str | None = 
     from kiln.config import build
 
     values = {k: v for k, v in dict(name=name, api_key=api_key, host=host, port=port, **options).items() if v is not None}
-    _check_port(build(ServeOptions, values, "serve").host, int(values.get("port", 8000)))  # before loading the model
+    _check_port(split_options(source, values)[0].host, int(values.get("port", 8000)))  # before loading the model
     app = create_app(source, **values)
     opts = app.state.kiln.opts
     served = app.state.kiln.model
@@ -278,6 +275,29 @@ def serve(source, host: str = "127.0.0.1", port: int = 8000, name: str | None = 
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def split_options(source, values: dict):
+    """(ServeOptions, the task's own serving options or None) from one set of key=value options; a key neither knows
+    is one line naming the closest of both (the task is read from run.json / export.json, before the model loads)."""
+    import difflib
+
+    from kiln.config import build
+    from kiln.errors import ConfigError
+    from kiln.serve.model import task_at
+
+    task = task_at(source)
+    own = task.serve_options if task is not None else None
+    known = set(ServeOptions.model_fields) | set(own.model_fields if own else ())
+    for key in values:
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=2)
+            hint = f"Did you mean {' or '.join(near)}?" if near else f"Valid keys: {', '.join(sorted(known))}"
+            raise ConfigError(f"serve received unknown key {key}; it is not an option of kiln serve"
+                              f"{f' for a {task.info.name} model' if task else ''}. {hint}")
+    opts = build(ServeOptions, {k: v for k, v in values.items() if k in ServeOptions.model_fields}, "serve")
+    task_opts = build(own, {k: v for k, v in values.items() if k in own.model_fields}, "serve") if own else None
+    return opts, task_opts
 
 
 def _check_port(host: str, port: int) -> None:

@@ -1,28 +1,25 @@
-"""Dynamic micro-batching shared by every endpoint.
+"""Dynamic micro-batching shared by every endpoint of every task.
 
-Requests put their images on one queue. A single worker takes the first waiting request, then keeps
-taking more until the batch holds `max_batch_size` images or `max_delay_ms` has passed since it
+Requests put their inputs on one queue. A single worker takes the first waiting request, then keeps
+taking more until the batch holds `max_batch_size` rows or `max_delay_ms` has passed since it
 started collecting, and runs the model once on the concatenated batch in its inference thread.
 While the model runs, new requests queue up, so under load batches fill without waiting.
 `max_batch_size=1` turns batching off: one model call per request, in arrival order.
 
-A request may also hand over a dict of arrays by input name (a several-input signature, e.g. one per
-table column), or `Pending(rows)`: rows in the task's own request form that the adapter's `decode`
-turns into model inputs for the whole micro-batch at once (`decode(rows) -> (inputs, {row: error})`).
+A request hands over model-ready inputs (an array `(n, ...)`, or a dict of arrays by input name for a
+several-input signature), or rows in the task's own request form (`Pending(rows)`, or a plain list): encoded
+image files, texts, table rows. The task's adapter `decode(rows) -> (inputs, {row: error})` turns every such row
+of a micro-batch into model inputs in one call, in the inference thread: neither the decode nor the model call
+runs on the event loop, both are shared by the batch, and a row that cannot be decoded fails only its request.
 
-A request's images are a uint8 array `(n, H, W, C)` or a list of rows, each an `(H, W, C)` array or
-encoded file bytes (checked by the request, see `kiln.tasks.image.serve.inputs.prepare_images`). The inference
-thread decodes every encoded row of a micro-batch in one `decode` call (`BatchDecoder`), then runs the
-model: neither the decode nor the model call runs on the event loop, and both are shared by the batch.
-
-Batches are zero-padded up to a few fixed sizes (1, 2, 4, then multiples of 8) that `warm()` runs once
+Batches are padded up to a few fixed sizes (1, 2, 4, then multiples of 8) that `warm_inputs()` runs once
 at startup: every new input shape costs TensorFlow / oneDNN (and a TFLite resize) a slow first call,
 which would otherwise land on live requests as tail latency.
 
-    batcher = MicroBatcher(predict, max_batch_size=32, max_delay_ms=2, decode=BatchDecoder(spec))
+    batcher = MicroBatcher(predict, max_batch_size=32, max_delay_ms=2, decode=adapter.decode)
     await batcher.start()
-    probs = await batcher.predict(images)   # (n, H, W, C) uint8 -> (n, K) float32
-    probs = await batcher.predict([png_bytes, pixels])   # rows: encoded files and/or (H, W, C) arrays
+    outputs = await batcher.predict(inputs)          # model-ready (n, ...) -> the model's first output (n, ...)
+    outputs = await batcher.predict(Pending(rows))   # rows the adapter decodes with the rest of the micro-batch
     await batcher.stop()
 """
 
@@ -56,6 +53,11 @@ def count(inputs) -> int:
     return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
 
 
+def take_rows(outputs, index):
+    """Rows `index` of the model's output, or of every named output (a dict)."""
+    return {k: v[index] for k, v in outputs.items()} if isinstance(outputs, dict) else outputs[index]
+
+
 def _concat(parts: list):
     if isinstance(parts[0], dict):
         return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -65,8 +67,7 @@ def _concat(parts: list):
 class MicroBatcher:
     def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None):
         self.predict_fn = predict
-        self.decode = decode  # [bytes] -> ((m, H, W, C) uint8, {index: error}); needed for encoded rows
-        self.shape = tuple(decode.shape) if getattr(decode, "shape", None) is not None else None  # else set by warm()
+        self.decode = decode  # the adapter's: [rows] -> (model inputs, {row index: error}); needed for rows
         self.max_batch_size = max(1, int(max_batch_size))
         self.buckets = bucket_sizes(self.max_batch_size)
         self.max_delay = max(0.0, float(max_delay_ms)) / 1000.0
@@ -75,12 +76,6 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._carry = None  # a request that did not fit the previous batch
-
-    def warm(self, shape: tuple[int, ...]) -> None:
-        """Call the model once at every bucket size (zeros), before serving."""
-        self.shape = tuple(shape)
-        for n in self.buckets:
-            self.predict_fn(np.zeros((n, *shape), np.uint8))
 
     def warm_inputs(self, inputs) -> None:
         """Call the model once at every bucket size with `inputs` (one row or more, e.g. a dict by input name)."""
@@ -97,55 +92,29 @@ class MicroBatcher:
         return np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), batch.dtype)])
 
     def _call(self, batch):
-        return self.predict_fn(self._padded(batch))[:count(batch)]
+        """The model on one padded batch; a predictor with several named outputs answers all of them (a dict)."""
+        n = count(batch)
+        if len(getattr(self.predict_fn, "output_names", ())) > 1:
+            return {k: v[:n] for k, v in self.predict_fn.outputs(self._padded(batch)).items()}
+        return self.predict_fn(self._padded(batch))[:n]
 
-    def _decode_pending(self, parts: list):
-        """`Pending` rows of every request in one `decode` call; errors by request index."""
+    def _assemble(self, parts: list):
+        """The requests' inputs -> one model batch, and {request index: error} for requests a row of which could not
+        be decoded. Model-ready parts are concatenated; otherwise every part's rows go through one `decode` call."""
+        if all(isinstance(p, (np.ndarray, dict)) for p in parts):
+            return _concat(parts), {}
         if self.decode is None:
-            raise RuntimeError("pending rows need a batcher with decode=")
+            raise RuntimeError("rows need a batcher with decode=")
         rows, owner = [], []
         for k, part in enumerate(parts):
-            rows += part.rows
-            owner += [k] * len(part)
+            part_rows = part.rows if isinstance(part, Pending) else list(part)
+            rows += part_rows
+            owner += [k] * len(part_rows)
         inputs, bad = self.decode(rows)
         failed = {}
         for j, err in bad.items():
             failed.setdefault(owner[j], err)
         return inputs, failed
-
-    def _assemble(self, parts: list) -> tuple[np.ndarray, dict[int, Exception]]:
-        """The requests' images -> one (N, H, W, C) uint8 batch, every encoded row decoded in one call;
-        and {request index: error} for requests whose file could not be decoded."""
-        if all(isinstance(p, (np.ndarray, dict)) for p in parts):
-            return _concat(parts), {}
-        if all(isinstance(p, Pending) for p in parts):
-            return self._decode_pending(parts)
-        shape = self.shape or next(np.shape(r)[-3:] for p in parts for r in p if not isinstance(r, bytes))
-        batch = np.empty((sum(len(p) for p in parts), *shape), np.uint8)
-        blobs, where, owner = [], [], []
-        i = 0
-        for k, part in enumerate(parts):
-            if isinstance(part, np.ndarray):
-                batch[i:i + len(part)] = part
-                i += len(part)
-                continue
-            for row in part:
-                if isinstance(row, bytes):
-                    blobs.append(row)
-                    where.append(i)
-                    owner.append(k)
-                else:
-                    batch[i] = row
-                i += 1
-        failed = {}
-        if blobs:
-            if self.decode is None:
-                raise RuntimeError("encoded images need a batcher with decode=")
-            pixels, bad = self.decode(blobs)
-            batch[where] = pixels
-            for j, err in bad.items():
-                failed.setdefault(owner[j], err)
-        return batch, failed
 
     def _infer(self, parts: list) -> tuple[np.ndarray, np.ndarray, dict[int, Exception]]:
         """In the inference thread: decode + model for one micro-batch."""
@@ -173,8 +142,9 @@ class MicroBatcher:
         self._task = None
 
     async def predict(self, images) -> np.ndarray:
-        """(n, H, W, C) uint8, or a list of n rows (encoded bytes or (H, W, C) uint8) -> (n, K) float32
-        probabilities, batched with other callers."""
+        """Model-ready inputs `(n, ...)` (or a dict of them), or `Pending(rows)` / a list of rows for the adapter's
+        decode -> the model's output for those n rows (its first output; every named output, as a dict, when the
+        predictor has several), batched with other callers."""
         if self._task is None:
             raise RuntimeError("the batcher is not running")
         future = asyncio.get_running_loop().create_future()
@@ -234,5 +204,5 @@ class MicroBatcher:
                 if k in failed:
                     future.set_exception(failed[k])
                 else:
-                    future.set_result(probs[i:i + count(images)])
+                    future.set_result(take_rows(probs, slice(i, i + count(images))))
             i += count(images)

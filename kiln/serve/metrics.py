@@ -91,10 +91,10 @@ class Metrics:
         self.requests = Counter("kiln_requests_total", "HTTP requests by route and status code.", ("route", "code"))
         self.errors = Counter("kiln_errors_total", "HTTP requests answered with a 4xx or 5xx status, by route and code.", ("route", "code"))
         self.latency = Histogram("kiln_request_duration_seconds", "Time from request to response, by route.", LATENCY_BUCKETS, ("route",))
-        self.batch_size = Histogram("kiln_batch_size", "Images per model call (micro-batches).", BATCH_BUCKETS)
-        self.inference = Histogram("kiln_inference_duration_seconds", "Time of one micro-batch: decoding its encoded images, then the model call.", LATENCY_BUCKETS)
+        self.batch_size = Histogram("kiln_batch_size", "Examples (rows) per model call (micro-batches).", BATCH_BUCKETS)
+        self.inference = Histogram("kiln_inference_duration_seconds", "Time of one micro-batch: decoding the rows requests left encoded, then the model call.", LATENCY_BUCKETS)
         self.queue_wait = Histogram("kiln_queue_wait_seconds", "Time a request waited for its micro-batch to start.", LATENCY_BUCKETS)
-        self.images = Counter("kiln_images_total", "Images classified.")
+        self.examples = Counter("kiln_examples_total", "Examples (rows) the model answered.")
         self.in_flight = Gauge("kiln_requests_in_flight", "Requests being handled now.")
         self._in_flight = 0
 
@@ -116,7 +116,7 @@ class Metrics:
         with self._lock:
             self.batch_size.observe(n)
             self.inference.observe(seconds)
-            self.images.inc(amount=n)
+            self.examples.inc(amount=n)
             for w in waits:
                 self.queue_wait.observe(w)
 
@@ -124,6 +124,6 @@ class Metrics:
         with self._lock:
             lines = []
             for metric in (self.requests, self.errors, self.latency, self.batch_size, self.inference, self.queue_wait,
-                           self.images, self.in_flight):
+                           self.examples, self.in_flight):
                 lines += metric.render()
         return "\n".join(lines) + "\n"

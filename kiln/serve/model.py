@@ -84,6 +84,20 @@ def load_served(source: str | Path, name: str | None = None) -> ServedModel:
                              "(export.json)", "Pass a folder written by kiln train or kiln export"))
 
 
+def task_at(source):
+    """The task an export or run folder names (read from export.json / run.json, without loading the model); None when
+    the folder is neither (load_served says why)."""
+    from kiln.export.export import MANIFEST
+    from kiln.io import read_json
+    from kiln.tasks.base import task_of
+
+    path = Path(source)
+    for name in (MANIFEST, "run.json"):
+        if (path / name).is_file():
+            return task_of(read_json(path / name, f"a Kiln {name}", fix="Export or train again"))
+    return None
+
+
 def decide(probs: np.ndarray, threshold: float | None) -> np.ndarray:
     """Predicted class index per row: argmax, or for a two-class run with a stored threshold, p1 >= threshold."""
     from kiln.evaluate.threshold import apply_threshold

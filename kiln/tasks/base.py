@@ -21,13 +21,14 @@ from __future__ import annotations
 import abc
 import difflib
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from kiln.errors import KilnError, received
 from kiln.tasks.models import ModelEntry, ModelRegistry  # noqa: F401  (part of the contract)
-from kiln.tasks.types import CompileSpec, Example, Prepared, ReportSection, Signature, Source, TensorSpec  # noqa: F401
+from kiln.tasks.types import (ACCURACY, MACRO_F1, MAE, OUTPUT_KINDS, R2, RMSE, CompileSpec, Example, Metric, Prepared,  # noqa: F401
+                              ReportSection, Signature, Source, TensorSpec)
 
 if TYPE_CHECKING:  # only for annotations: importing them here would pull in TensorFlow
     import pandas as pd
@@ -75,6 +76,11 @@ class TaskInfo:
     aliases: tuple[str, ...] = ()  # other values of `task=` that name this task (e.g. "classify", "regress")
     resume_keys: tuple[str, ...] = ()  # task config keys whose change makes a checkpoint unusable (prefixes allowed)
     runtimes: tuple[str, ...] = ("keras",)  # what `kiln predict runtime=` may name (besides auto); with more than one, predict gets `runtime=`
+    # Tags the spine reads instead of special cases (scikit-learn's estimator tags):
+    target: Literal["required", "none"] = "required"  # whether training data must carry a target (anomaly / generate: none)
+    returns: tuple[str, ...] = ("probabilities",)  # the OUTPUT_KINDS this task's models can return; `Task.returns(meta)` picks a run's
+    headline: Mapping[str, tuple[Metric, ...]] = field(default_factory=lambda: {"probabilities": (ACCURACY, MACRO_F1)})
+    # ^ per output kind, the metrics.json keys every view leads with (summary line, kiln runs / compare, curves), best first
 
 
 class Adapter(abc.ABC):
@@ -121,6 +127,9 @@ class Task(abc.ABC):
     info: TaskInfo
     models: ModelRegistry
     config_section: type | None = None  # a kiln.config.schema.Section validated as cfg.<info.name>; None: shared sections only
+    serve_options: type | None = None  # a kiln.config.schema.Section of this task's own `kiln serve` keys (max_pixels, top_k)
+    config_legacy: Mapping[str, str] = {}  # keys of older config files -> their place in this task's section ("data.x" -> "image.x";
+    # a key ending in "." moves a whole section); the loader applies them, so an old run's config.yaml still loads
 
     # --- which data is this task's ------------------------------------------------------------
     @abc.abstractmethod
@@ -194,14 +203,27 @@ class Task(abc.ABC):
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         """Loss, metrics, monitored metric and class weights for this data and config."""
 
+    def compile(self, model, optimizer, compiled: CompileSpec, cfg) -> None:
+        """Compile `model` for a phase (the trainer, lr-find and tune all come through here). A model with its own
+        `compile` / `train_step` (a GAN, a VAE) overrides this; the default is Keras's plain call."""
+        model.compile(optimizer=optimizer, loss=compiled.loss, metrics=compiled.metrics, jit_compile=cfg.train.jit_compile)
+
+    def pretrained(self, cfg, model_name: str) -> bool:
+        """Whether the model's "backbone" starts from learned features (then `phases=auto` trains the head first)."""
+        return False
+
     def describe(self, model_name: str, model, data: Prepared) -> str:
         """The one line printed before training starts."""
         c = data.counts()
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} rows, "
                 f"{c['val']} val / {c['test']} test")
 
-    def after_fit(self, run, data: Prepared, cfg) -> None:
-        """Called by the trainer after the model is saved, before `evaluate` (thresholds, calibration)."""
+    def after_fit(self, run, data: Prepared, cfg) -> dict:
+        """Values learned after fitting (a decision threshold, an anomaly threshold, a residual scale), as run.json keys.
+
+        Called by the trainer with the trained model (`run.model`) and the run.json so far (`run.meta`), before the
+        run folder is finished; the trainer writes what it returns into run.json, once, then calls `evaluate`."""
+        return {}
 
     # --- run folder ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -211,6 +233,14 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def load_spec(self, meta: Mapping):
         """The spec from run.json (or export.json) as `run_meta` wrote it."""
+
+    def returns(self, meta: Mapping) -> str:
+        """What this run's model returns (one of `info.returns`), from its run.json; default the task's first kind."""
+        return self.info.returns[0]
+
+    def headline(self, meta: Mapping) -> tuple[Metric, ...]:
+        """The metrics a run of this task leads with, best first (`info.headline` for `returns(meta)`)."""
+        return tuple(self.info.headline.get(self.returns(meta), ()))
 
     def describe_run(self, meta: Mapping) -> dict:
         """Columns of `kiln runs` / `kiln compare` for a run.json: "classes" (count or None) and "input" (text)."""

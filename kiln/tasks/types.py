@@ -55,6 +55,30 @@ class Prepared:
         return {s: int((self.rows["split"] == s).sum()) for s in ("train", "val", "test")}
 
 
+# What a task's model returns, in words the spine reads (summary lines, curves, export parity, serving answers).
+OUTPUT_KINDS = ("probabilities", "value", "interval", "score_flag", "sample", "boxes", "mask")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A headline metric of a task: its metrics.json key, how people write it, and which way is better.
+    `history`: the history.csv column that tracks it while training (None: only measured after training)."""
+
+    key: str
+    label: str
+    direction: Literal["max", "min"]
+    history: str | None = None
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether `a` is better than `b`."""
+        return a > b if self.direction == "max" else a < b
+
+
+ACCURACY = Metric("accuracy", "accuracy", "max", "accuracy")
+MACRO_F1 = Metric("macro_f1", "macro F1", "max")
+R2, RMSE, MAE = Metric("r2", "R2", "max"), Metric("rmse", "RMSE", "min", "rmse"), Metric("mae", "MAE", "min", "mae")
+
+
 @dataclass
 class CompileSpec:
     """What `model.compile` receives besides the optimizer, and what the callbacks watch."""
@@ -147,4 +171,4 @@ class Example:
     predict_inputs: list = field(default_factory=list)  # what `Run.predict` accepts (paths, rows)
 
 
-__all__ = ["CompileSpec", "Example", "Prepared", "ReportSection", "Signature", "Source", "TensorSpec"]
+__all__ = ["ACCURACY", "MACRO_F1", "MAE", "OUTPUT_KINDS", "R2", "RMSE", "CompileSpec", "Example", "Metric", "Prepared", "ReportSection", "Signature", "Source", "TensorSpec"]

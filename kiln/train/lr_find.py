@@ -93,6 +93,8 @@ def plot(lrs, losses, smoothed, suggested: float, dest: Path) -> Path:
 
 def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, out: str | Path | None = None) -> dict:
     """Run the sweep for `cfg`; returns {"suggested_lr", "min_loss_lr", "steps", "folder", ...}."""
+    import dataclasses
+
     import keras
 
     from kiln.run import new_run_dir
@@ -122,11 +124,11 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     with precision_policy(cfg.train.precision):
         train_ds, _, steps_per_epoch = task.datasets(data, cfg, folder, task.batch_size(cfg, data))
         model = task.build_model(model_name, data, cfg)
-        phase = plan_phases(cfg, model, model_name, task.models)[0]
+        phase = plan_phases(cfg, model, model_name, task.pretrained(cfg, model_name))[0]
         apply_phase(model, phase)
         constant = cfg.train.model_copy(update={"schedule": "constant", "lr": start_lr, "warmup_epochs": 0.0})
-        model.compile(optimizer=build_optimizer(constant, steps_per_epoch), loss=task.compile_spec(data, cfg).loss,
-                      jit_compile=cfg.train.jit_compile)
+        compiled = task.compile_spec(data, cfg)
+        task.compile(model, build_optimizer(constant, steps_per_epoch), dataclasses.replace(compiled, metrics=[]), cfg)
         print(f"kiln: lr-find on {model_name}, phase {phase.index} ({len(data.split('train'))} examples), "
               f"lr {start_lr:g} -> {end_lr:g} over {steps} steps", flush=True)
         lrs, losses, smoothed = sweep(model, train_ds.repeat(), start_lr, end_lr, steps)

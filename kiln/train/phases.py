@@ -62,31 +62,14 @@ def find_backbone(model):
     return None
 
 
-def has_pretrained_weights(cfg: Config, model_name: str | None = None, models=None) -> bool:
-    """Whether `model.weights` gives the backbone learned features (auto: the family's own default, read
-    from the task's model registry `models`, by default the config's task's)."""
-    weights = getattr(cfg.model, "weights", "auto")
-    text = "none" if weights is None else str(weights).strip().lower()
-    if text in ("none", "null", "", "scratch"):
-        return False
-    if text == "auto":
-        if model_name is None:
-            return True
-        if models is None:
-            from kiln.tasks.base import resolve_task
-
-            models = resolve_task(cfg).models
-        return bool(models.get(model_name).meta.get("pretrained", False))
-    return True  # imagenet, a run folder, a .keras / .weights.h5 / .h5 file
-
-
-def plan_phases(cfg: Config, model, model_name: str | None = None, models=None) -> list[Phase]:
+def plan_phases(cfg: Config, model, model_name: str | None = None, pretrained: bool = False) -> list[Phase]:
+    """The phases of a run; `pretrained`: the task's word that the backbone starts from learned features."""
     t = cfg.train
     backbone = find_backbone(model)
     if t.phases == 2 and backbone is None:
         raise ConfigError(received("train", "phases", 2, f"model {model_name or model.name} has no '{BACKBONE}' layer to freeze",
                                    "Use phases=auto, or a model with a backbone (kiln models)"))
-    two = backbone is not None and (t.phases == 2 or (t.phases == "auto" and has_pretrained_weights(cfg, model_name, models)))
+    two = backbone is not None and (t.phases == 2 or (t.phases == "auto" and pretrained))
     if not two:
         plan = [Phase(1, t.epochs, t.lr, t.patience, "model")]
         if t.refit is True:
@@ -179,13 +162,15 @@ def smoothed(values, window: int = SMOOTH_EPOCHS):
 
 
 def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, val_ds, steps: int, monitor: str,
-               compiled, verbose: int, chief: bool, model_name: str, models=None, refit_ds=None, refit_steps=None,
-               before_refit=None):
+               compiled, verbose: int, chief: bool, model_name: str, task, refit_ds=None, refit_steps=None,
+               before_refit=None, recorder=None):
     """Fit every phase of the plan, resuming from `state` (a `resume.State`) when given; returns the model.
 
-    `compiled` is the task's CompileSpec (loss, metrics, class weights); `models` its model registry.
+    `compiled` is the task's CompileSpec (loss, metrics, class weights); `task` compiles the model (`Task.compile`) and
+    says whether its backbone is pretrained (`Task.pretrained`).
     A refit phase trains on `refit_ds` (train+val, `refit_steps` a epoch) from the initial weights;
-    `before_refit(model)` sees the model that val chose, before it is replaced.
+    `before_refit(model)` sees the model that val chose, before it is replaced; `recorder` (kiln/doctor) is the first
+    callback of every phase.
     """
     import dataclasses
 
@@ -193,7 +178,7 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
     from kiln.train.optim import build_optimizer
     from kiln.train.resume import State, restore, truncate_history, write_state
 
-    plan = plan_phases(cfg, model, model_name, models)
+    plan = plan_phases(cfg, model, model_name, task.pretrained(cfg, model_name))
     initial = model.get_weights() if any(p.refit for p in plan) else None  # the seeded initialisation
     epoch = state.epoch if state else 0
     if state is not None and state.phase > len(plan):  # e.g. finetune_epochs=0 on resume after phase 1
@@ -216,12 +201,7 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
             note = (f"refit: a fresh model on train+val for the {phase.epochs} epochs val chose "
                     f"(best {SMOOTH_EPOCHS}-epoch running mean of {monitor})")
         with strategy.scope():
-            model.compile(
-                optimizer=build_optimizer(phase_cfg, phase_steps, phase.schedule_epochs or phase.epochs),
-                loss=compiled.loss,
-                metrics=compiled.metrics,
-                jit_compile=cfg.train.jit_compile,
-            )
+            task.compile(model, build_optimizer(phase_cfg, phase_steps, phase.schedule_epochs or phase.epochs), compiled, cfg)
             if resuming:
                 restore(model, state)  # weights, and optimizer state (with the schedule's position) mid-phase
             if phase.refit and (not resuming or state.epoch == state.phase_start):
@@ -242,7 +222,7 @@ def fit_phases(model, cfg: Config, *, run_dir: Path, state, strategy, train_ds, 
                                         mode=compiled.mode)
             tracker = ResumeState(run_dir, phase.index, start, callbacks, state if resuming else None, writer=chief,
                                   initial_epoch=epoch)
-            model.fit(phase_train, validation_data=phase_val, initial_epoch=epoch, epochs=end, callbacks=callbacks + [tracker],
+            model.fit(phase_train, validation_data=phase_val, initial_epoch=epoch, epochs=end, callbacks=[recorder] * (recorder is not None) + callbacks + [tracker],
                       shuffle=False, class_weight=compiled.class_weight, verbose=verbose)
             epoch = tracker.completed
         state = None

@@ -81,6 +81,13 @@ def _train(cfg: Config, task, strategy, folder):
     if cfg.train.refit is True and val_ds is not None:
         refit_ds, refit_steps = task.refit_dataset(data, cfg, run_dir, global_batch)
         refit_ds = shard_options(refit_ds, strategy)
+    recorder = None
+    if folder.chief and cfg.train.doctor:  # kiln/doctor/recorder.py: RUN/diagnostics.csv
+        from kiln.doctor.recorder import Recorder
+
+        recorder = Recorder(run_dir, sample=val_ds if val_ds is not None else train_ds, every=cfg.train.doctor_every,
+                            tensorboard=cfg.train.tensorboard)
+        train_ds, refit_ds = recorder.watch(train_ds), recorder.watch(refit_ds)
     selection_outputs = run_dir / "state" / "selection_val_outputs.npy"
 
     def keep_val_outputs(selection_model):
@@ -98,10 +105,29 @@ def _train(cfg: Config, task, strategy, folder):
     verbose = cfg.train.verbose if (cfg.train.verbose != 1 or sys.stdout.isatty()) else 2
     print(task.describe(model_name, model, data), flush=True)
     agree(strategy, folder.state.epoch if folder.state else 0, "resume epoch")
-    model = fit_phases(model, cfg, run_dir=run_dir, state=folder.state, strategy=strategy, train_ds=train_ds, val_ds=val_ds,
-                       steps=steps, monitor=monitor, compiled=compiled, verbose=verbose, chief=folder.chief,
-                       model_name=model_name, models=task.models, refit_ds=refit_ds, refit_steps=refit_steps,
-                       before_refit=keep_val_outputs)
+    try:
+        model = fit_phases(model, cfg, run_dir=run_dir, state=folder.state, strategy=strategy, train_ds=train_ds, val_ds=val_ds,
+                           steps=steps, monitor=monitor, compiled=compiled, verbose=verbose, chief=folder.chief,
+                           model_name=model_name, task=task, refit_ds=refit_ds, refit_steps=refit_steps,
+                           before_refit=keep_val_outputs, recorder=recorder)
+    except BaseException as err:  # Ctrl+C or a crash: the folder keeps its history and diagnostics so far
+        if recorder is not None:
+            recorder.close("interrupted" if isinstance(err, KeyboardInterrupt) else "crashed")
+            print(f"kiln: training stopped ({type(err).__name__}); {run_dir} keeps its history and diagnostics: "
+                  f"kiln doctor {run_dir}", file=sys.stderr, flush=True)
+        raise
+    if recorder is not None:
+        recorder.close()
+    if folder.chief and not all(np.isfinite(w).all() for w in model.get_weights()):
+        # TerminateOnNaN stopped it: nothing worth saving or resuming; history and diagnostics say why
+        import shutil
+
+        from kiln.errors import KilnError, received
+
+        shutil.rmtree(run_dir / "state", ignore_errors=True)
+        raise KilnError(received("train", "lr", f"{cfg.train.lr:g}", f"the loss became NaN or Inf, so training stopped and "
+                                 f"{run_dir} keeps only its history and diagnostics", f"Run kiln doctor {run_dir}; "
+                                 f"lower lr (e.g. lr={cfg.train.lr / 10:g}) or warm up (warmup_epochs=1)"))
     if refit_ds is not None and selection_outputs.is_file():
         data.outputs["val"] = np.load(selection_outputs)  # the refit model trained on val; the model val chose did not
     if not folder.chief:
@@ -109,7 +135,7 @@ def _train(cfg: Config, task, strategy, folder):
         return None
     train_seconds = time.time() - started
 
-    write_json(run_dir / "run.json", {
+    meta = {
         "format_version": FORMAT_VERSION, "kiln_version": __version__, "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__, "task": task.info.name, "model": model_name, **task.run_meta(data),
         "counts": data.counts(), "train_seconds": round(train_seconds, 2), "replicas": replicas,
@@ -120,15 +146,18 @@ def _train(cfg: Config, task, strategy, folder):
                       "val_metrics": "from the model val chose, before the refit" if "val" in data.outputs
                       else "from the refit model, which trained on val"}}
            if refit_ds is not None else {}),
-    })
+    }
+    meta.update(task.after_fit(Run(run_dir, meta=meta, model=model), data, cfg) or {})  # values learned after fitting
+    write_json(run_dir / "run.json", meta)
     save_model(model, run_dir / "model.keras")
     folder.finish()
 
     run = Run(run_dir)
-    task.after_fit(run, data, cfg)
     metrics = task.evaluate(run, data, cfg)
     write_json(run_dir / "metrics.json", metrics)
-    plot_history(run.history, run_dir / "plots")
+    from kiln.evaluate.headline import history_metrics
+
+    plot_history(run.history, run_dir / "plots", history_metrics(meta))
     if cfg.evaluate.report:
         try:
             from kiln.evaluate.report import write_report

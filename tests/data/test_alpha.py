@@ -52,10 +52,12 @@ def test_config_key_and_channels_4(tmp_path):
 
     cfg = load_config(overrides={"data.alpha_background": "black", "data.channels": 4})
     facts = __import__("pandas").DataFrame({"ok": [True], "width": [16], "height": [16], "mode": ["RGBA"]})
-    spec = resolve_spec(cfg.data, facts)
+    from kiln.tasks.image.config import image_data
+
+    spec = resolve_spec(image_data(cfg), facts)
     assert (spec.channels, spec.alpha_background) == (4, "#000000")
-    assert resolve_spec(load_config().data, facts).alpha_background == "#ffffff"  # white by default
-    with pytest.raises(KilnError, match=r"data.alpha_background=blurple; .*colour"):
+    assert resolve_spec(image_data(load_config()), facts).alpha_background == "#ffffff"  # white by default
+    with pytest.raises(KilnError, match=r"image.alpha_background=blurple; .*colour"):
         load_config(overrides={"data.alpha_background": "blurple"})
 
 

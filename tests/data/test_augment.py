@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kiln.config.schema import AugmentConfig
+from kiln.tasks.image.config import AugmentConfig
 
 ALL_ON = dict(flip="both", rotation=0.1, zoom=0.2, translation=0.1, shear=0.2, crop=0.2, perspective=0.3, contrast=0.3,
               brightness=0.2, saturation=0.5, hue=0.2, grayscale=0.3, sharpness=0.5, blur=0.5, erasing=0.5,
@@ -82,7 +82,7 @@ def test_trained_model_has_no_augmentation_and_config_keeps_it(tmp_path, shapes_
                      train={"verbose": 0, "tensorboard": False}, model={"filters": [8], "units": [8]})
     kinds = {type(layer).__name__ for layer in run.model._flatten_layers()}
     assert not {k for k in kinds if k.startswith("Random") or k in ("MixUp", "CutMix", "RandAugment")}
-    assert run.config.augment.flip == "horizontal" and run.config.augment.mixup == 0.2
+    assert run.config.image.augment.flip == "horizontal" and run.config.image.augment.mixup == 0.2
     assert len(run.history) == 2
 
 

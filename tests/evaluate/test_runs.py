@@ -22,7 +22,7 @@ def test_runs_and_compare(tiny_run, tmp_path, capsys):
     assert main(["runs", str(root)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["run", "status", "model"] and len(lines) == 4  # header, rule, two runs
+    assert lines[0].split()[:4] == ["run", "status", "task", "model"] and len(lines) == 4  # header, rule, two runs
     assert "finished" in out and "cnn" in out
 
     assert main(["runs", str(root), "format=json"]) == 0

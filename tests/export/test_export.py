@@ -78,7 +78,7 @@ def test_export_agrees_in_its_own_runtime(exports, tiny_run, test_images, fmt, q
     m = exports(fmt, quantize)
     out = Path(m["out"])
     manifest = json.loads((out / "export.json").read_text())
-    for key in ("format", "quantize", "agreement", "accuracy", "keras_accuracy", "size_bytes", "max_abs_diff",
+    for key in ("format", "quantize", "agreement", "agreement_rule", "metric", "score", "keras_score", "size_bytes", "max_abs_diff",
                 "latency_ms", "throughput", "keras_latency_ms", "keras_throughput"):
         assert key in manifest, key
     assert (manifest["format"], manifest["quantize"]) == (fmt, quantize)
@@ -96,8 +96,8 @@ def test_export_agrees_in_its_own_runtime(exports, tiny_run, test_images, fmt, q
     # What kiln export promises for every format: the Keras model's top-1 answer (min_agreement=0.99;
     # here all 12 test images), and accuracy figures that are the export's own.
     assert np.mean(probs.argmax(1) == keras_probs.argmax(1)) >= 0.99
-    assert manifest["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))
-    assert manifest["keras_accuracy"] == pytest.approx(np.mean(keras_probs.argmax(1) == y))
+    assert manifest["metric"] == "accuracy" and manifest["score"] == pytest.approx(np.mean(probs.argmax(1) == y))
+    assert manifest["keras_score"] == pytest.approx(np.mean(keras_probs.argmax(1) == y))
     if quantize == "none":
         # The same float32 graph in another runtime: only the order of float32 operations differs
         # (~1e-7 relative a layer, a few layers), on any CPU; 1e-5 leaves a 10x margin.
@@ -162,7 +162,7 @@ def test_int8_tflite_is_integer_and_smaller(exports):
     assert types.get("int8", 0) > types.get("float32", 0)  # weights and activations are int8
     assert float_m["tensor_types"].get("int8", 0) == 0
     assert int8_m["size_bytes"] < 0.6 * float_m["size_bytes"]
-    assert int8_m["calibration_images"] == 48
+    assert int8_m["calibration_examples"] == 48
     assert "CAST -> QUANTIZE" in int8_m["notes"]
 
 
@@ -209,17 +209,17 @@ def test_low_agreement_exits_1_unless_forced(flat_run, cli_dir, capsys):
     from kiln.export.export import export_run
 
     out = cli_dir / "flat-int8"
-    code = main(["export", str(flat_run), "format=tflite", "quantize=int8", f"out={out}", "calibration_images=48"])
+    code = main(["export", str(flat_run), "format=tflite", "quantize=int8", f"out={out}", "calibration_examples=48"])
     printed = capsys.readouterr()
     assert code == 1
-    assert "FAILED" in printed.out and "top-1 agreement" in printed.out  # the figures are printed
+    assert "FAILED" in printed.out and "agreement (same top class)" in printed.out  # the figures are printed
     assert "min_agreement=0.99" in printed.err and "force=true" in printed.err
     assert not out.exists()  # nothing is kept
     assert not [p for p in cli_dir.iterdir() if p.name.startswith(".flat-int8")]  # no staging folder left behind
 
     m = export_run(flat_run, "tflite", "int8", out=str(out), force=True, calibration_images=48, timing=FAST)
     assert m["agreement"] < 0.99 and m["passed"] is False and m["forced"] is True
-    assert m["keras_accuracy"] >= 0.9 and m["accuracy"] < m["keras_accuracy"]  # the flattening is what the check caught
+    assert m["keras_score"] >= 0.9 and m["score"] < m["keras_score"]  # the flattening is what the check caught
     assert json.loads((out / "export.json").read_text())["forced"] is True
 
 
@@ -229,7 +229,7 @@ def test_cli_export_prints_table(tiny_run, cli_dir, capsys):
     out = cli_dir / "cli-onnx"
     assert main(["export", str(tiny_run.path), "format=onnx", f"out={out}"]) == 0
     printed = capsys.readouterr().out
-    for word in ("accuracy", "top-1 agreement", "size", "latency, 1 example", "ex/s", "test examples", "passed", str(out)):
+    for word in ("accuracy", "agreement (same top class)", "size", "latency, 1 example", "ex/s", "test examples", "passed", str(out)):
         assert word in printed
     assert "img/s" not in printed and " images" not in printed  # the words fit every task, not images alone
     assert json.loads((out / "export.json").read_text())["agreement"] == 1.0

@@ -212,7 +212,7 @@ def test_metrics_in_prometheus_format(server, files):
     ok, bad = 'kiln_requests_total{route="/predict",code="200"}', 'kiln_errors_total{route="/predict",code="400"}'
     assert _metric(after, ok) == _metric(before, ok) + 1
     assert _metric(after, bad) == _metric(before, bad) + 1
-    assert _metric(after, "kiln_images_total") == _metric(before, "kiln_images_total") + 1
+    assert _metric(after, "kiln_examples_total") == _metric(before, "kiln_examples_total") + 1
     for name in ("# TYPE kiln_request_duration_seconds histogram", 'kiln_request_duration_seconds_bucket{route="/predict",le="+Inf"}',
                  "# TYPE kiln_batch_size histogram", 'kiln_batch_size_bucket{le="1.0"}', "kiln_batch_size_count",
                  "kiln_inference_duration_seconds_sum", "kiln_queue_wait_seconds_count", "kiln_requests_in_flight",
@@ -253,7 +253,7 @@ def test_batches_are_padded_to_a_few_warmed_sizes():
     assert bucket_sizes(32) == [1, 2, 4, 8, 16, 24, 32]
     seen = []
     batcher = MicroBatcher(lambda x: seen.append(len(x)) or x.reshape(len(x), -1)[:, :1].astype(np.float32), max_batch_size=32)
-    batcher.warm((1, 1, 1))
+    batcher.warm_inputs(np.zeros((1, 1, 1, 1), np.uint8))
     assert seen == [1, 2, 4, 8, 16, 24, 32]
     x = np.arange(11, dtype=np.uint8).reshape(11, 1, 1, 1)
     np.testing.assert_array_equal(batcher._call(x), x.reshape(11, 1))  # padded to 16, sliced back to 11
@@ -347,7 +347,7 @@ def test_cli_serve_batches_and_shuts_down_gracefully(tiny_run, files):
         [t.join() for t in threads]
         assert sorted(results) == [(i, 200, files["predict"][i]["label"]) for i in range(6)]
         metrics = requests.get(f"{url}/metrics").text
-        assert _metric(metrics, "kiln_images_total") == 6
+        assert _metric(metrics, "kiln_examples_total") == 6
         assert _metric(metrics, "kiln_batch_size_count") < 6  # concurrent requests shared model calls
 
         in_flight = {}
@@ -465,3 +465,35 @@ def test_drain_is_bounded(roomy_server):
     assert line.startswith("HTTP/1.1 401") and waited < DRAIN_SECONDS / 2, (line, waited)  # 200 MiB > drain_bytes
     line, waited = _raw_answer(roomy_server, f"POST {path} HTTP/1.1\nHost: x\nContent-Length: {BIG}\nExpect: 100-continue\n\n")
     assert line.startswith("HTTP/1.1 401") and waited < DRAIN_SECONDS / 2, (line, waited)  # not "100 Continue"
+
+
+def test_several_named_outputs_reach_each_request():
+    """A predictor with several named outputs (a score and a flag): every request gets its own rows of each, and the
+    shared helpers answer them in KServe v2 and TF Serving form."""
+    from kiln.serve.batching import MicroBatcher
+    from kiln.serve.routes import tf_serving_predictions, v2_outputs
+
+    class TwoOutputs:
+        output_names = ["score", "flag"]
+
+        def outputs(self, x):
+            score = x.reshape(len(x), -1).sum(1).astype(np.float32)
+            return {"score": score, "flag": (score > 5).astype(np.float32)}
+
+        def __call__(self, x):
+            return self.outputs(x)["score"]
+
+    async def scenario():
+        batcher = MicroBatcher(TwoOutputs(), max_batch_size=8, max_delay_ms=50)
+        await batcher.start()
+        out = await asyncio.gather(*(batcher.predict(np.full((k, 1), k, np.float32)) for k in (1, 2, 3)))
+        await batcher.stop()
+        return out
+
+    one, two, three = asyncio.run(scenario())
+    assert set(one) == {"score", "flag"} and one["score"].tolist() == [1.0] and two["score"].tolist() == [2.0, 2.0]
+    assert three["flag"].tolist() == [0.0, 0.0, 0.0] and len(three["score"]) == 3
+    v2 = v2_outputs(two)
+    assert [o["name"] for o in v2] == ["score", "flag"] and v2[0]["shape"] == [2] and v2[0]["datatype"] == "FP32"
+    assert tf_serving_predictions(two) == [{"score": 2.0, "flag": 0.0}, {"score": 2.0, "flag": 0.0}]
+    assert tf_serving_predictions({"score": two["score"]}) == [2.0, 2.0]

@@ -26,8 +26,8 @@ def test_overrides_dotted_and_shortcuts():
     assert cfg.train.lr == 0.01
     assert cfg.data.path == "some/dir"
     assert cfg.model.name == "dnn"
-    assert cfg.model.filters == [8, 16]
-    assert cfg.data.image_size == [24, 40]
+    assert cfg.image.filters == [8, 16]
+    assert cfg.image.image_size == [24, 40]
 
 
 def test_file_then_overrides(tmp_path):

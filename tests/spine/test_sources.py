@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from kiln.config.schema import DataConfig
+from kiln.tasks.image.config import ImageData as DataConfig
 from kiln.tasks.image.data import sources
 from kiln.tasks.image.data.pipeline import make_dataset
 from kiln.tasks.image.data.prepare import prepare, resolve_spec

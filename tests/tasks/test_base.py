@@ -99,3 +99,39 @@ def test_cli_unknown_task_exits_2_with_one_line(tmp_path, capsys):
     assert code == 2
     assert err.splitlines() == ["task received task=imgae; no task is registered under that name. Did you mean image or table."]
     assert not (tmp_path / "run").exists()
+
+
+def test_every_task_declares_its_tags():
+    """The spine reads these instead of special cases: what a task needs, what it returns, what it leads with."""
+    from kiln.tasks.types import OUTPUT_KINDS
+
+    base._load()
+    for task in base.TASKS.values():
+        info = task.info
+        assert info.target in ("required", "none"), info.name
+        assert info.returns and set(info.returns) <= set(OUTPUT_KINDS), info.name
+        for kind in info.returns:  # every kind a run can return has headline metrics, each with a direction
+            assert info.headline.get(kind), (info.name, kind)
+            assert all(m.direction in ("max", "min") for m in info.headline[kind])
+        assert task.returns({"classes": ["a", "b"]}) in info.returns
+
+
+def test_a_task_owns_its_config_section_and_old_files_still_load(tmp_path):
+    """Image keys live in the image task's section; a config.yaml written before (data.image_size, model.filters,
+    augment.flip) loads into it; the bare shortcuts keep working; a shared key left at auto is the task's default."""
+    from kiln.config import load_config
+    from kiln.config.schema import Config
+    from kiln.tasks.image.config import model_kwargs
+
+    assert "image_size" not in Config.model_fields["data"].annotation.model_fields
+    assert "filters" not in Config.model_fields["model"].annotation.model_fields
+    old = tmp_path / "config.yaml"
+    old.write_text("data:\n  image_size: 48\n  channels: 1\n  batch_size: 16\nmodel:\n  name: cnn\n  filters: [8, 16]\n"
+                   "  dropout: 0.25\naugment:\n  flip: horizontal\n")
+    cfg = load_config(old)
+    assert (cfg.image.image_size, cfg.image.channels, cfg.image.filters, cfg.image.augment.flip) == (48, 1, [8, 16], "horizontal")
+    assert (cfg.data.batch_size, cfg.model.name, cfg.model.dropout) == (16, "cnn", 0.25)
+    bare = load_config(overrides=["image_size=40", "flip=vertical", "filters=4,8", "epochs=3"])
+    assert (bare.image.image_size, bare.image.augment.flip, bare.image.filters, bare.train.epochs) == (40, "vertical", [4, 8], 3)
+    auto = load_config()
+    assert auto.model.dropout == "auto" and model_kwargs(auto)["dropout"] == 0.25  # the image task's own default

@@ -12,7 +12,7 @@ from kiln.tasks.base import TASKS, _load
 
 KILN = Path(__file__).resolve().parents[2] / "kiln"
 SPINE = [*sorted((KILN / "train").rglob("*.py")), *sorted((KILN / "export").rglob("*.py")),
-         *sorted((KILN / "serve").rglob("*.py")), KILN / "evaluate" / "report.py"]
+         *sorted((KILN / "serve").rglob("*.py")), *sorted((KILN / "doctor").rglob("*.py")), KILN / "evaluate" / "report.py"]
 
 
 def _task_names() -> set[str]:

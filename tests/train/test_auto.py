@@ -29,12 +29,12 @@ def test_rules_follow_image_side_and_dataset_size():
 def test_defaults_decide_recipe_and_say_why():
     cfg, decisions = _resolve()
     by_key = {d.key: d for d in decisions}
-    assert set(by_key) == {"model.filters", "model.convs_per_block", "train.epochs", "train.patience", "augment.translation",
-                           "augment.zoom", "augment.rotation", "augment.hue", "augment.saturation", "train.refit"}
-    assert (cfg.model.filters, cfg.model.convs_per_block, cfg.train.epochs, cfg.train.patience) == ([32, 64, 128], 2, 43, 21)
-    assert cfg.train.refit is True and cfg.augment.translation == 0.08 and cfg.augment.flip == "none"
-    assert cfg.augment.hue == cfg.augment.saturation == 0.0  # grey images: no colour to change
-    assert by_key["augment.hue"].why == "the images are grey"
+    assert set(by_key) == {"image.filters", "image.convs_per_block", "train.epochs", "train.patience", "image.augment.translation",
+                           "image.augment.zoom", "image.augment.rotation", "image.augment.hue", "image.augment.saturation", "train.refit"}
+    assert (cfg.image.filters, cfg.image.convs_per_block, cfg.train.epochs, cfg.train.patience) == ([32, 64, 128], 2, 43, 21)
+    assert cfg.train.refit is True and cfg.image.augment.translation == 0.08 and cfg.image.augment.flip == "none"
+    assert cfg.image.augment.hue == cfg.image.augment.saturation == 0.0  # grey images: no colour to change
+    assert by_key["image.augment.hue"].why == "the images are grey"
     for d in decisions:
         line = d.line()
         assert line.startswith(f"auto: {d.key}=") and "\n" not in line and line.endswith(")"), line
@@ -42,15 +42,15 @@ def test_defaults_decide_recipe_and_say_why():
 
 
 def test_given_values_are_kept_and_change_what_auto_decides():
-    cfg, decisions = _resolve(**{"epochs": 8, "model.filters": [16, 32], "augment.translation": 0.2})
+    cfg, decisions = _resolve(**{"epochs": 8, "image.filters": [16, 32], "image.augment.translation": 0.2})
     keys = {d.key for d in decisions}
-    assert "train.epochs" not in keys and "model.filters" not in keys and "augment.translation" not in keys
-    assert (cfg.train.epochs, cfg.model.filters, cfg.augment.translation) == (8, [16, 32], 0.2)
-    assert cfg.model.convs_per_block == 1  # the blocks the user described
-    assert cfg.train.refit is False and cfg.augment.zoom == 0.0  # a run of a given length trains as asked
+    assert "train.epochs" not in keys and "image.filters" not in keys and "image.augment.translation" not in keys
+    assert (cfg.train.epochs, cfg.image.filters, cfg.image.augment.translation) == (8, [16, 32], 0.2)
+    assert cfg.image.convs_per_block == 1  # the blocks the user described
+    assert cfg.train.refit is False and cfg.image.augment.zoom == 0.0  # a run of a given length trains as asked
     assert cfg.train.patience == 10
     backbone, _ = _resolve(family="keras_applications", pretrained=True, model="mobilenet_v2")
-    assert backbone.train.refit is False and backbone.augment.rotation == 0.0
+    assert backbone.train.refit is False and backbone.image.augment.rotation == 0.0
     no_val, _ = _resolve(n_val=0)
     assert no_val.train.refit is False
 
@@ -64,7 +64,7 @@ def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path,
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("kiln: auto: ")]
     meta = json.loads((run.path / "run.json").read_text())
     assert len(printed) == len(meta["auto"]) and len(set(printed)) == len(printed)
-    assert meta["auto"]["model.filters"] == {"value": [32, 64], "why": "2 blocks halve 16 px to 4 px"}
+    assert meta["auto"]["image.filters"] == {"value": [32, 64], "why": "2 blocks halve 16 px to 4 px"}
     assert "train.refit" not in meta["auto"] and "train.epochs" not in meta["auto"]  # given, not decided
     history = run.history
     phase1, refit = history[history["phase"] == 1], history[history["phase"] == 2]
@@ -72,7 +72,7 @@ def test_refit_run_trains_on_train_and_val_and_records_why(shapes_dir, tmp_path,
     assert len(phase1) == 4
     assert meta["refit"] == {"epochs": chosen, "examples": 108, "val_metrics": "from the model val chose, before the refit"}
     assert len(refit) == chosen and refit["val_loss"].isna().all() and refit["loss"].notna().all()
-    assert run.config.model.filters == [32, 64] and run.config.model.convs_per_block == 2  # Run.config: what auto chose
+    assert run.config.image.filters == [32, 64] and run.config.image.convs_per_block == 2  # Run.config: what auto chose
     assert "filters: auto" in (run.path / "config.yaml").read_text()  # config.yaml keeps auto: it retrains the same way
     assert set(run.metrics) == {"val", "test"} and not (run.path / "state").exists()
 
@@ -133,15 +133,15 @@ def test_colour_changes_only_where_hue_does_not_tell_the_class(tmp_path):
 
     cfg, decisions = decide(coded)
     why = {d.key: d.why for d in decisions}
-    assert cfg.augment.hue == cfg.augment.saturation == 0.0 and why["augment.hue"].startswith("colour tells the classes apart")
+    assert cfg.image.augment.hue == cfg.image.augment.saturation == 0.0 and why["image.augment.hue"].startswith("colour tells the classes apart")
     cfg, decisions = decide(random)
-    assert (cfg.augment.hue, cfg.augment.saturation) == (0.5, 0.3)
-    assert [d.line().split(" (")[0] for d in decisions if d.key in ("augment.hue", "augment.saturation")] == \
-        ["auto: augment.hue=0.5", "auto: augment.saturation=0.3"]
+    assert (cfg.image.augment.hue, cfg.image.augment.saturation) == (0.5, 0.3)
+    assert [d.line().split(" (")[0] for d in decisions if d.key in ("image.augment.hue", "image.augment.saturation")] == \
+        ["auto: image.augment.hue=0.5", "auto: image.augment.saturation=0.3"]
     given, _ = decide(random, epochs=5)  # a run of a given length trains as asked
-    assert given.augment.hue == 0.0
-    kept, decisions = decide(random, **{"augment.hue": 0.1})
-    assert kept.augment.hue == 0.1 and "augment.hue" not in {d.key for d in decisions}
+    assert given.image.augment.hue == 0.0
+    kept, decisions = decide(random, **{"image.augment.hue": 0.1})
+    assert kept.image.augment.hue == 0.1 and "image.augment.hue" not in {d.key for d in decisions}
 
 
 @pytest.mark.parametrize("value", ["sometimes", -1])

@@ -9,6 +9,7 @@ import kiln
 from kiln.config import load_config
 from kiln.errors import ConfigError
 from kiln.tasks.image.models import create_model, registry
+from kiln.tasks.base import get_task
 from kiln.train.phases import Phase, apply_phase, find_backbone, plan_phases, weighted_layers
 
 NAME = "test_tiny_backbone"
@@ -47,10 +48,12 @@ def _changed(before, after) -> bool:
 def test_plan():
     tiny, cnn = create_model(NAME, (16, 16, 3), 3), create_model("cnn", (16, 16, 3), 3, filters=[4], units=[])
     cfg = load_config(overrides={"model": NAME, "epochs": 3, "finetune_epochs": 2, "lr": 0.01, "finetune_lr": 0.001})
-    p1, p2 = plan_phases(cfg, tiny, NAME)
+    image = get_task("image")
+    p1, p2 = plan_phases(cfg, tiny, NAME, image.pretrained(cfg, NAME))
     assert (p1.index, p1.epochs, p1.lr, p1.trainable) == (1, 3, 0.01, "head")
     assert (p2.index, p2.epochs, p2.lr, p2.trainable) == (2, 2, 0.001, "all")
-    assert len(plan_phases(cfg.model_copy(update={"model": cfg.model.model_copy(update={"weights": "none"})}), tiny, NAME)) == 1
+    scratch = load_config(overrides={"model": NAME, "weights": "none"})
+    assert not image.pretrained(scratch, NAME) and len(plan_phases(scratch, tiny, NAME, image.pretrained(scratch, NAME))) == 1
     assert [p.trainable for p in plan_phases(cfg, cnn, "cnn")] == ["model"]  # no backbone: one phase
     with pytest.raises(ConfigError, match="has no 'backbone' layer"):
         plan_phases(load_config(overrides={"phases": 2}), cnn, "cnn")

@@ -56,7 +56,7 @@ def test_tune_writes_results_and_a_best_config_kiln_train_accepts(tmp_path, shap
         assert len(pd.read_csv(f"{run_dir}/history.csv")) <= 2  # each trial is a kiln run of trial_epochs
     best = yaml.safe_load(open(out["best_config"]))
     assert best["train"]["lr"] == out["best"]["values"]["train.lr"]
-    assert best["model"]["filters"] == out["best"]["values"]["model.filters"]
+    assert best["image"]["filters"] == out["best"]["values"]["model.filters"]
     assert best["train"]["epochs"] == 30 and "tune" not in best and "run_dir" not in best
     from kiln.cli import main  # the console script's body, in this process (one TensorFlow import saved)
 

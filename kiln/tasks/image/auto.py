@@ -58,6 +58,8 @@ def auto_epochs(n_train: int) -> int:
 def auto_patience(epochs: int) -> int:
     return max(10, epochs // 2)
 
+SPEC_KEYS = ("image.image_size", "image.channels")  # decided into the spec (run.json), not the config
+
 
 def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str, pretrained: bool, facts=None,
             own_size: int | None = None, rows=None):
@@ -69,22 +71,22 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
     side = min(spec.height, spec.width)
     scratch = family == "simple" or not pretrained
     out: list[Decision] = []
-    if facts is not None and cfg.data.image_size == "auto":
+    if facts is not None and cfg.image.image_size == "auto":
         why = f"{model_name}'s own input size" if own_size else _size_why(facts, max_auto_side(n_train))
-        out.append(Decision("data.image_size", spec.height, why))
-    if facts is not None and cfg.data.channels == "auto":
-        out.append(Decision("data.channels", spec.channels, "every image is grey" if spec.channels == 1 else
+        out.append(Decision("image.image_size", spec.height, why))
+    if facts is not None and cfg.image.channels == "auto":
+        out.append(Decision("image.channels", spec.channels, "every image is grey" if spec.channels == 1 else
                             ("the model takes RGB" if family != "simple" else "some images have colour")))
-    m, t, a = cfg.model, cfg.train, cfg.augment
+    m, t, a = cfg.image, cfg.train, cfg.image.augment
     if m.filters == "auto":
         filters = auto_filters(side)
         why = f"{len(filters)} blocks halve {side} px to {side // 2 ** len(filters)} px"
-        out.append(Decision("model.filters", filters, why if model_name == "cnn" else f"{why}; unused by {model_name}"))
+        out.append(Decision("image.filters", filters, why if model_name == "cnn" else f"{why}; unused by {model_name}"))
     if m.convs_per_block == "auto":
         convs = 2 if m.filters == "auto" else 1
         why = ("two 3x3 convs a block (VGG-style): a wider view and more non-linearity per halving" if convs == 2
                else "the blocks of the filters you chose, one conv each")
-        out.append(Decision("model.convs_per_block", convs, why if model_name == "cnn" else f"{why}; unused by {model_name}"))
+        out.append(Decision("image.convs_per_block", convs, why if model_name == "cnn" else f"{why}; unused by {model_name}"))
     if t.epochs == "auto":
         epochs = auto_epochs(n_train)
         out.append(Decision("train.epochs", epochs, f"{n_train} training images: ~{IMAGE_PASSES:,} images seen, "
@@ -98,11 +100,11 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
             on = scratch and budget
             why = ("mild and label-preserving for a model learning from scratch" if on else
                    "pretrained backbone" if not scratch else "epochs was given: the run trains as asked")
-            out.append(Decision(f"augment.{key}", mild if on else 0.0, why))
+            out.append(Decision(f"image.augment.{key}", mild if on else 0.0, why))
     colour = [k for k in COLOUR if getattr(a, k) == "auto"]
     if colour:
         on, why = _colour_decision(spec.channels, scratch, budget, rows)
-        out.extend(Decision(f"augment.{k}", COLOUR[k] if on else 0.0, why) for k in colour)
+        out.extend(Decision(f"image.augment.{k}", COLOUR[k] if on else 0.0, why) for k in colour)
     if t.refit == "auto":
         one_phase = scratch and t.phases != 2
         on = one_phase and n_val > 0 and budget
@@ -111,7 +113,7 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
                "no val split to choose the epoch" if n_val == 0 else "epochs was given: the run trains as asked")
         out.append(Decision("train.refit", on, why))
     flat = _flatten(cfg.model_dump(mode="json"))
-    flat.update({d.key: d.value for d in out if not d.key.startswith("data.")})
+    flat.update({d.key: d.value for d in out if d.key not in SPEC_KEYS})
     return load_config(overrides=flat), out
 
 

@@ -53,7 +53,7 @@ def write_shapes(dest: Path, classes: int = 3, per_class: int = 20, size: int = 
 # The tour's settings: the digits are 8x8, so 16 px keeps every stroke (the default rounds up to 32 px, 4x the
 # work an epoch) and 12 epochs reach ~0.98-0.99 held out (the default budget, ~30,000 images seen plus the
 # train+val refit, trains 42 epochs for about the same figure).
-SETTINGS = {"data.image_size": 16, "train.epochs": 12, "train.export_on_finish": "onnx"}
+SETTINGS = {"image.image_size": 16, "train.epochs": 12, "train.export_on_finish": "onnx"}
 WHY = "a short tour: 8x8 digits need no more than 16 px, 12 epochs reach ~0.99, and the ONNX export lets predict skip TensorFlow"
 
 

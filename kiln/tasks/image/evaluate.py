@@ -34,7 +34,7 @@ def _labelled_files(run, data: str | None, split: str):
     if unknown:
         raise DataError(received("evaluate", "data", data, f"it has classes the run never saw ({', '.join(unknown[:5])})",
                                  f"The run knows: {', '.join(run.classes)}"))
-    facts = check.scan(frame["path"].tolist(), run.config.data.max_pixels)
+    facts = check.scan(frame["path"].tolist(), run.config.image.max_pixels)
     frame = check.drop_unreadable(frame, facts)
     return frame["path"].tolist(), frame["label"].tolist(), check.needs_pil(facts[facts["ok"]].reset_index(drop=True))
 

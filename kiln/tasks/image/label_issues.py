@@ -80,10 +80,12 @@ def cv_probabilities(run, paths: list[str], y: np.ndarray, folds: int = 5, epoch
         try:
             from kiln.tasks.image.data.augment import build_augment
 
-            augment = build_augment(cfg.augment, spec.size, spec.channels, seed)
+            augment = build_augment(cfg.image.augment, spec.size, spec.channels, seed)
         except ImportError:
             augment = None
-    model_kwargs = cfg.model.model_dump(exclude={"name"})
+    from kiln.tasks.image.config import model_kwargs as image_model_kwargs
+
+    model_kwargs = image_model_kwargs(cfg)
     paths = np.asarray(paths)
     probs = np.zeros((len(y), k), np.float32)
     for fold, (fit_idx, held_idx) in enumerate(_splitter(y, folds, seed)):

@@ -56,7 +56,7 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None, runtime: s
 
     model = export_model(run, runtime)  # a wrong runtime= is named before any image is read
     files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
-    facts = check.scan(files, run.config.data.max_pixels)
+    facts = check.scan(files, run.config.image.max_pixels)
     bad = facts[~facts["ok"]]
     for _, row in bad.iterrows():
         log.warning("predict: skipped %s (%s)", row["path"], row["error"])

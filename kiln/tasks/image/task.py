@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
+from kiln.tasks.image.config import LEGACY, MODEL_KEYS, ImageConfig, ImageServeOptions, image_data, model_kwargs
 from kiln.tasks.image.models.registry import MODELS
 
 log = logging.getLogger("kiln.train")
@@ -30,10 +31,13 @@ class ImageTask(Task):
         monitor="val_loss",
         mode="min",
         export_formats=EXPORT_FORMATS,
-        resume_keys=("data.image_size", "data.channels", "data.resize", "data.alpha_background"),
+        resume_keys=("image.image_size", "image.channels", "image.resize", "image.alpha_background", *(f"image.{k}" for k in sorted(MODEL_KEYS))),
         runtimes=("keras", "onnx"),  # kiln/export/runtime.py
     )
     models = MODELS
+    config_section = ImageConfig
+    serve_options = ImageServeOptions
+    config_legacy = LEGACY
 
     # --- which data is this task's --------------------------------------------------------------
     def claims(self, path: str | None, keys: Mapping[str, Any]) -> int:
@@ -68,14 +72,14 @@ class ImageTask(Task):
         about once write_data has written skipped.csv."""
         from kiln.tasks.image.data.prepare import prepare
 
-        p = prepare(cfg.data, cfg.seed, warn=False)
+        p = prepare(image_data(cfg), cfg.seed, warn=False)
         return Source(p.table, p.skipped, p.facts, extra={"classes": p.classes, "shards": p.shards})
 
     def analyse(self, source: Source, cfg, model_name: str) -> Prepared:
         from kiln.tasks.image.data.prepare import resolve_spec
 
         entry = self.models.get(model_name)
-        spec = resolve_spec(cfg.data, source.facts, entry.default_size, needs_rgb=entry.family != "simple",
+        spec = resolve_spec(image_data(cfg), source.facts, entry.default_size, needs_rgb=entry.family != "simple",
                             n_train=int((source.rows["split"] == "train").sum()))
         return Prepared(source.rows, spec, source.skipped, list(source.extra["classes"]), source.facts,
                         extra={"shards": source.extra.get("shards")})
@@ -117,7 +121,7 @@ class ImageTask(Task):
             cache = "memory" if cache_fits_in_memory(len(data.rows), spec.size, spec.channels) else "none"
         if cache == "disk":
             (run_dir / "cache").mkdir(exist_ok=True)
-        augment = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
+        augment = build_augment(cfg.image.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
         return dict(num_classes=len(data.classes), batch_size=batch_size, cache=cache, augment=augment,
                     shards=data.extra.get("shards"))
 
@@ -132,7 +136,7 @@ class ImageTask(Task):
     def resolve_auto(self, cfg, data: Prepared, model_name: str):
         """Image size, width, epochs, patience, mild augmentation and the refit from the data (kiln/tasks/image/auto.py)."""
         from kiln.tasks.image.auto import resolve
-        from kiln.train.phases import has_pretrained_weights
+        from kiln.tasks.image.models.weights import has_pretrained_weights
 
         entry = self.models.get(model_name)
         return resolve(cfg, spec=data.spec, n_train=len(data.split("train")), n_val=len(data.split("val")),
@@ -157,15 +161,20 @@ class ImageTask(Task):
         """`model=auto`: the weights source's own model (weights=RUN_DIR), else a small CNN from scratch."""
         from kiln.tasks.image.models.weights import auto_model, check_weights
 
-        name = auto_model(cfg.model.weights) if cfg.model.name == "auto" else cfg.model.name
+        name = auto_model(cfg.image.weights) if cfg.model.name == "auto" else cfg.model.name
         self.models.get(name)  # a bad model name fails before any data is read
-        check_weights(name, cfg.model.weights)  # so does a bad weights=
+        check_weights(name, cfg.image.weights)  # so does a bad weights=
         return name
+
+    def pretrained(self, cfg, model_name: str) -> bool:
+        from kiln.tasks.image.models.weights import has_pretrained_weights
+
+        return has_pretrained_weights(cfg, model_name, self.models)
 
     def build_model(self, name: str, data: Prepared, cfg):
         from kiln.tasks.image.models import create_model
 
-        return create_model(name, data.spec.shape, len(data.classes), **cfg.model.model_dump(exclude={"name"}))
+        return create_model(name, data.spec.shape, len(data.classes), **model_kwargs(cfg))
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras
@@ -187,16 +196,18 @@ class ImageTask(Task):
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} images, "
                 f"{len(data.classes)} classes, input {spec.height}x{spec.width}x{spec.channels}, {c['val']} val / {c['test']} test")
 
-    def after_fit(self, run, data: Prepared, cfg) -> None:
-        """Two-class runs: the decision threshold chosen on val (cfg.evaluate.threshold), stored in run.json."""
+    def after_fit(self, run, data: Prepared, cfg) -> dict:
+        """Two-class runs: the decision threshold chosen on val (cfg.evaluate.threshold), for run.json."""
         rows = data.split("val")
         if len(data.classes) != 2 or not len(rows):
-            return
-        from kiln.evaluate.threshold import store_threshold
+            return {}
+        from kiln.evaluate.threshold import learned_threshold
 
         probs = self._split_probs(run, data, "val")
         data.outputs["val"] = probs
-        data.extra["threshold"] = store_threshold(run, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
+        learned = learned_threshold(data.classes, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
+        data.extra["threshold"] = learned["threshold"]
+        return learned
 
     def _split_probs(self, run, data: Prepared, split: str):
         cached = data.outputs.get(split)

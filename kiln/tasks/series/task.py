@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from kiln.errors import DataError, received
-from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
+from kiln.tasks.base import MAE, CompileSpec, Example, Metric, Prepared, Source, Task, TaskInfo, register_task
 from kiln.tasks.series.config import SeriesConfig
 from kiln.tasks.series.models import MODELS
 
@@ -30,6 +30,9 @@ LINEAR_STEPS = 20_000
 LINEAR_PATIENCE = 40
 
 
+MASE, SMAPE = Metric("mase", "MASE", "min"), Metric("smape", "sMAPE %", "min")
+
+
 @register_task
 class SeriesTask(Task):
     info = TaskInfo(
@@ -39,9 +42,13 @@ class SeriesTask(Task):
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("forecast",),
         resume_keys=("series.time", "series.target", "series.horizon", "series.lookback", "series.season", "series.series",
                      "series.covariates", "series.fill", "series.quantiles"),
+        returns=("value", "interval"), headline={kind: (MASE, MAE, SMAPE) for kind in ("value", "interval")},
         runtimes=("keras", "onnx"))  # kiln/export/runtime.py
     models = MODELS
     config_section = SeriesConfig
+
+    def returns(self, meta: Mapping) -> str:
+        return "interval" if (meta.get("series") or {}).get("quantiles") else "value"
 
     # --- which data -----------------------------------------------------------------------------
     def claims(self, path, keys: Mapping[str, Any]) -> int:
@@ -165,7 +172,7 @@ class SeriesTask(Task):
     # --- model -------------------------------------------------------------------------------------
     def build_model(self, name: str, data: Prepared, cfg):
         s = cfg.series
-        dropout = 0.0 if cfg.model.dropout == 0.25 else cfg.model.dropout  # the image default is not a series default
+        dropout = 0.0 if cfg.model.dropout == "auto" else cfg.model.dropout  # a forecaster's default: none
         model = self.models.create(name, data.spec, width=s.width, blocks=s.blocks, dropout=dropout, residual=s.residual, members=tuple(s.members))
         if s.least_squares and "windows" in data.extra:
             from kiln.tasks.series.least_squares import warm_start
@@ -255,13 +262,10 @@ class SeriesTask(Task):
         return split_windows(run, "train", n)[0]
 
     def parity(self, reference, candidate, y) -> dict:
-        ref, cand, y = (np.asarray(a, np.float64) for a in (reference, candidate, y))
-        diff = np.abs(ref - cand).reshape(len(ref), -1)
-        tol = 1e-3 * (float(np.std(y)) or float(np.mean(np.abs(y))) or 1.0)
-        # -MAE (higher is better) of the point forecast; a quantile output (N, H, Q) is scored by its middle quantile
-        mae = lambda p: -float(np.mean(np.abs((p[..., p.shape[-1] // 2] if p.ndim == 3 else p) - y)))  # noqa: E731
-        return {"agreement": float(np.mean(diff.max(1) <= tol)), "accuracy": mae(cand), "keras_accuracy": mae(ref),
-                "max_abs_diff": float(diff.max()) if diff.size else 0.0, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+        from kiln.export.parity import value_parity
+
+        # the MAE of the point forecast; a quantile output (N, H, Q) is scored by its middle quantile
+        return value_parity(reference, candidate, y, point=lambda p: p[..., p.shape[-1] // 2] if p.ndim == 3 else p)
 
     def adapter(self, served):
         from kiln.tasks.series.serve import SeriesAdapter

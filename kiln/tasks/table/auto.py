@@ -117,7 +117,7 @@ def resolve_auto(task, cfg, data, model_name: str):
         out.append(Decision("model.l2", linear_l2(n_train), f"1 / (2 x {n_train} training rows): scikit-learn LogisticRegression's "
                                                             "default penalty (C=1) on a mean loss"))
     if (model_name in ("dnn", "resnet_plr") and n_train < SMALL_ROWS and t.epochs == "auto"
-            and m.dropout == type(m).model_fields["dropout"].default):
+            and m.dropout == "auto"):
         out.append(Decision("model.dropout", DROPOUT_SMALL, f"{n_train} training rows (< {SMALL_ROWS:,}): more dropout against overfitting"))
     if t.refit == "auto":
         out.append(Decision("train.refit", False, "tables keep val for the threshold and the stopping epoch"))

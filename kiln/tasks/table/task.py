@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from kiln.errors import DataError, received
-from kiln.tasks.base import CompileSpec, Example, Prepared, Signature, Source, Task, TaskInfo, TensorSpec, register_task
+from kiln.tasks.base import ACCURACY, MACRO_F1, MAE, R2, RMSE, CompileSpec, Example, Prepared, Signature, Source, Task, TaskInfo, TensorSpec, register_task
 from kiln.tasks.table.config import TableConfig
 from kiln.tasks.table.models import MODELS
 from kiln.tasks.table.runtime import RUNTIMES
@@ -26,7 +26,8 @@ class TableTask(Task):
         sources=("CSV (comma, semicolon or tab; UTF-8, UTF-8 BOM, Latin-1)", "TSV", "Parquet"),
         label_kinds=("classification", "regression"), default_model="auto", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("classify", "regress", "tabular"),
-        resume_keys=("table.target", "table.drop", "table.id", "table.loss"), runtimes=RUNTIMES[1:])
+        resume_keys=("table.target", "table.drop", "table.id", "table.loss"), runtimes=RUNTIMES[1:],
+        returns=("probabilities", "value"), headline={"probabilities": (ACCURACY, MACRO_F1), "value": (R2, RMSE, MAE)})
     models = MODELS
     config_section = TableConfig
 
@@ -142,9 +143,8 @@ class TableTask(Task):
             y = data.extra["y"][(data.rows["split"] == "train").to_numpy()]
             prior = np.bincount(y, minlength=k) / len(y)
         m, t = cfg.model, cfg.table
-        units = m.units if m.units != [128] else [256, 128]
-        return self.models.create(name, spec, k, units=units, batchnorm=m.batchnorm, activation=m.activation, dropout=min(m.dropout, 0.5)
-                                  if m.dropout != 0.25 else 0.1, l1=m.l1, l2=m.l2, initializer=m.initializer, prior=prior,
+        units = [256, 128] if m.units == "auto" else m.units
+        return self.models.create(name, spec, k, units=units, batchnorm=m.batchnorm, activation=m.activation, dropout=0.1 if m.dropout == "auto" else m.dropout, l1=m.l1, l2=m.l2, initializer=m.initializer, prior=prior,
                                   width=t.width, blocks=t.blocks, frequencies=t.frequencies, embed_dim=t.embed_dim, sigma=t.sigma)
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
@@ -185,13 +185,18 @@ class TableTask(Task):
         return TableSpec.from_dict(meta["table"])
 
     # --- evaluation ----------------------------------------------------------------------------------
-    def after_fit(self, run, data: Prepared, cfg) -> None:
-        """Two classes: the decision threshold chosen on val (cfg.evaluate.threshold), stored in run.json."""
+    def returns(self, meta: Mapping) -> str:
+        return "probabilities" if meta.get("classes") else "value"
+
+    def after_fit(self, run, data: Prepared, cfg) -> dict:
+        """Two classes: the decision threshold chosen on val (cfg.evaluate.threshold), for run.json."""
         if data.spec.classes and len(data.spec.classes) == 2 and len(data.split("val")):
-            from kiln.evaluate.threshold import store_threshold
+            from kiln.evaluate.threshold import learned_threshold
 
             val = data.split("val")
-            store_threshold(run, self.targets(val, data.spec), self.predict_outputs(run, val), cfg.evaluate.threshold)
+            return learned_threshold(data.spec.classes, self.targets(val, data.spec), self.predict_outputs(run, val),
+                                     cfg.evaluate.threshold)
+        return {}
 
     def evaluate(self, run, data: Prepared, cfg) -> dict:
         from kiln.tasks.table.evaluate import cross_validate, evaluate_fresh
@@ -309,17 +314,11 @@ class TableTask(Task):
         return encode_rows(split_rows(run, "train").iloc[:n], self.load_spec(run.meta))
 
     def parity(self, reference, candidate, y) -> dict:
-        ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-        diff = np.abs(ref - cand)
-        if ref.shape[-1] > 1:  # classification: same top class
-            agree = float(np.mean(ref.argmax(1) == cand.argmax(1)))
-            acc = float(np.mean(cand.argmax(1) == y)), float(np.mean(ref.argmax(1) == y))
-        else:  # regression: relative error within 1e-3 of the prediction's scale
-            scale = np.maximum(np.abs(ref), np.abs(ref).mean() + 1e-12)
-            agree = float(np.mean(diff / scale <= 1e-3))
-            acc = tuple(float(-np.sqrt(np.mean((p.ravel() - y) ** 2))) for p in (cand, ref))  # -RMSE: higher is better
-        return {"agreement": agree, "accuracy": acc[0], "keras_accuracy": acc[1], "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-                "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+        from kiln.export.parity import class_parity, value_parity
+
+        if np.asarray(reference).shape[-1] > 1:  # classification: the same top class
+            return class_parity(reference, candidate, y)
+        return value_parity(reference, candidate, y)  # regression: within 1e-3 of the target's spread
 
     def adapter(self, served):
         from kiln.tasks.table.adapter import TableAdapter

@@ -64,3 +64,10 @@ class TextConfig(BaseModel):
 
 
 __all__ = ["TextConfig"]
+
+
+class TextServeOptions(BaseModel):
+    """`kiln serve` keys of a text model (Task.serve_options)."""
+
+    model_config = ConfigDict(extra="forbid")
+    top_k: int = Field(5, ge=1, description="labels returned per text unless the request sets top_k")

@@ -171,7 +171,7 @@ class TextAdapter(Adapter):
                 raise ApiError(400, 'expected {"text": "..."} or {"texts": ["...", ...]} (or a text/plain body)')
             many = "texts" in body
             texts = adapter.texts(body["texts"] if many else [body["text"]], "texts" if many else "text")
-            answers = adapter.answers(await adapter.scores(state, texts), body.get("top_k", state.top_k) if isinstance(body.get("top_k", 1), int) else 1)
+            answers = adapter.answers(await adapter.scores(state, texts), body.get("top_k", state.task_opts.top_k) if isinstance(body.get("top_k", 1), int) else 1)
             return JSONResponse(answers if many else answers[0])
 
         return list(router.routes)

@@ -15,7 +15,7 @@ import numpy as np
 
 from kiln.errors import ConfigError, DataError, received
 from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
-from kiln.tasks.text.config import TextConfig
+from kiln.tasks.text.config import TextConfig, TextServeOptions
 from kiln.tasks.text.models import BAGS, MODELS
 
 log = logging.getLogger("kiln.text")
@@ -70,6 +70,7 @@ class TextTask(Task):
     )
     models = MODELS
     config_section = TextConfig
+    serve_options = TextServeOptions
 
     # --- which data -------------------------------------------------------------------------------
     def claims(self, path: str | None, keys: Mapping[str, Any]) -> int:
@@ -242,16 +243,17 @@ class TextTask(Task):
         return (f"kiln: training {s.model} ({model.count_params():,} parameters) on {c['train']} texts, {len(data.classes)} classes, "
                 f"vocabulary {s.vocabulary_size:,}, {s.sequence_length} tokens, {c['val']} val / {c['test']} test")
 
-    def after_fit(self, run, data: Prepared, cfg) -> None:
-        """Two classes: the decision threshold chosen on val (cfg.evaluate.threshold), stored in run.json."""
+    def after_fit(self, run, data: Prepared, cfg) -> dict:
+        """Two classes: the decision threshold chosen on val (cfg.evaluate.threshold), for run.json."""
         val = data.split("val")
         if len(data.classes) == 2 and len(val):
-            from kiln.evaluate.threshold import store_threshold
+            from kiln.evaluate.threshold import learned_threshold
 
             probs = data.outputs.get("val")
             if probs is None:
                 probs = data.outputs["val"] = self.predict_outputs(run, val["text"].tolist())
-            store_threshold(run, val["y"].to_numpy(), probs, cfg.evaluate.threshold)
+            return learned_threshold(data.classes, val["y"].to_numpy(), probs, cfg.evaluate.threshold)
+        return {}
 
     # --- run folder -------------------------------------------------------------------------------
     def run_meta(self, data: Prepared) -> dict:
@@ -336,9 +338,9 @@ class TextTask(Task):
         return np.asarray(split_rows(run, "train")["text"].head(n).tolist(), dtype=object)
 
     def parity(self, reference, candidate, y) -> dict:
-        from kiln.tasks.image.export import agreement
+        from kiln.export.parity import class_parity
 
-        return agreement(reference, candidate, y)
+        return class_parity(reference, candidate, y)
 
     def adapter(self, served):
         from kiln.tasks.text.serve import TextAdapter

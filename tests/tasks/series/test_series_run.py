@@ -157,7 +157,7 @@ def test_onnx_export_of_quantiles_matches_keras(exported):
     m = json.loads((exported / "exports" / "onnx" / "export.json").read_text())
     assert m["passed"] and m["max_abs_diff"] < 1e-3
     assert m["output"]["name"] == "quantiles" and m["output"]["shape"] == [None, 12, 3]
-    assert m["series"]["lookback"] == 48 and m["accuracy"] == pytest.approx(m["keras_accuracy"], rel=1e-4)
+    assert m["series"]["lookback"] == 48 and m["score"] == pytest.approx(m["keras_score"], rel=1e-4) and m["metric"] == "MAE"
 
 
 def test_predict_through_the_export_answers_as_keras_without_tensorflow(exported, tmp_path):

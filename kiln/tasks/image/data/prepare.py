@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiln.config.schema import DataConfig
+from kiln.tasks.image.config import ImageData as DataConfig
 from kiln.tasks.image.data import alpha, check, sources, split
 from kiln.errors import DataError, received
 

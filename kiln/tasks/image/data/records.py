@@ -175,7 +175,7 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
     if shard_images < 1:
         raise KilnError(received("convert", "shard_images", shard_images, "a shard needs at least 1 image", "Example: shard_images=5000"))
     frame = sources.discover(data, component="convert")
-    data_cfg = cfg.data.model_copy(update={"path": str(data)})
+    data_cfg = image_data(cfg).model_copy(update={"path": str(data)})
     settings = {"format_version": FORMAT_VERSION, "val_split": data_cfg.val_split, "test_split": data_cfg.test_split,
                 "seed": cfg.seed, "check_images": data_cfg.check_images, "max_pixels": data_cfg.max_pixels,
                 "channels": data_cfg.channels, "shard_mb": shard_mb, "shard_images": shard_images}

@@ -308,3 +308,19 @@ def create_with_weights(entry, input_shape, num_classes: int, weights, kwargs: d
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else type(err).__name__)[:160]
+
+
+def has_pretrained_weights(cfg, model_name: str | None = None, models=None) -> bool:
+    """Whether `model.weights` gives the backbone learned features (auto: the family's own default, read
+    from the task's model registry `models`, by default the config's task's)."""
+    weights = cfg.image.weights
+    text = "none" if weights is None else str(weights).strip().lower()
+    if text in ("none", "null", "", "scratch"):
+        return False
+    if text == "auto":
+        if model_name is None:
+            return True
+        if models is None:
+            from kiln.tasks.image.models.registry import MODELS as models
+        return bool(models.get(model_name).meta.get("pretrained", False))
+    return True  # imagenet, a run folder, a .keras / .weights.h5 / .h5 file

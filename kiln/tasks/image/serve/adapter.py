@@ -51,7 +51,7 @@ class ImageAdapter(Adapter):
             decode_image(blobs[-1], self.served.spec, 64)
         state.batcher.decode(blobs)
         state.batcher.decode(blobs[:1])
-        state.batcher.warm(self.served.spec.shape)
+        state.batcher.warm_inputs(np.zeros((1, *self.served.spec.shape), np.uint8))
 
     def describe(self) -> str:
         return f"{len(self.served.classes)} classes, input {'x'.join(map(str, self.served.spec.shape))} uint8"

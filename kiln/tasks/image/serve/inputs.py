@@ -96,8 +96,9 @@ def prepare_images(blobs: list[bytes], spec, max_pixels: int) -> list:
 
 
 class BatchDecoder:
-    """[encoded bytes] * n -> (n, H, W, C) uint8: the training pipeline's decode + resize (`decode_bytes`)
-    for each file, in one loop that releases the GIL while it decodes.
+    """A micro-batch's rows -> (n, H, W, C) uint8: encoded files through the training pipeline's decode + resize
+    (`decode_bytes`), in one loop that releases the GIL while it decodes; (H, W, C) pixel rows copied as they are.
+    The image adapter's `decode`: the batcher hands it every row of a micro-batch that requests left as rows.
 
     A bad file (its header looked fine) fails only its own request: `__call__` returns the pixels and
     {index: ApiError}."""
@@ -106,9 +107,12 @@ class BatchDecoder:
         self.spec = spec
         self.shape = (*tuple(spec.size), spec.channels)
 
-    def __call__(self, blobs: list[bytes]) -> tuple[np.ndarray, dict[int, ApiError]]:
-        out, failed = np.zeros((len(blobs), *self.shape), np.uint8), {}
-        for i, data in enumerate(blobs):
+    def __call__(self, rows: list) -> tuple[np.ndarray, dict[int, ApiError]]:
+        out, failed = np.zeros((len(rows), *self.shape), np.uint8), {}
+        for i, data in enumerate(rows):
+            if not isinstance(data, (bytes, bytearray)):
+                out[i] = data
+                continue
             try:
                 _decode_one(data, self.spec, False, out=out[i])
             except ApiError as err:

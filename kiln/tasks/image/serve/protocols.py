@@ -35,8 +35,8 @@ async def _prepare(state, blobs: list[bytes]) -> list:
     header takes ~0.1 ms, less than a hop to a thread; big ones go to a thread."""
     served = state.model
     if sum(len(b) for b in blobs) <= INLINE_BYTES:
-        return prepare_images(blobs, served.spec, state.max_pixels)
-    return await asyncio.to_thread(prepare_images, blobs, served.spec, state.max_pixels)
+        return prepare_images(blobs, served.spec, state.task_opts.max_pixels)
+    return await asyncio.to_thread(prepare_images, blobs, served.spec, state.task_opts.max_pixels)
 
 
 # ---- Open Inference Protocol v2 -------------------------------------------------------------------------
@@ -245,7 +245,7 @@ async def predict(request: Request):
     else:
         raise ApiError(400, f"unsupported content type '{ctype or 'none'}'; send multipart/form-data with a 'file' field "
                             "or a raw image body (image/*)")
-    k = _top_k(top_k if top_k is not None else state.top_k, len(served.classes))
+    k = _top_k(top_k if top_k is not None else state.task_opts.top_k, len(served.classes))
     probs = (await state.batcher.predict(await _prepare(state, [data])))[0]
     order = np.argsort(-probs)[:k]
     label = served.classes[int(decide(probs[None], served.threshold)[0])]
