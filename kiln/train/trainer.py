@@ -39,8 +39,34 @@ def train(cfg: Config):
     try:
         with precision_policy(cfg.train.precision):
             return _train(cfg, task, strategy, folder)
+    except KeyboardInterrupt:
+        if folder.chief and folder.path is not None:
+            print(interrupted(folder.path), file=sys.stderr, flush=True)
+        raise
     finally:
         folder.close()
+
+
+def interrupted(run_dir) -> str:
+    """What Ctrl+C leaves and the exact command that continues it: the same `kiln train` words with run_dir= (or,
+    outside the CLI, the run_dir= to pass)."""
+    import shlex
+
+    from kiln.train.resume import read_state
+
+    try:
+        state = read_state(run_dir)
+    except Exception:  # noqa: BLE001 - a checkpoint cut short by the interrupt: nothing to continue from
+        state = None
+    if state is None:
+        return f"kiln: interrupted before the first epoch ended; {run_dir} holds no checkpoint, so delete it and start again"
+    argv = sys.argv[1:]
+    if argv[:1] == ["train"]:
+        words = [a for a in argv[1:] if not a.startswith(("run_dir=", "resume="))]
+        how = "kiln " + shlex.join(["train", *words, f"run_dir={run_dir}"])
+    else:
+        how = f"kiln.train(..., run_dir={str(run_dir)!r}) with the same settings"
+    return f"kiln: interrupted; {run_dir} is saved after epoch {state.epoch}. Continue it with: {how}"
 
 
 def _train(cfg: Config, task, strategy, folder):
@@ -59,14 +85,15 @@ def _train(cfg: Config, task, strategy, folder):
     model_name = task.choose_model(cfg)  # fail on a bad model name before touching data
     data = task.analyse(task.read_source(cfg), cfg, model_name)
     model_name = data.model or model_name  # model=auto decided from the data (e.g. by its size)
-    saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are in run.json
-    cfg, decisions = task.resolve_auto(cfg, data, model_name)
+    cfg, decisions = task.resolve_auto(cfg, data, model_name)  # config.yaml holds what `auto` resolved; run.json says why
     for decision in decisions:
         print(f"kiln: {decision.line()}", flush=True)
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():  # before the run folder exists: a failed ImageNet download must not leave one behind
         model = task.build_model(model_name, data, cfg)
-    run_dir = folder.create()
+    chosen = cfg.model.name if cfg.model.name != "auto" else model_name  # resolve_auto may have named it (text)
+    saved_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": chosen})})  # what config.yaml holds
+    run_dir = folder.create(saved_cfg)
     if folder.resuming:
         check_splits(run_dir, task.splits_frame(data))
     log.info("train: run folder %s", run_dir)

@@ -72,11 +72,13 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None, runtime: s
     for path, p, c in zip(good["path"], probs, chosen):
         order = np.argsort(-p)[:k]
         results.append({"path": path, "label": run.classes[c], "score": float(p[c]),
-                        "top_k": [[run.classes[i], float(p[i])] for i in order]})
+                        "top_k": [[run.classes[i], float(p[i])] for i in order],
+                        **({"threshold": run_threshold(run) or 0.5} if len(run.classes) == 2 else {})})  # the cut it came from
     if out:
         from kiln.io import write_text
 
         table = pd.DataFrame([{"path": r["path"], "label": r["label"], "score": r["score"],
+                               **({"threshold": r["threshold"]} if "threshold" in r else {}),
                                **{f"p_{c}": float(p[i]) for i, c in enumerate(run.classes)}}
                               for r, p in zip(results, probs)])
         write_text(Path(out), table.to_csv(index=False))

@@ -180,7 +180,9 @@ class ImageTask(Task):
         import keras
 
         k = len(data.classes)
-        top_k = min(cfg.train.top_k, k)
+        from kiln.evaluate.metrics import useful_top_k
+
+        top_k = useful_top_k(cfg.train.top_k, k)  # top-k of k classes is always 1.0: not shown
         weights = None
         if cfg.train.class_weight == "balanced":
             from kiln.train.trainer import class_weights
@@ -188,7 +190,7 @@ class ImageTask(Task):
             weights = class_weights(data.split("train")["y"].to_numpy(), k)
         return CompileSpec(
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-            metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
+            metrics=["accuracy"] + ([keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")] if top_k else []),
             monitor=cfg.train.monitor, mode="min" if "loss" in cfg.train.monitor else "max", class_weight=weights)
 
     def describe(self, model_name: str, model, data: Prepared) -> str:
@@ -205,7 +207,8 @@ class ImageTask(Task):
 
         probs = self._split_probs(run, data, "val")
         data.outputs["val"] = probs
-        learned = learned_threshold(data.classes, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
+        learned = learned_threshold(data.classes, rows["y"].to_numpy(), probs, cfg.evaluate.threshold,
+                                    y_train=data.split("train")["y"].to_numpy())
         data.extra["threshold"] = learned["threshold"]
         return learned
 

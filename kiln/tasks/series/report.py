@@ -131,10 +131,42 @@ def audit_file(path, out, time, target, series=None, time_format=None) -> dict:
     report = audit_frame(sf)
     dest = Path(out or "runs/audit")
     write_json(dest / "audit.json", report)
-    write_text(dest / "audit.html", f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Kiln series audit</title></head><body>"
-               f"{audit_html(report)}</body></html>\n")
+    write_text(dest / "audit.html", audit_page(report, sf, target))
     report["out"] = str(dest)
     return report
+
+
+def audit_page(report: dict, sf, target: str) -> str:
+    """audit.html: the report page's style, the series drawn over time (gaps and missing values show as breaks in
+    the line, up to 6 series), then the checks."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kiln.evaluate.report import CSS
+
+    frame = sf.frame
+    names = list(dict.fromkeys(frame["series"]))[:6]
+    fig, ax = plt.subplots(figsize=(11, 3.2))
+    for name in names:
+        one = frame[frame["series"] == name].sort_values("time")
+        ax.plot(one["time"], one["y"], lw=0.9, label=str(name) if len(names) > 1 else None)
+    ax.set_ylabel(target)
+    ax.grid(alpha=0.3)
+    if len(names) > 1:
+        ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    plot = f"<img alt='{html.escape(target)} over time' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>"
+    title = f"Kiln series audit: {html.escape(Path(str(sf.path)).name)}"
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head><body>"
+            f"<h1>{title}</h1><p class='muted'>{html.escape(str(sf.path))} · target {html.escape(target)}"
+            f"{' · first 6 series drawn' if frame['series'].nunique() > 6 else ''}</p>{plot}{audit_html(report)}</body></html>\n")
 
 
 def _table(head, rows) -> str:

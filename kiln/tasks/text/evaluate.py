@@ -134,9 +134,21 @@ def read_inputs(inputs, spec, component: str = "predict") -> list[tuple[str, str
             out.extend((str(f), decode(f.read_bytes())[0][: spec.max_chars]) for f in sorted(p.rglob("*.txt")))
         elif looks_like_path and p.is_file():
             out.append((str(p), decode(p.read_bytes())[0][: spec.max_chars]))
+        elif looks_like_path and _path_like(s):  # one word with a slash or a file suffix: a file the user meant, not a text
+            raise DataError(received(component, "input", s, "no such file or folder, and one word with a path's shape is not "
+                                     "taken as the text to classify", "Check the path; to classify a phrase, quote it with spaces"))
         else:
             out.append(("<text>", s[: spec.max_chars]))
     return out
+
+
+def _path_like(s: str) -> bool:
+    """No whitespace, and a folder separator or a file suffix (.txt, .csv, ...): what a path looks like, not a text."""
+    from kiln.tasks.text.source import TABLE_SUFFIXES
+
+    if not s or any(c.isspace() for c in s):
+        return False
+    return "/" in s or "\\" in s or Path(s).suffix.lower() in {*TABLE_SUFFIXES, ".txt", ".md", ".json"}
 
 
 def predict_inputs(task, run, inputs, out=None, top_k: int = 5, runtime: str = "auto", **_) -> list[dict]:
@@ -163,7 +175,8 @@ def predict_inputs(task, run, inputs, out=None, top_k: int = 5, runtime: str = "
     for (where, text), p, i in zip(items, probs, picks):
         order = np.argsort(-p)[:k]
         answers.append({"source": where, "label": run.classes[int(i)], "score": float(p[int(i)]),
-                        "top_k": [[run.classes[j], float(p[j])] for j in order], "text": text[:80]})
+                        "top_k": [[run.classes[j], float(p[j])] for j in order], "text": text[:80],
+                        **({"threshold": 0.5 if t is None else t} if len(run.classes) == 2 else {})})  # the cut the label came from
     if out:
         frame = pd.DataFrame([{k: v for k, v in a.items() if k != "top_k"} for a in answers])
         with atomic_path(out) as tmp:

@@ -234,8 +234,11 @@ class TextTask(Task):
             from kiln.train.trainer import class_weights
 
             weights = class_weights(data.split("train")["y"].to_numpy(), k)
+        from kiln.evaluate.metrics import useful_top_k
+
+        top_k = useful_top_k(cfg.train.top_k, k)  # top-k of k classes is always 1.0: not shown
         return CompileSpec(keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-                           ["accuracy", keras.metrics.TopKCategoricalAccuracy(k=min(cfg.train.top_k, k), name="top_k_accuracy")],
+                           ["accuracy"] + ([keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")] if top_k else []),
                            cfg.train.monitor, "min" if "loss" in cfg.train.monitor else "max", weights)
 
     def describe(self, model_name: str, model, data: Prepared) -> str:
@@ -252,7 +255,8 @@ class TextTask(Task):
             probs = data.outputs.get("val")
             if probs is None:
                 probs = data.outputs["val"] = self.predict_outputs(run, val["text"].tolist())
-            return learned_threshold(data.classes, val["y"].to_numpy(), probs, cfg.evaluate.threshold)
+            return learned_threshold(data.classes, val["y"].to_numpy(), probs, cfg.evaluate.threshold,
+                                     y_train=data.split("train")["y"].to_numpy())
         return {}
 
     # --- run folder -------------------------------------------------------------------------------

@@ -143,6 +143,19 @@ def test_serves_forecasts_with_timestamps_over_both_protocols(run):
         daily = pd.date_range("2024-01-01", periods=60, freq="D").strftime("%Y-%m-%d").tolist()
         code, body = post(f"{url}/v1/models/{name}:predict", {"instances": [{"history": f["load"].tolist(), "timestamps": daily}]})
         assert code == 400 and "steps by D" in body["error"]
+        # /predict and a page, as tables and text have: one history in, its forecast out
+        code, one = post(f"{url}/predict", {"history": f["load"].tolist(), "timestamps": f["date"].iloc[-1]})
+        assert code == 200 and one["timestamps"] == p["timestamps"]
+        np.testing.assert_allclose(one["forecast"], p["forecast"], rtol=1e-5)
+        code, bare = post(f"{url}/predict", f["load"].tolist())
+        assert code == 200 and len(bare["forecast"]) == 12 and "timestamps" not in bare
+        code, many = post(f"{url}/predict", [{"history": f["load"].tolist()}] * 2)
+        assert code == 200 and len(many) == 2
+        code, body = post(f"{url}/predict", f["load"].tolist()[:10])
+        assert code == 400 and "lookback=48" in body["error"]
+        with urllib.request.urlopen(url + "/", timeout=30) as r:
+            page = r.read().decode()
+        assert "fetch('/predict'" in page and "<svg" in page and "48" in page
 
 
 @pytest.fixture(scope="module")

@@ -112,3 +112,13 @@ def test_typed_reader_leaves_odd_files_to_the_string_reader(tmp_path):
     assert read_typed(_csv(tmp_path, ["date,load", "2024-01-01,1", "2024-01-02,x"]), "date", "load") is None  # the exact error is the string reader's
     with pytest.raises(DataError, match=r"time=dat; the file has no such column. Did you mean date\?"):
         read_typed(_csv(tmp_path, ["date,load", "2024-01-01,1"], "n.csv"), "dat", "load")
+
+
+def test_audit_page_is_styled_with_a_plot(tmp_path):
+    from kiln.tasks.series.report import audit_file
+
+    times = pd.date_range("2024-01-01", periods=48, freq="h").strftime("%Y-%m-%d %H:%M")
+    path = _csv(tmp_path, ["when,load"] + [f"{t},{10 + np.sin(i / 3):.3f}" for i, t in enumerate(times)])
+    audit_file(path, tmp_path / "audit", "when", "load")
+    page = (tmp_path / "audit" / "audit.html").read_text()
+    assert "<style>" in page and "data:image/png;base64," in page and "Timestamp audit" in page and "s.csv" in page
