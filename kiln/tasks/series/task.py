@@ -164,7 +164,7 @@ class SeriesTask(Task):
         if cfg.series.lookback == "auto":
             out.append(Decision("series.lookback", data.spec.lookback, data.spec.lookback_reason))
         if cfg.series.season == "auto":
-            out.append(Decision("series.season", data.spec.season, f"frequency {data.spec.freq}"))
+            out.append(Decision("series.season", data.spec.season, getattr(data.spec, "season_reason", "") or f"frequency {data.spec.freq}"))
         flat = _flatten(cfg.model_dump(mode="json"))
         flat.update({d.key: d.value for d in out if d.key != "model.name"})
         return load_config(overrides=flat), out
@@ -193,6 +193,14 @@ class SeriesTask(Task):
         n, s = data.extra["windows"], data.spec
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {n['train']:,} windows of {s.lookback} steps -> "
                 f"{s.horizon} ({s.freq}, season {s.season}), {n['val']:,} val / {n['test']:,} test windows")
+
+    def after_fit(self, run, data: Prepared, cfg) -> None:
+        """model=auto on a short series: the trained model against an AR and seasonal naive computed inside a Keras
+        model (and their means with it), on val's rolling origins; the winner becomes model.keras (choice.py)."""
+        if cfg.model.name == "auto" and data.extra["windows"].get("val"):
+            from kiln.tasks.series.choice import choose
+
+            choose(run, data.rows, run.spec, data.extra["windows"]["train"])
 
     # --- run folder --------------------------------------------------------------------------------
     def run_meta(self, data: Prepared) -> dict:

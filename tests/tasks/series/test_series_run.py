@@ -44,7 +44,8 @@ def _cli(*args) -> tuple[int, str]:
 def test_beats_seasonal_naive_with_calibrated_intervals(run):
     m = json.loads((run.path / "metrics.json").read_text())
     test = m["test"]
-    assert set(m["baselines"]["test"]) == {"naive", "seasonal_naive", "drift", "holt_winters"}
+    assert set(m["baselines"]["test"]) == {"naive", "seasonal_naive", "drift", "holt_winters", "theta", "ar", "mean"}
+    assert test["winner"]["name"] in {"kiln", *m["baselines"]["test"]}
     assert test["mase"] < m["baselines"]["test"]["seasonal_naive"]["mase"] and test["skill_vs_seasonal_naive"] > 0
     assert test["mase"] < m["baselines"]["test"]["naive"]["mase"] / 2
     assert 0.5 <= test["coverage"] <= 1.0 and test["nominal_coverage"] == pytest.approx(0.8)
@@ -70,6 +71,8 @@ def test_evaluate_backtests_another_file(run, tmp_path):
     hourly(n=300, seed=7).to_csv(other, index=False)
     m = run.evaluate(data=str(other))
     assert m["windows"] > 0 and m["mase"] < m["baselines"]["naive"]["mase"]
+    assert len(m["mase_by_step"]) == len(m["smape_by_step"]) == 12 and np.mean(m["mase_by_step"]) == pytest.approx(m["mase"])
+    assert 0.0 <= m["coverage"] <= 1.0  # the quantile run's interval, on the other file's origins
 
 
 @pytest.mark.parametrize("rows, why", [
