@@ -30,6 +30,8 @@ bench: install
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/train_scale.py
+	$(BIN)/python bench/demo.py
+	$(BIN)/python bench/predict.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -67,9 +67,9 @@ def train(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 
 @app.command()
 def demo(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
-    """Train, evaluate and predict on scikit-learn's handwritten digits."""
+    """A two-minute tour on real data shipped in a dependency: kiln demo [task=image|table|text|series] [key=value ...]."""
     from kiln.config import parse_overrides
-    from kiln.tasks.image.demo import demo as run_demo
+    from kiln.demo import demo as run_demo
 
     words, pairs = _split(args)
     _no_words(words, "demo")

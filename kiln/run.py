@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from kiln.errors import ConfigError, KilnError, bad_file, received
 from kiln.io import REWRITE, check_keras, load_keras, read_csv, read_json, read_yaml
@@ -22,6 +20,10 @@ from kiln.io import REWRITE, check_keras, load_keras, read_csv, read_json, read_
 RETRAIN = "Restore it from a copy, or train the run again"
 
 log = logging.getLogger("kiln")
+
+if TYPE_CHECKING:  # annotations only: `kiln --help` and `import kiln` do not pay for pandas (~0.3-0.5 s)
+    import numpy as np
+    import pandas as pd
 
 
 class Run:

@@ -68,6 +68,7 @@ class TrainConfig(Section):
     reduce_lr_patience: int = Field(0, ge=0, description="ReduceLROnPlateau patience (needs schedule=constant; 0 turns it off)")
     tensorboard: bool = Field(True, description="write TensorBoard logs to RUN/tensorboard")
     verbose: int = Field(1, ge=0, le=2, description="Keras fit progress: 0 silent, 1 bar, 2 a line per epoch")
+    export_on_finish: Literal["auto", "none", "onnx"] = Field("auto", description="write a verified float ONNX export to RUN/exports/onnx at the end, which kiln predict then runs without TensorFlow; auto: onnx when training took 30 s or more (the export costs a few seconds)")
     phases: Literal["auto", 1, 2] = Field("auto", description="2: train the head on a frozen backbone, then fine-tune; 1: everything at once; auto: 2 when the model has a pretrained backbone")
     finetune_epochs: int = Field(10, ge=0, description="phase 2: epochs of fine-tuning after the head (0 skips phase 2)")
     finetune_lr: float = Field(1e-5, gt=0.0, le=10.0, description="phase 2: peak learning rate, usually 10-100x below lr")

@@ -339,6 +339,11 @@ class Task(abc.ABC):
     def example(self, root: Path, seed: int = 0) -> Example:
         """Write a tiny generated dataset under `root` and say how to train on it and query the server."""
 
+    def demo_plan(self, dest: Path):
+        """`kiln demo task=NAME`: write real data that ships in a dependency under `dest` and say how the short
+        tour trains on it (a kiln.demo.DemoPlan); kiln/demo.py walks the rest, the same for every task."""
+        raise self.unsupported("demo")
+
     def unsupported(self, command: str) -> TaskError:
         return TaskError(received(command, "task", self.info.name, f"the {self.info.name} task does not support {command}",
                                   f"Tasks: {', '.join(task_names())}"))

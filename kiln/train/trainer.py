@@ -191,4 +191,34 @@ def _train(cfg: Config, task, strategy, folder):
             write_report(run)
         except Exception as err:  # the run is saved already; a report problem must not lose it
             log.warning("train: report.html was not written (%s: %s); retry with kiln report %s", type(err).__name__, err, run_dir)
+    export_on_finish(run, cfg.train.export_on_finish, task.info.export_formats, train_seconds)
     return run
+
+
+EXPORT_MIN_TRAIN_SECONDS = 30  # export_on_finish=auto: the ONNX export (3-10 s here, BENCHMARKS.md) is then a small share
+
+
+def export_on_finish(run, choice: str, formats: tuple[str, ...], train_seconds: float) -> dict | None:
+    """The run's verified float ONNX export in RUN/exports/onnx (kiln predict then skips TensorFlow), as
+    `train.export_on_finish` says; a converter failure or a failed parity check is a warning, never a lost run."""
+    from kiln.errors import KilnError
+    from kiln.export.export import export_run
+
+    if choice == "none" or "onnx" not in formats:
+        return None
+    if choice == "auto" and train_seconds < EXPORT_MIN_TRAIN_SECONDS:
+        print(f"kiln: auto: train.export_on_finish=none (trained in {train_seconds:.0f} s, under {EXPORT_MIN_TRAIN_SECONDS} s: "
+              f"the export would be a large share; kiln export {run.path} format=onnx writes it)", flush=True)
+        return None
+    started = time.time()
+    try:
+        manifest = export_run(run.path, "onnx", "none", out=str(run.path / "exports" / "onnx"))
+    except Exception as err:  # noqa: BLE001 - the run is saved already; an export problem must not lose it
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        log.warning("train: the ONNX export was not kept (%s); kiln predict uses Keras; retry with kiln export %s format=onnx",
+                    first if isinstance(err, KilnError) else f"{type(err).__name__}: {first}", run.path)
+        return None
+    why = "asked for" if choice == "onnx" else f"trained in {train_seconds:.0f} s"
+    print(f"kiln: exported onnx in {time.time() - started:.1f} s ({why}): agrees with Keras on {manifest['agreement']:.1%} of "
+          f"{manifest['parity_n']} {manifest['parity_split']} examples; kiln predict runs it without TensorFlow", flush=True)
+    return manifest

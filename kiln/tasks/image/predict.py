@@ -24,6 +24,15 @@ def dataset(run, paths, labels=None, batch_size: int = 64, use_pil=None):
                         batch_size=batch_size, use_pil=use_pil, background=spec.alpha_background)
 
 
+def decode_files(run, paths, use_pil=None) -> np.ndarray:
+    """(N, H, W, C) uint8: image files decoded and resized as training did, without TensorFlow."""
+    from kiln.tasks.image.data.decode import decode_batch
+
+    spec = run.spec
+    return decode_batch(list(paths), tuple(spec.size), spec.channels, spec.resize, use_pil, files=True,
+                        background=spec.alpha_background)
+
+
 def expand_paths(paths) -> list[str]:
     """Files as given; folders searched recursively for image files."""
     files = []
@@ -40,9 +49,12 @@ def expand_paths(paths) -> list[str]:
     return files
 
 
-def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
+def predict_paths(run, paths, top_k: int = 5, out: str | None = None, runtime: str = "auto") -> list[dict]:
+    """`runtime`: auto, keras or onnx (kiln/export/runtime.py); the one used is logged."""
+    from kiln.export.runtime import announce, export_model
     from kiln.tasks.image.data import check
 
+    model = export_model(run, runtime)  # a wrong runtime= is named before any image is read
     files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
     facts = check.scan(files, run.config.image.max_pixels)
     bad = facts[~facts["ok"]]
@@ -51,7 +63,9 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[di
     good = facts[facts["ok"]]
     from kiln.evaluate.threshold import apply_threshold, run_threshold
 
-    probs = run.predict_proba(good["path"].tolist(), use_pil=check.needs_pil(good.reset_index(drop=True)))
+    use_pil = np.asarray(check.needs_pil(good.reset_index(drop=True)), bool)
+    probs = run.task.predict_outputs(run, good["path"].tolist(), use_pil=use_pil, model=model)
+    announce(run, model, len(probs), "image(s)")
     k = min(top_k, len(run.classes))
     chosen = apply_threshold(probs, run_threshold(run)) if len(probs) else []  # argmax unless a two-class threshold is stored
     results = []

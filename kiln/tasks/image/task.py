@@ -32,6 +32,7 @@ class ImageTask(Task):
         mode="min",
         export_formats=EXPORT_FORMATS,
         resume_keys=("image.image_size", "image.channels", "image.resize", "image.alpha_background", *(f"image.{k}" for k in sorted(MODEL_KEYS))),
+        runtimes=("keras", "onnx"),  # kiln/export/runtime.py
     )
     models = MODELS
     config_section = ImageConfig
@@ -266,14 +267,20 @@ class ImageTask(Task):
 
         return predict_paths(run, inputs, out=out, **options)
 
-    def predict_outputs(self, run, inputs, batch_size: int = 64, use_pil=None):
-        """(N, K) class probabilities for image files, in order."""
+    def predict_outputs(self, run, inputs, batch_size: int = 64, use_pil=None, model=None):
+        """(N, K) class probabilities for image files, in order (`model`: an export standing in for run.model,
+        fed pixels decoded here, without TensorFlow)."""
         import numpy as np
 
         from kiln.tasks.image.predict import dataset
 
         if len(inputs) == 0:
             return np.zeros((0, len(run.classes)), np.float32)
+        if model is not None:
+            from kiln.tasks.image.predict import decode_files
+
+            return np.concatenate([model(decode_files(run, inputs[i:i + batch_size], use_pil[i:i + batch_size] if use_pil is not None else None))
+                                   for i in range(0, len(inputs), batch_size)])
         ds = dataset(run, list(inputs), batch_size=batch_size, use_pil=use_pil).map(lambda x, y: x)
         return np.asarray(run.model.predict(ds, verbose=0))
 
@@ -321,6 +328,11 @@ class ImageTask(Task):
         from kiln.tasks.image.serve.adapter import ImageAdapter
 
         return ImageAdapter(served)
+
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.image.demo import demo_plan
+
+        return demo_plan(dest)
 
     # --- the contract test ----------------------------------------------------------------------------------
     def example(self, root: Path, seed: int = 0) -> Example:

@@ -88,11 +88,15 @@ def read_history(run, path, component: str = "predict"):
     return regularise(sf, spec.freq, spec.fill, component)[0]
 
 
-def predict_files(run, inputs, out: str | None) -> list[dict]:
-    """One dict per series of each history file: its forecast rows; `out=` writes them all as one CSV."""
+def predict_files(run, inputs, out: str | None, runtime: str = "auto") -> list[dict]:
+    """One dict per series of each history file: its forecast rows; `out=` writes them all as one CSV.
+    `runtime`: auto, keras or onnx (kiln/export/runtime.py: the run's verified ONNX export, windows cut here in NumPy)."""
     import pandas as pd
 
+    from kiln.export.runtime import announce, export_model
     from kiln.tasks.series.evaluate import forecast
+
+    model = export_model(run, runtime)  # a wrong runtime= is named before any file is read
 
     if not inputs:
         raise DataError(received("predict", "inputs", "<none>", "pass a history file", "Example: kiln predict runs/train history.csv out=forecast.csv"))
@@ -100,13 +104,14 @@ def predict_files(run, inputs, out: str | None) -> list[dict]:
         raise DataError(received("predict", "out", out, "it is one of the history files, which Kiln never rewrites", "Pass another out= path"))
     spec, frames, result = run.spec, [], []
     for item in inputs:
-        frame = forecast(run.model, read_history(run, item), spec)
+        frame = forecast(run.model if model is None else model, read_history(run, item), spec)
         frames.append(frame.assign(source=str(item)))
         keys = frame["series"].unique() if "series" in frame else [None]
         for sid in keys:
             part = frame if sid is None else frame[frame["series"] == sid]
             result.append({"source": str(item), **({"series": str(sid)} if sid is not None else {}),
                            "forecast": json.loads(part.drop(columns=["series"], errors="ignore").to_json(orient="records"))})
+    announce(run, model, len(result), "forecast(s)")
     if out:
         with atomic_path(out) as tmp:
             pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)

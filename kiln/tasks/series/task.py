@@ -42,7 +42,8 @@ class SeriesTask(Task):
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("forecast",),
         resume_keys=("series.time", "series.target", "series.horizon", "series.lookback", "series.season", "series.series",
                      "series.covariates", "series.fill", "series.quantiles"),
-        returns=("value", "interval"), headline={kind: (MASE, MAE, SMAPE) for kind in ("value", "interval")})
+        returns=("value", "interval"), headline={kind: (MASE, MAE, SMAPE) for kind in ("value", "interval")},
+        runtimes=("keras", "onnx"))  # kiln/export/runtime.py
     models = MODELS
     config_section = SeriesConfig
 
@@ -207,8 +208,7 @@ class SeriesTask(Task):
                 "source": data.facts.get("source")}
 
     def load_spec(self, meta: Mapping):
-        import kiln.tasks.series.layers  # noqa: F401  (registers the layers model.keras refers to)
-        from kiln.tasks.series.windows import SeriesSpec
+        from kiln.tasks.series.windows import SeriesSpec  # (kiln.io.load_keras registers the layers model.keras refers to)
 
         return SeriesSpec.from_dict(meta["series"])
 
@@ -227,16 +227,15 @@ class SeriesTask(Task):
 
         return evaluate_file(run, data, split, out)
 
-    def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
+    def predict(self, run, inputs, out: str | None = None, runtime: str = "auto", **options) -> list[dict]:
         from kiln.tasks.series.report import predict_files
 
-        return predict_files(run, inputs, out)
+        return predict_files(run, inputs, out, runtime)
 
     def predict_outputs(self, run, inputs, **options):
         """The model's output for windows (N, lookback, channels) of raw values."""
         from kiln.tasks.series.evaluate import predict_windows
 
-        run.spec  # noqa: B018  (registers the layers)
         return predict_windows(run.model, np.asarray(inputs, np.float32))
 
     def report_sections(self, run, split, **options):
@@ -280,6 +279,11 @@ class SeriesTask(Task):
         from kiln.tasks.series.serve import SeriesAdapter
 
         return SeriesAdapter(served)
+
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.series.demo import demo_plan
+
+        return demo_plan(dest)
 
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.series.synth import write_example

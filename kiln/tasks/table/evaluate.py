@@ -4,6 +4,7 @@ another file, `kiln predict` of a file, and K-fold cross-validation."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,7 @@ def predict_file(task, run, inputs, out: str | None, runtime: str = "auto") -> l
                                      "Example: kiln predict runs/train rows.csv out=pred.csv"))
         spec, frame = _read_labelled(task, run, paths[0], "predict")
     outputs = predict(encode_rows(frame, spec)) if len(frame) else task.predict_outputs(run, frame)
+    print(f"kiln: predicted {len(frame)} row(s) ({where})", file=sys.stderr, flush=True)
     result = frame.copy()
     if spec.classes:
         t = run_threshold(run.meta) if len(spec.classes) == 2 else None

@@ -352,6 +352,11 @@ class TableTask(Task):
 
         return TableAdapter(served)
 
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.table.demo import demo_plan
+
+        return demo_plan(dest)
+
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.table.synth import write_example
 

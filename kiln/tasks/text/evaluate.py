@@ -151,9 +151,13 @@ def _path_like(s: str) -> bool:
     return "/" in s or "\\" in s or Path(s).suffix.lower() in {*TABLE_SUFFIXES, ".txt", ".md", ".json"}
 
 
-def predict_inputs(task, run, inputs, out=None, top_k: int = 5, **_) -> list[dict]:
-    """One answer per text: source, label, score, top_k [[label, score], ...], the start of the text."""
+def predict_inputs(task, run, inputs, out=None, top_k: int = 5, runtime: str = "auto", **_) -> list[dict]:
+    """One answer per text: source, label, score, top_k [[label, score], ...], the start of the text.
+    `runtime`: auto, keras or onnx (kiln/export/runtime.py)."""
     from kiln.evaluate.threshold import apply_threshold, run_threshold
+    from kiln.export.runtime import announce, export_model
+
+    model = export_model(run, runtime)  # a wrong runtime= is named before any text is read
 
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -162,7 +166,8 @@ def predict_inputs(task, run, inputs, out=None, top_k: int = 5, **_) -> list[dic
     if not items:
         raise DataError(received("predict", "inputs", " ".join(map(str, inputs))[:80], "no text was found in them",
                                  'Pass strings, .txt files or a CSV with the run\'s text column, e.g. kiln predict RUN "some text"'))
-    probs = task.predict_outputs(run, [t for _, t in items])
+    probs = task.predict_outputs(run, [t for _, t in items], model=model)
+    announce(run, model, len(probs), "text(s)")
     t = run_threshold(run.meta) if len(run.classes) == 2 else None
     picks = apply_threshold(probs, t)
     k = min(top_k, len(run.classes))

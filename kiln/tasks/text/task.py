@@ -66,6 +66,7 @@ class TextTask(Task):
         mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"),
         resume_keys=("text.text", "text.label", "text.max_tokens", "text.ngrams", "text.analyzer", "text.output_mode", "text.sequence_length"),
+        runtimes=("keras", "onnx"),  # kiln/export/runtime.py
     )
     models = MODELS
     config_section = TextConfig
@@ -264,8 +265,7 @@ class TextTask(Task):
                 "source": data.facts}
 
     def load_spec(self, meta: Mapping):
-        import kiln.tasks.text.layers  # noqa: F401  (registers the layers model.keras refers to)
-        from kiln.tasks.text.spec import TextSpec
+        from kiln.tasks.text.spec import TextSpec  # (kiln.io.load_keras registers the layers model.keras refers to)
 
         return TextSpec.from_dict(meta["text"])
 
@@ -289,10 +289,17 @@ class TextTask(Task):
 
         return predict_inputs(self, run, inputs, out, **options)
 
-    def predict_outputs(self, run, inputs, batch_size: int = 64, **options):
-        """(N, K) probabilities for a list of raw strings, in order."""
+    def predict_outputs(self, run, inputs, batch_size: int = 64, model=None, **options):
+        """(N, K) probabilities for a list of raw strings, in order (`model`: the run's ONNX export standing in
+        for run.model: its shipped tokenizer.py turns the strings into token ids, without TensorFlow)."""
         from kiln.tasks.text.evaluate import probabilities
 
+        if model is not None:
+            from kiln.tasks.text.tokenize import Tokenizer
+
+            if not len(inputs):
+                return np.zeros((0, len(run.classes)), np.float32)
+            return model(Tokenizer.load(model.folder).ids([str(t) for t in inputs]))
         return probabilities(run, list(inputs), batch_size)
 
     def report_sections(self, run, split, **options):
@@ -345,6 +352,11 @@ class TextTask(Task):
         return TextAdapter(served)
 
     # --- the contract test ------------------------------------------------------------------------------
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.text.demo import demo_plan
+
+        return demo_plan(dest)
+
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.text.synth import write_reviews
 

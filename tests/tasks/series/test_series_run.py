@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     hourly(n=600, seed=1).to_csv(root / "load.csv", index=False)
     return kiln.train(data=str(root / "load.csv"), time="date", target="load", horizon=12, lookback=48, quantiles=[0.1, 0.9],
                       model="nbeats", width=64, blocks=2, epochs=40, run_dir=str(root / "run"), seed=0,
-                      train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
+                      train={"verbose": 0, "tensorboard": False, "export_on_finish": "none"}, evaluate={"report": False})
 
 
 def _cli(*args) -> tuple[int, str]:
@@ -161,11 +161,29 @@ def test_serves_forecasts_with_timestamps_over_both_protocols(run):
         assert "fetch('/predict'" in page and "<svg" in page and "48" in page
 
 
-def test_onnx_export_of_quantiles_matches_keras(run, tmp_path):
-    import kiln
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+    """A copy of the run with its verified ONNX export in exports/onnx (the shared run stays without)."""
+    from runtime_checks import exported_copy
 
-    m = kiln.export_run(run.path, "onnx", out=str(tmp_path / "onnx"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+    return exported_copy(run.path, tmp_path_factory.mktemp("series-rt") / "run")
+
+
+def test_onnx_export_of_quantiles_matches_keras(exported):
+    m = json.loads((exported / "exports" / "onnx" / "export.json").read_text())
     assert m["passed"] and m["max_abs_diff"] < 1e-3
-    manifest = json.loads((tmp_path / "onnx" / "export.json").read_text())
-    assert manifest["output"]["name"] == "quantiles" and manifest["output"]["shape"] == [None, 12, 3]
-    assert manifest["series"]["lookback"] == 48 and m["score"] == pytest.approx(m["keras_score"], rel=1e-4) and m["metric"] == "MAE"
+    assert m["output"]["name"] == "quantiles" and m["output"]["shape"] == [None, 12, 3]
+    assert m["series"]["lookback"] == 48 and m["score"] == pytest.approx(m["keras_score"], rel=1e-4) and m["metric"] == "MAE"
+
+
+def test_predict_through_the_export_answers_as_keras_without_tensorflow(exported, tmp_path):
+    from runtime_checks import predict_without_tensorflow
+
+    hist = tmp_path / "history.csv"
+    hourly(n=600, seed=1).iloc[-100:].to_csv(hist, index=False)
+    predict_without_tensorflow(exported, hist, f"out={tmp_path / 'onnx.csv'}")
+    code, err = _cli("predict", str(exported), str(hist), f"out={tmp_path / 'keras.csv'}", "runtime=keras")
+    assert code in (0, None) and "(keras)" in err
+    a, b = pd.read_csv(tmp_path / "onnx.csv"), pd.read_csv(tmp_path / "keras.csv")
+    assert list(a.columns) == list(b.columns) and len(a) == 12 and (a["date"] == b["date"]).all()
+    np.testing.assert_allclose(a[["forecast", "q0.1", "q0.9"]], b[["forecast", "q0.1", "q0.9"]], rtol=1e-4, atol=1e-3)
