@@ -224,7 +224,8 @@ class Task(abc.ABC):
         """Values learned after fitting (a decision threshold, an anomaly threshold, a residual scale), as run.json keys.
 
         Called by the trainer with the trained model (`run.model`) and the run.json so far (`run.meta`), before the
-        run folder is finished; the trainer writes what it returns into run.json, once, then calls `evaluate`."""
+        run folder is finished; the trainer writes what it returns into run.json, once, saves `run.model` as model.keras
+        (a task may set another model there, e.g. one chosen against classical forecasters), then calls `evaluate`."""
         return {}
 
     # --- run folder ------------------------------------------------------------------------------

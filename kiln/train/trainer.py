@@ -174,7 +174,9 @@ def _train(cfg: Config, task, strategy, folder):
                       else "from the refit model, which trained on val"}}
            if refit_ds is not None else {}),
     }
-    meta.update(task.after_fit(Run(run_dir, meta=meta, model=model), data, cfg) or {})  # values learned after fitting
+    fitted = Run(run_dir, meta=meta, model=model)
+    meta.update(task.after_fit(fitted, data, cfg) or {})  # values learned after fitting
+    model = fitted.model  # after_fit may ship another model (a series run's choice against classical forecasters)
     write_json(run_dir / "run.json", meta)
     save_model(model, run_dir / "model.keras")
     folder.finish()

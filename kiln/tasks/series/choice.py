@@ -72,17 +72,17 @@ def candidates(model, frame, spec, fit=("train",)) -> dict:
     return out
 
 
-def choose(run, frame, spec, train_windows: int = 0) -> dict | None:
-    """Score the candidates on val; when one beats the trained model, save it as the run's model.keras.
-    Returns the selection record (None when there is nothing to choose: no val window)."""
-    from kiln.io import save_model, write_json
+def choose(run, frame, spec, train_windows: int = 0) -> dict:
+    """Score the candidates on val; when one beats the trained model, it becomes the run's model (`run.model`, which
+    the trainer saves as model.keras). Returns the run.json keys to add ({"selection": record, and "model" when
+    another model ships}; {} when there is nothing to choose: no val window)."""
     from kiln.tasks.series.evaluate import backtest
 
     skip = ("many series: one global model" if frame["series"].nunique() > 1 else
             "quantiles: the classical forecasters have no intervals" if spec.quantiles else
             f"{train_windows:,} training windows, more than {MAX_WINDOWS:,}: a long history" if train_windows > MAX_WINDOWS else None)
     if skip:
-        return {"chosen": "kiln", "why": f"the trained model is kept without a check against classical forecasters ({skip})"}
+        return {"selection": {"chosen": "kiln", "why": f"the trained model is kept without a check against classical forecasters ({skip})"}}
     models = candidates(run.model, frame, spec)
     scores, windows = {}, 0
     for name, m in models.items():
@@ -90,14 +90,14 @@ def choose(run, frame, spec, train_windows: int = 0) -> dict | None:
         if result.get("windows"):
             scores[name], windows = float(result["mase"]), int(result["windows"])
     if "kiln" not in scores:
-        return None
+        return {}
     best = min(scores, key=scores.get)
     names = {"kiln": "the trained model", "ar": "an AR (lags by AIC) computed inside the model", "seasonal_naive": "seasonal naive",
              "kiln+ar": "the mean of the trained model and the AR",
              "kiln+ar+seasonal_naive": "the mean of the trained model, the AR and seasonal naive"}
     listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: kv[1]))
     record = {"chosen": best, "val_mase": scores, "val_windows": windows}
-    meta = dict(run.meta)
+    meta, learned = run.meta, {}
     if best == "kiln":
         record["why"] = f"the trained model has the lowest val MASE on {windows} rolling origins ({listed})"
     else:
@@ -107,14 +107,11 @@ def choose(run, frame, spec, train_windows: int = 0) -> dict | None:
         if "ar" in best.split("+"):  # chosen on val with an AR fitted on train; the one that ships has seen val too
             models = candidates(run.model, frame, spec, fit=("train", "val"))
             record["why"] += "; its AR refitted on the training and val stretches"
-        save_model(models[best], run.path / "model.keras")
-        run.__dict__.pop("model", None)
-        meta["model"] = best.replace("kiln", meta.get("model") or "kiln")
-    meta["selection"] = record
-    write_json(run.path / "run.json", meta)
-    run.__dict__.pop("meta", None)
+        run.__dict__["model"] = models[best]  # what the trainer saves as model.keras
+        learned["model"] = best.replace("kiln", meta.get("model") or "kiln")
+    learned["selection"] = record
     print(f"kiln: auto: series.model={best} ({record['why']})", flush=True)
-    return record
+    return learned
 
 
 __all__ = ["MAX_WINDOWS", "candidates", "choose", "fixed_model", "seasonal_naive_map"]

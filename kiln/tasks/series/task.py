@@ -194,13 +194,14 @@ class SeriesTask(Task):
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {n['train']:,} windows of {s.lookback} steps -> "
                 f"{s.horizon} ({s.freq}, season {s.season}), {n['val']:,} val / {n['test']:,} test windows")
 
-    def after_fit(self, run, data: Prepared, cfg) -> None:
+    def after_fit(self, run, data: Prepared, cfg) -> dict:
         """model=auto on a short series: the trained model against an AR and seasonal naive computed inside a Keras
-        model (and their means with it), on val's rolling origins; the winner becomes model.keras (choice.py)."""
+        model (and their means with it), on val's rolling origins; the winner becomes the run's model (choice.py)."""
         if cfg.model.name == "auto" and data.extra["windows"].get("val"):
             from kiln.tasks.series.choice import choose
 
-            choose(run, data.rows, run.spec, data.extra["windows"]["train"])
+            return choose(run, data.rows, run.spec, data.extra["windows"]["train"])
+        return {}
 
     # --- run folder --------------------------------------------------------------------------------
     def run_meta(self, data: Prepared) -> dict:
