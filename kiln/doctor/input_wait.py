@@ -16,8 +16,8 @@ epoch whose step count is known.
     timer = InputTimer(budget=0.005)
     timer.attach(model)            # on_train_begin, after Keras made its train function
     timer.begin_epoch(steps)       # on_epoch_begin
-    timer.step_begin(k, recent)    # on_train_batch_begin: k = step in the epoch (1-based), recent = step seconds
-    timer.step_end(seconds)        # on_train_batch_end
+    timer.step_begin(k)            # on_train_batch_begin: k = step in the epoch (1-based)
+    timer.step_end(seconds, recent)  # on_train_batch_end: recent = the last steps' seconds
     share, batch = timer.epoch()   # on_epoch_end (None, None: no step was sampled)
     timer.detach(model)            # on_train_end
 """
@@ -139,29 +139,30 @@ class InputTimer:
         self._steps, self._sampled = steps, 0
         self._waits, self._spent, self._batch = [], [], 0
 
-    def step_begin(self, k: int, recent) -> None:
-        """Whether step `k` of this epoch (1-based) is timed; `recent`: the last steps' seconds."""
+    def step_begin(self, k: int) -> None:
+        """Whether step `k` of this epoch (1-based) is timed."""
         if self.off:
             self._due = False
             return
-        if self._costs and len(recent) >= 10:
-            step = max(float(np.median(recent)), 1e-6)
-            self._every = max(2, math.ceil(float(np.median(self._costs)) / (self.budget * step)))
         self._count += 1
         late = bool(self._steps) and not self._sampled and k >= max(2, self._steps // 2)  # at least one an epoch
         self._due = k >= 2 and (self._count >= self._next or late)
 
-    def step_end(self, seconds: float) -> None:
+    def step_end(self, seconds: float, recent) -> None:
+        """Step `seconds` long has ended; `recent`: the last steps' seconds (they set N after a sampled step)."""
         if self._pending is None:
             return
         wait, copy, batch = self._pending
         self._pending, self._due = None, False
         self._sampled += 1
-        self._next = self._count + self._every
         self._costs = (self._costs + [self._floor + copy])[-16:]
         self._waits.append(wait)
         self._spent.append(max(seconds - copy, wait, 1e-9))
         self._batch = max(self._batch, batch)
+        if len(recent) >= 10:
+            step = max(float(np.median(recent)), 1e-6)
+            self._every = max(2, math.ceil(float(np.median(self._costs)) / (self.budget * step)))
+        self._next = self._count + self._every
 
     @property
     def every(self) -> int:
