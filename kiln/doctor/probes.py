@@ -170,6 +170,9 @@ def zero_input_baseline(lab: _Lab, train_ds, val_ds, signals) -> Finding:
     model.fit(zeroed(train_ds).repeat(), steps_per_epoch=ZERO_STEPS, epochs=1, verbose=0, shuffle=False,
               class_weight=lab.compiled.class_weight)
     zero = _constant_loss(model, held)
+    if not math.isfinite(zero):
+        return Finding("zero_input_baseline", "info", f"not judged: the model trained on zeroed inputs reached a loss of "
+                       f"{zero} at lr {lab.lr:g}", "Lower the learning rate, then probe again", "", "")
     ran = signals.column("val_loss" if where == "val" else "loss")
     if ran is not None and np.isfinite(ran).any():
         real, what = float(np.nanmin(ran)), f"the run's best {where} loss"
