@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def probe(path: str | Path) -> list[Finding]:
         train_ds, val_ds, steps = task.datasets(data, cfg, Path(tmp), batch)
         lab = _Lab(task, cfg, data, model_name, steps)
         print(f"kiln: probing {model_name} ({len(data.split('train'))} training examples, batch {batch}, phase {lab.phase.index} "
-              f"lr {lab.lr:g})", flush=True)
+              f"lr {lab.lr:g})", file=sys.stderr, flush=True)
         for name, run in (("overfit_one_batch", lambda: overfit_one_batch(lab, train_ds)),
                           ("zero_input_baseline", lambda: zero_input_baseline(lab, train_ds, val_ds, signals)),
                           ("lr_sweep", lambda: lr_sweep(lab, train_ds)),
@@ -75,7 +76,8 @@ def probe(path: str | Path) -> list[Finding]:
                 found = Finding(name, "info", f"not run: {type(err).__name__}: {str(err).splitlines()[0][:200]}",
                                 "Run the check by hand", "", "")
             found.evidence = f"probe {name}: {found.evidence}"
-            print(f"kiln: probe {name}: {found.severity} {found.kind} ({time.perf_counter() - start:.1f} s)", flush=True)
+            print(f"kiln: probe {name}: {found.severity} {found.kind} ({time.perf_counter() - start:.1f} s)", file=sys.stderr,
+                  flush=True)
             findings.append(found)
     write_json(Path(path) / FILE, {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "model": model_name,
                                    "findings": [f.to_dict() for f in findings]})
@@ -207,7 +209,8 @@ def _constant_loss(model, ds) -> float:
         x, y, weight = keras.utils.unpack_x_y_sample_weight(batch)
         n = int(tf.shape(tf.nest.flatten(y)[0])[0])
         pred = tf.nest.map_structure(lambda c, t: tf.broadcast_to(c, tf.concat([[n], tf.shape(t)[1:]], 0)), constant, out)
-        total += float(model.compute_loss(x=x, y=y, y_pred=pred, sample_weight=weight, training=False)) * n
+        # training=True: the loss of the output as the model gave it in training mode (an ensemble's: a list of members)
+        total += float(model.compute_loss(x=x, y=y, y_pred=pred, sample_weight=weight, training=True)) * n
         count += n
     return total / max(count, 1)
 

@@ -183,15 +183,20 @@ class Recorder(keras.callbacks.Callback):
         try:
             batch = next(iter(self.sample.take(1)))
             batch = tf.nest.map_structure(lambda t: t[:HELD_EXAMPLES], batch)
+        except Exception as err:  # noqa: BLE001 - recording must never stop training
+            self._disabled = f"{type(err).__name__}: {err}"
+            log.info("doctor: no gradient samples (%s)", self._disabled)
+            return
+        self._held, self._relu_names = batch, []
+        try:
             relus = _relu_layers(self.model)
             outputs = list(self.model.outputs)
             self._probe = keras.Model(self.model.inputs, outputs + [layer.output for layer in relus]) if relus else None
             self._relu_names = [layer.name for layer in relus]
             self._n_out = len(outputs)
-            self._held = batch
-        except Exception as err:  # a model without symbolic outputs (a subclassed train_step): resources only
-            self._disabled = f"{type(err).__name__}: {err}"
-            log.info("doctor: no gradient samples (%s)", self._disabled)
+        except Exception as err:  # noqa: BLE001 - a subclassed model (an ensemble) has no symbolic outputs: its own
+            self._probe = None  # call gives the loss and gradients, without the dead-unit shares
+            log.info("doctor: no dead-unit shares (%s: %s)", type(err).__name__, err)
 
     def _forward(self, x, training: bool):
         import tensorflow as tf
@@ -311,13 +316,13 @@ class Recorder(keras.callbacks.Callback):
     def _update_ratios(self, before: list) -> None:
         per_layer: dict[str, list] = {}
         for v, b in zip(self.model.trainable_variables, before):
-            w = np.asarray(v.value, np.float64)
-            d = w - np.asarray(b, np.float64)
+            b = np.asarray(b, np.float64)
+            d = np.asarray(v.value, np.float64) - b
             entry = per_layer.setdefault(_layer_of(v), [0.0, 0.0])
             entry[0] += float(np.sum(np.square(d)))
-            entry[1] += float(np.sum(np.square(w)))
+            entry[1] += float(np.sum(np.square(b)))
         for layer, (dsq, wsq) in per_layer.items():
-            if wsq > 0:
+            if wsq > 0:  # against the weights before the update; a layer that starts at zero has no ratio yet
                 self._row("update_ratio", math.sqrt(dsq / wsq), layer=layer)
 
     # ------------------------------------------------------------------ per epoch
