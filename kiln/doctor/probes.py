@@ -2,7 +2,7 @@
 model and optimizer, each ending in a finding with its evidence (thresholds and sources: kiln/doctor/thresholds.py).
 
 - overfit one batch: a fresh model trains on one fixed batch (8 examples) for up to 200 steps; its loss
-  on that batch must fall to a tenth of where it started (Karpathy, "A Recipe for Training Neural Networks").
+  on that batch must fall to a quarter of where it started (Karpathy, "A Recipe for Training Neural Networks").
 - an input-independent baseline: a fresh model trains on the training data with every input zeroed, so it can only
   learn one answer (the label prior); the run's val loss must beat that answer's, or its inputs carry nothing the
   model uses (the same recipe).
@@ -155,7 +155,7 @@ def overfit_one_batch(lab: _Lab, train_ds) -> Finding:
     evidence = f"loss on one batch of {n} examples {_g(start)} -> {_g(loss)} in {steps} steps at lr {lab.lr:g}"
     if math.isfinite(loss) and loss <= target:
         return _f("overfit_one_batch", "info", f"passed: {evidence}", "Nothing to fix", "overfit_batch")
-    return _f("cannot_overfit", "warning", f"{evidence} (the target was {_g(target)}, a tenth)",
+    return _f("cannot_overfit", "warning", f"{evidence} (the target was {_g(target)}, a quarter)",
               "Check that the labels match the inputs and the loss suits the target; then raise lr or the model's "
               "capacity (model.units, a larger model) until one batch can be learned", "overfit_batch")
 

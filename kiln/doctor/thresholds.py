@@ -67,8 +67,10 @@ T = {
     "gan_d_loss": Threshold(0.05, "discriminator loss under 0.05 (equilibrium is ln 2 ~ 0.69 per term) with the "
                             "generator loss doubling: the discriminator wins", "Goodfellow et al. 2014; keras-io DCGAN logs"),
     # kiln doctor RUN probe=true (kiln/doctor/probes.py)
-    "overfit_batch": Threshold(0.1, "a fresh model's loss on one fixed batch (8 examples) must fall to a tenth "
-                               "of its start within 200 steps at the run's learning rate",
+    "overfit_batch": Threshold(0.25, "a fresh model's loss on one fixed batch (8 examples) must fall to a quarter "
+                               "of its start within 200 steps at the run's learning rate (not a tenth: Kiln's default "
+                               "table model, dropout on, gets 0.6 -> 0.09 in 200 steps at lr 1e-3; a bug leaves it "
+                               "near its start)",
                                "Karpathy, 'A Recipe for Training Neural Networks' (2019): overfit one batch"),
     "zero_margin": Threshold(0.01, "the run's best val loss must be at least 1 % below that of the same model trained on "
                              "zeroed inputs (200 steps, enough to learn the label prior)",
