@@ -67,8 +67,8 @@ def as_text(path, findings: list[Finding], about: list[str]) -> str:
     if not serious:
         lines.append("healthy: no rule fired" + (" above information level" if findings else ""))
     for f in findings:
-        lines += [f"{f.severity.upper():<8}{f.kind}: {f.evidence}", f"        rule: {f.rule} ({f.source})",
-                  f"        fix: {f.fix}"]
+        lines += [f"{f.severity.upper():<8}{f.kind}: {f.evidence}", f"        rule: {f.rule} ({f.source})"]
+        lines += [f"        fix: {f.fix}"] if f.fix else []  # a passed probe has nothing to fix
     return "\n".join(lines)
 
 

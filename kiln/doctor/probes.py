@@ -154,7 +154,7 @@ def overfit_one_batch(lab: _Lab, train_ds) -> Finding:
     n = int(np.shape(y)[0]) if np.ndim(y) else 0
     evidence = f"loss on one batch of {n} examples {_g(start)} -> {_g(loss)} in {steps} steps at lr {lab.lr:g}"
     if math.isfinite(loss) and loss <= target:
-        return _f("overfit_one_batch", "info", f"passed: {evidence}", "Nothing to fix", "overfit_batch")
+        return _f("overfit_one_batch", "info", f"passed: {evidence}", "", "overfit_batch")
     return _f("cannot_overfit", "warning", f"{evidence} (the target was {_g(target)}, a quarter)",
               "Check that the labels match the inputs and the loss suits the target; then raise lr or the model's "
               "capacity (model.units, a larger model) until one batch can be learned", "overfit_batch")
@@ -186,7 +186,7 @@ def zero_input_baseline(lab: _Lab, train_ds, val_ds, signals) -> Finding:
     evidence = (f"{what} {_g(real)} against {_g(zero)} for the prediction of the same model trained {ZERO_STEPS} steps on "
                 f"zeroed inputs" + (f" ({(zero - real) / zero:+.1%})" if zero > 0 else ""))
     if math.isfinite(real) and real < zero * (1 - T["zero_margin"].value):
-        return _f("zero_input_baseline", "info", f"passed: {evidence}", "Nothing to fix", "zero_margin")
+        return _f("zero_input_baseline", "info", f"passed: {evidence}", "", "zero_margin")
     return _f("inputs_ignored", "error", evidence, "The model learns nothing from its inputs: check that inputs and labels "
               "are aligned (not shuffled apart), that the inputs reach the model (preprocessing, scaling), and the "
               "learning rate", "zero_margin")
@@ -233,7 +233,7 @@ def lr_sweep(lab: _Lab, train_ds) -> Finding:
     if lab.lr * T["sweep_low"].value < suggested:
         return _f("lr_too_low", "warning", evidence, f"Raise lr to about {_g(suggested)} (kiln lr-find shows the curve)",
                   "sweep_low")
-    return _f("lr_sweep", "info", f"passed: {evidence}", "Nothing to fix", "sweep_low")
+    return _f("lr_sweep", "info", f"passed: {evidence}", "", "sweep_low")
 
 
 def input_pipeline(lab: _Lab, task, data, cfg, tmp: Path, batch: int, train_ds) -> Finding:
@@ -259,7 +259,7 @@ def input_pipeline(lab: _Lab, task, data, cfg, tmp: Path, batch: int, train_ds) 
     if ratio > T["pipeline_ratio"].value:
         return _f("input_bound", "warning", evidence, "Cache decoded data (data.cache=memory), parallelise and prefetch the "
                   "pipeline, or raise the batch size", "pipeline_ratio")
-    return _f("input_pipeline", "info", f"passed: {evidence}", "Nothing to fix", "pipeline_ratio")
+    return _f("input_pipeline", "info", f"passed: {evidence}", "", "pipeline_ratio")
 
 
 __all__ = ["FILE", "probe"]
