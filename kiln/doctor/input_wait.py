@@ -10,8 +10,9 @@ other step is Keras's own, untouched.
 The wait is the time `get_next` blocked less its dispatch cost (an eager `get_next` on the replay iterator,
 whose element is already in memory: the fastest a batch can arrive); the share is the sum of waits over the
 sum of the sampled steps' times. Steps are sampled about one in N, N chosen so that the extra work of a sampled
-step (the dispatch and the copy) takes about `budget` of the step time, with at least one sampled step an
-epoch whose step count is known.
+step (the dispatch and the copy) takes about `budget` of the step time, and the last step of every epoch whose
+step count is known is sampled too: the first steps of an epoch take batches that prefetching stocked while the
+previous epoch was validated, so the last step shows the pipeline's own pace.
 
     timer = InputTimer(budget=0.005)
     timer.attach(model)            # on_train_begin, after Keras made its train function
@@ -145,8 +146,8 @@ class InputTimer:
             self._due = False
             return
         self._count += 1
-        late = bool(self._steps) and not self._sampled and k >= max(2, self._steps // 2)  # at least one an epoch
-        self._due = k >= 2 and (self._count >= self._next or late)
+        last = bool(self._steps) and k == self._steps  # every epoch's last step: its prefetch buffer, refilled while the
+        self._due = k >= 2 and (self._count >= self._next or last)  # last epoch was validated, is drained by then
 
     def step_end(self, seconds: float, recent) -> None:
         """Step `seconds` long has ended; `recent`: the last steps' seconds (they set N after a sampled step)."""

@@ -18,7 +18,7 @@ The held batch comes from the first batch of `sample` (validation data, so nothi
 decoded twice); its gradient is computed eagerly, without touching the optimizer, and every non-trainable
 variable (BatchNorm statistics, dropout seeds, metric totals) is put back afterwards, so a run trains the same
 with or without the recorder. Waiting for input is timed on a sample of steps only (about one in N, N chosen so
-the timing costs about `budget` / 2 of the step time, at least one step an epoch): on such a step the recorder
+the timing costs about `budget` / 2 of the step time, and each epoch's last step): on such a step the recorder
 takes the batch from Keras's iterator itself (the time `get_next` blocked, less its dispatch cost measured on a
 batch already in memory, is the wait), then runs Keras's own compiled step on that same batch through a one-batch
 replay iterator of the same element spec (no retrace; the same batches in the same order). Every other step is
