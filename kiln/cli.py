@@ -273,13 +273,20 @@ def report(args: Optional[List[str]] = ARGS):
 
 @app.command()
 def doctor(args: Optional[List[str]] = ARGS):
-    """Diagnose a run (finished, training or stopped): kiln doctor RUN_DIR [format=table|json]."""
+    """Diagnose a run (finished, training or stopped): kiln doctor RUN_DIR [format=table|json] [probe=true]."""
     from kiln.doctor.findings import as_json, as_text
     from kiln.doctor.findings import doctor as diagnose
 
     words, pairs = _split(args)
     run_dir = _one(words, "doctor", "kiln doctor runs/train")
-    fmt = _format(_options(pairs, {"format": str}, "doctor"), "doctor")
+    opts = _options(pairs, {"format": str, "probe": object}, "doctor")
+    fmt = _format(opts, "doctor")
+    if opts.get("probe", False) not in (True, False):
+        raise ConfigError(received("doctor", "probe", opts["probe"], "it must be true or false", "Example: probe=true"))
+    if opts.get("probe"):
+        from kiln.doctor.probes import probe
+
+        probe(run_dir)  # writes RUN_DIR/probes.json, which the findings below include
     findings, about = diagnose(run_dir)
     print(as_json(findings) if fmt == "json" else as_text(run_dir, findings, about))
 

@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from kiln.doctor.rules import Finding, diagnose
+from kiln.doctor.rules import SEVERITY, Finding, diagnose
 from kiln.doctor.signals import Signals, load
 
 
@@ -36,9 +36,29 @@ def notes(s: Signals) -> list[str]:
     return out
 
 
+def probed(path: Path) -> tuple[list[Finding], str | None]:
+    """The findings `kiln doctor RUN probe=true` left in RUN/probes.json, and a note saying when ([], None: none)."""
+    from kiln.doctor.probes import FILE
+    from kiln.io import read_json
+
+    file = Path(path) / FILE
+    if not file.is_file():
+        return [], None
+    saved = read_json(file, "a Kiln probes.json", fix="Delete it and run kiln doctor RUN probe=true again")
+    try:
+        found = [Finding(**f) for f in saved["findings"]]
+    except (KeyError, TypeError):
+        from kiln.errors import bad_file
+
+        raise bad_file(file, "it is not a Kiln probes.json", "Delete it and run kiln doctor RUN probe=true again") from None
+    return found, f"{len(found)} probe results from {saved.get('created', '?')} ({FILE}; kiln doctor RUN probe=true reruns them)"
+
+
 def doctor(path: str | Path) -> tuple[list[Finding], list[str]]:
     s = load(path)
-    return diagnose(s), notes(s)
+    found, note = probed(s.path)
+    findings = sorted(diagnose(s) + found, key=lambda f: SEVERITY[f.severity])
+    return findings, notes(s) + ([note] if note else [])
 
 
 def as_text(path, findings: list[Finding], about: list[str]) -> str:
@@ -47,8 +67,8 @@ def as_text(path, findings: list[Finding], about: list[str]) -> str:
     if not serious:
         lines.append("healthy: no rule fired" + (" above information level" if findings else ""))
     for f in findings:
-        lines += [f"{f.severity.upper():<8}{f.kind}: {f.evidence}", f"        rule: {f.rule} ({f.source})",
-                  f"        fix: {f.fix}"]
+        lines += [f"{f.severity.upper():<8}{f.kind}: {f.evidence}", f"        rule: {f.rule} ({f.source})"]
+        lines += [f"        fix: {f.fix}"] if f.fix else []  # a passed probe has nothing to fix
     return "\n".join(lines)
 
 
@@ -88,4 +108,4 @@ def report_section(run_dir) -> str:
             f"<code>kiln doctor {esc(str(run_dir))}</code> prints the same.</p>")
 
 
-__all__ = ["as_json", "as_text", "doctor", "notes", "report_section", "summary_lines"]
+__all__ = ["as_json", "as_text", "doctor", "notes", "probed", "report_section", "summary_lines"]

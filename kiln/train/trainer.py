@@ -114,7 +114,6 @@ def _train(cfg: Config, task, strategy, folder):
 
         recorder = Recorder(run_dir, sample=val_ds if val_ds is not None else train_ds, every=cfg.train.doctor_every,
                             tensorboard=cfg.train.tensorboard)
-        train_ds, refit_ds = recorder.watch(train_ds), recorder.watch(refit_ds)
     selection_outputs = run_dir / "state" / "selection_val_outputs.npy"
 
     def keep_val_outputs(selection_model):

@@ -69,8 +69,13 @@ def test_tiny_dataset_trained_long_overfits(root):
 
 def test_deep_sigmoid_net_has_vanishing_gradients(root):
     _train(root, "sigmoid", make_table(300, seed=0), "epochs=2", "model.activation=sigmoid", "model.batchnorm=false",
-           "model.units=[32,32,32,32,32,32,32,32,32,32]")
+           "model.units=[32,32,32,32,32,32,32,32,32,32]", "tensorboard=true")
     assert "vanishing_gradients" in _kinds(root / "sigmoid")
+    import tensorflow as tf  # the recorder's signals are TensorBoard scalars too
+
+    events = list((root / "sigmoid" / "tensorboard" / "diagnostics").glob("events.out.tfevents.*"))
+    tags = {v.tag for e in events for event in tf.compat.v1.train.summary_iterator(str(e)) for v in event.summary.value}
+    assert {"doctor/init_loss", "doctor/grad_norm", "doctor/input_wait", "doctor/cpu_util"} <= tags
 
 
 def test_slow_input_pipeline_is_input_bound(root, monkeypatch):
@@ -111,6 +116,25 @@ def test_healthy_run_has_no_error_and_training_is_unchanged(root):
     assert list(history.columns) == list(pd.read_csv(root / "healthy_off" / "history.csv").columns)
     for a, b in zip(on.model.get_weights(), off.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_probes_name_sick_runs_and_pass_a_healthy_one(root):
+    """probe=true on runs trained above: shuffled labels, a learnable table, and lr=10 (diverged, no model.keras)."""
+    from kiln.doctor.findings import doctor
+    from kiln.doctor.probes import probe
+
+    def probed(name):
+        found = probe(root / name)
+        assert len(found) == 4 and not any("not run" in f.evidence for f in found), found
+        return {f.kind: f.severity for f in found}
+
+    assert probed("shuffled")["inputs_ignored"] == "error"
+    healthy = probed("healthy")
+    assert set(healthy) == {"overfit_one_batch", "zero_input_baseline", "lr_sweep", "input_pipeline"}, healthy
+    high = probed("high")
+    assert high.get("lr_too_high") == "warning" and "cannot_overfit" in high
+    findings, notes = doctor(root / "shuffled")  # kiln doctor lists what the probes found
+    assert any(f.kind == "inputs_ignored" for f in findings) and any("probe results" in n for n in notes)
 
 
 def _run_dir(path: Path, history: dict, diagnostics: str | None = None) -> Path:
@@ -154,9 +178,9 @@ def test_cli_json_and_bad_input(tmp_path, root):
     no_history.mkdir()
     (no_history / "config.yaml").write_text("seed: 1\n")
     damaged = _run_dir(tmp_path / "damaged", {"loss": [0.5, 0.4]}, "epoch,step,signal,layer,value\n0,0,loss,,abc\n")
-    for folder, why in ((tmp_path / "empty", "not a Kiln run folder"), (no_history, "no history yet"),
-                        (damaged, "diagnostics.csv")):
-        out = _cli(folder)
+    for folder, why, *more in ((tmp_path / "empty", "not a Kiln run folder"), (no_history, "no history yet"),
+                               (damaged, "diagnostics.csv"), (root / "shuffled", "probe=maybe", "probe=maybe")):
+        out = _cli(folder, *more)
         assert out.returncode == 2, out.stderr
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and why in lines[0] and "Traceback" not in out.stderr
