@@ -1,0 +1,47 @@
+"""The anomaly task's parts of report.html: the threshold in words, metrics beside the baselines, the score
+histogram with the threshold drawn, ROC and PR curves when val / test hold labelled anomalies."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+from kiln.tasks.base import ReportSection
+
+KEYS = ("roc_auc", "pr_auc", "tpr_at_fpr_1", "tpr_at_fpr_5", "precision", "recall", "f1", "fpr", "flagged", "n", "anomalies")
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
+
+
+def _img(path, alt: str) -> str:
+    if not path.is_file():
+        return ""
+    return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+
+
+def sections(run) -> list[ReportSection]:
+    meta, metrics = run.meta, run.metrics
+    spec, rule = meta["anomaly"], meta.get("threshold_rule") or {}
+    what = (f"windows of {spec['window']} steps of {', '.join(spec['columns'])}" if spec["kind"] == "series"
+            else f"rows of {len(spec['table']['features'])} columns")
+    head = (f'<h2 id="anomaly-summary">Anomaly detection</h2><p>{html.escape(str(meta["source"]["path"]))} · {what} · '
+            f'model {html.escape(meta["model"])} · score: {spec["reduction"]} {spec["error"]} reconstruction error</p>'
+            f'<p>Threshold {_fmt(meta.get("threshold"))} by rule <b>{html.escape(str(rule.get("rule")))}</b>: '
+            f'{html.escape(str(rule.get("meaning", "")))}.</p>')
+    rows = []
+    for split in ("val", "test"):
+        if split in metrics:
+            rows.append([f"kiln ({split})"] + [_fmt(metrics[split].get(k)) for k in KEYS])
+        for name, b in (metrics.get("baselines") or {}).get(split, {}).items():
+            rows.append([f"{name} ({split})"] + [_fmt(b.get(k)) for k in KEYS])
+    table = ("<table><tr><th></th>" + "".join(f"<th>{k}</th>" for k in KEYS) + "</tr>" +
+             "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+    plots = run.path / "plots"
+    body = (f'<h2 id="anomaly-scores">Scores and threshold</h2>{table}{_img(plots / "scores.png", "score histogram")}'
+            f'{_img(plots / "roc_pr.png", "ROC and precision-recall curves")}')
+    return [ReportSection("anomaly-summary", "anomaly", head), ReportSection("anomaly-scores", "scores", body)]
+
+
+__all__ = ["sections"]
