@@ -259,8 +259,6 @@ def evaluate_file(run, data: str | None, split: str, out: str | None, threshold=
                                      "Evaluate on a file with normal and anomalous rows"))
     else:
         x, y, _ = run_split(run, split)
-    if y is not None and label is None and not data:
-        pass
     model = run.model
 
     def val_scores():
@@ -269,7 +267,8 @@ def evaluate_file(run, data: str | None, split: str, out: str | None, threshold=
 
     t, how = _threshold(run, val_scores, run_split(run, "val")[1] if rule else None, threshold, rule)
     result = score_metrics(reduce(errors(model, x), spec), y if y is not None else np.zeros(_count(x), np.int64), t)
-    result["threshold_from"] = how
+    if threshold is not None or rule is not None:
+        result["threshold_from"] = how  # another threshold than the run's, tried here
     if out:
         write_json(out, result)
     return result
