@@ -241,8 +241,8 @@ def read_file(run, path, component: str, label: str | None = None):
     if label and "_label" in frame.columns:
         frame["_anomaly"] = flags(pd.Series(frame["_label"]), label, spec.anomaly_label, component)
     x, y, starts = series_windows(frame, spec)
-    out = pd.DataFrame({"start": frame["time"].to_numpy()[starts].astype(str),
-                        "end": frame["time"].to_numpy()[starts + spec.window - 1].astype(str)})
+    times = frame["time"].astype(str).to_numpy()
+    out = pd.DataFrame({"start": times[starts], "end": times[starts + spec.window - 1]})
     return x, (y if "_anomaly" in frame.columns else None), out
 
 

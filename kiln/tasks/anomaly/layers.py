@@ -37,6 +37,25 @@ class ReconstructionError(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable("kiln_anomaly")
+class Standardize(keras.layers.Layer):
+    """(N, ..., C) -> (x - mean) / std per channel, with the training split's constants (no variables: every
+    export runtime sees plain constants)."""
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+
+    def call(self, x):
+        return (ops.cast(x, "float32") - ops.convert_to_tensor(self.mean, "float32")) / ops.convert_to_tensor(self.std, "float32")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable("kiln_anomaly")
 class MeanError(keras.losses.Loss):
     """The model's output is already the error: the loss is its mean (y_true is a placeholder)."""
 
@@ -112,4 +131,4 @@ class VAE(keras.Model):
         return cls(**parts, **config)
 
 
-__all__ = ["MeanError", "ReconstructionError", "VAE"]
+__all__ = ["MeanError", "ReconstructionError", "Standardize", "VAE"]

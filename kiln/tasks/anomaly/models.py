@@ -25,7 +25,9 @@ def features(spec):
         f = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else keras.layers.Identity(name="features")(parts[0])
         return inputs, f
     inp = keras.Input((spec.window, len(spec.columns)), name="window", dtype="float32")
-    f = keras.layers.Normalization(axis=-1, mean=spec.mean, variance=[s * s for s in spec.std], name="scale")(inp)
+    from kiln.tasks.anomaly.layers import Standardize
+
+    f = Standardize(spec.mean, spec.std, name="scale")(inp)
     return inp, f
 
 
