@@ -80,13 +80,14 @@ class VAE(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.seed = keras.random.SeedGenerator(0)
+        self.built = True  # its parts are built Functional models; nothing waits for a first call
 
     def call(self, inputs, training=False):
         f = self.features(inputs, training=training)
         mean, _ = self.encoder(f, training=training)
         return self.err([f, self.decoder(mean, training=training)])
 
-    def _losses(self, x, training: bool):
+    def _vae_loss(self, x, training: bool):
         f = self.features(x, training=training)
         noisy = f + self.noise * keras.random.normal(ops.shape(f), seed=self.seed) if (training and self.noise) else f
         mean, logvar = self.encoder(noisy, training=training)
@@ -100,14 +101,14 @@ class VAE(keras.Model):
 
         x = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
-            loss, kl = self._losses(x, True)
+            loss, kl = self._vae_loss(x, True)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self._track(loss, kl)
 
     def test_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
-        return self._track(*self._losses(x, False))
+        return self._track(*self._vae_loss(x, False))
 
     def _track(self, loss, kl):
         self.loss_tracker.update_state(loss)
