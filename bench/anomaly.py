@@ -26,6 +26,7 @@ import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def wdbc(root: Path, seed: int):
@@ -108,7 +109,10 @@ def main() -> None:
                        "seconds": run.meta["train_seconds"]}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    print(pd.DataFrame(rows).round(4).to_markdown(index=False))
+    from common import table
+
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    print(table([tuple("" if r.get(c) is None else round(r[c], 4) if isinstance(r.get(c), float) else r[c] for c in cols) for r in rows], tuple(cols)))
 
 
 if __name__ == "__main__":
