@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class AnomalyConfig(BaseModel):
@@ -33,17 +33,16 @@ class AnomalyConfig(BaseModel):
     def _one_or_many(cls, v):
         return [v] if isinstance(v, str) else v
 
-    @field_validator("rule")
-    @classmethod
-    def _rule(cls, v):
+    @model_validator(mode="after")
+    def _rule(self):
         from kiln.errors import KilnError
         from kiln.tasks.anomaly.threshold import parse_rule
 
         try:
-            parse_rule(v)
+            parse_rule(self.rule)
         except KilnError as err:
             raise ValueError("rule|" + str(err).split("; ", 1)[1].split(". ", 1)[0]) from None
-        return v
+        return self
 
 
 __all__ = ["AnomalyConfig"]
