@@ -237,12 +237,13 @@ def series_windows(frame: pd.DataFrame, spec: AnomalySpec, split: str | None = N
     values = frame[spec.columns].to_numpy(np.float64)
     starts = window_starts(len(frame), spec.window, stride or spec.stride)
     if split is not None:
-        inside = (frame["split"].to_numpy() == split)
-        ok = np.array([inside[s] and inside[s + spec.window - 1] for s in starts], bool) if len(starts) else np.zeros(0, bool)
-        starts = starts[ok]
+        inside = frame["split"].to_numpy() == split  # splits are contiguous stretches: both ends inside is enough
+        starts = starts[inside[starts] & inside[starts + spec.window - 1]] if len(starts) else starts
     lab = frame["_anomaly"].to_numpy() if "_anomaly" in frame.columns else np.zeros(len(frame), np.int64)
-    y = np.array([1 if (lab[s:s + spec.window] == 1).any() else (-1 if (lab[s:s + spec.window] == -1).all() else 0)
-                  for s in starts], np.int64)
+    bad = np.concatenate([[0], np.cumsum(lab == 1)])
+    unknown = np.concatenate([[0], np.cumsum(lab == -1)])
+    end = starts + spec.window
+    y = np.where(bad[end] - bad[starts] > 0, 1, np.where(unknown[end] - unknown[starts] == spec.window, -1, 0)).astype(np.int64)
     return windows(values, starts, spec.window), y, starts
 
 
