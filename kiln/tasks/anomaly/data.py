@@ -38,6 +38,7 @@ class AnomalySpec:
     stride: int = 1
     mean: list = field(default_factory=list)
     std: list = field(default_factory=list)
+    season: int = 1  # steps per season of the series' frequency (the seasonal-naive baseline's lag)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -225,9 +226,12 @@ def prepare_series(cfg, component: str = "train"):
     train = (split == "train") & (y != 1)
     values = frame[columns].to_numpy(np.float64)
     mean, std = values[train].mean(0), values[train].std(0)
+    from kiln.tasks.series.audit import infer_freq, season_of
+
     spec = AnomalySpec("series", a.label, a.anomaly_label, a.error, a.reduction, time=a.time, time_format=a.time_format,
                        columns=list(columns), window=int(window), stride=int(a.stride),
-                       mean=[float(v) for v in mean], std=[float(v) if v > 0 else 1.0 for v in std])
+                       mean=[float(v) for v in mean], std=[float(v) if v > 0 else 1.0 for v in std],
+                       season=int(season_of(infer_freq(frame["time"]))))
     frame["split"], frame["_anomaly"] = split, y
     return frame.drop(columns=["_label"], errors="ignore"), spec
 

@@ -134,6 +134,15 @@ def baseline_scores(train: np.ndarray, sets: dict, seed: int) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+def seasonal_naive_scores(frame: pd.DataFrame, spec, starts: np.ndarray) -> np.ndarray:
+    """A series window's mean |x_t - x_(t - season)| over its steps and channels, each channel in its training std."""
+    v = (frame[spec.columns].to_numpy(np.float64) - np.asarray(spec.mean)) / np.asarray(spec.std)
+    m = max(1, int(spec.season))
+    resid = np.abs(v - v[np.maximum(np.arange(len(v)) - m, 0)]).mean(-1)
+    c = np.concatenate([[0.0], np.cumsum(resid)])
+    return (c[starts + spec.window] - c[starts]) / spec.window
+
+
 def evaluate_fresh(run, data, cfg) -> dict:
     """metrics.json of a new run: {"val", "test", "baselines": {split: {name: metrics}}, "threshold": details}."""
     from kiln.tasks.anomaly.models import feature_model
@@ -156,6 +165,10 @@ def evaluate_fresh(run, data, cfg) -> dict:
         xt, _ = fresh_split(data, "train", training=True)
         train = np.asarray(run_model(fm, xt), np.float64)
         base = baseline_scores(train, {s: f for s, (f, _) in feats.items()}, cfg.seed)
+        if spec.kind == "series":
+            from kiln.tasks.anomaly.data import series_windows
+
+            base["seasonal_naive"] = {s: seasonal_naive_scores(data.rows, spec, series_windows(data.rows, spec, s)[2]) for s in feats}
         metrics["baselines"] = {s: {name: score_metrics(b[s], feats[s][1], None) for name, b in base.items()} for s in feats}
         data.extra["baseline_scores"] = base
     metrics["threshold"] = run.meta.get("threshold_rule")

@@ -46,7 +46,7 @@ def test_series_windows_find_the_faults_and_store_the_threshold(series_run):
     assert meta["model"] == "conv1d" and meta["anomaly"]["window"] == 24
     assert meta["threshold"] == m["threshold"]["value"] and m["threshold"]["rule"] == "max_f1" and "val" in m["threshold"]["meaning"]
     assert m["test"]["roc_auc"] >= 0.9 and m["test"]["anomalies"] > 0
-    assert set(m["baselines"]["test"]) == {"pca", "isolation_forest", "lof"}
+    assert set(m["baselines"]["test"]) == {"pca", "isolation_forest", "lof", "seasonal_naive"} and meta["anomaly"]["season"] == 24
     assert (series_run.path / "plots" / "scores.png").is_file() and (series_run.path / "plots" / "roc_pr.png").is_file()
 
 
