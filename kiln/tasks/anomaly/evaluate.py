@@ -156,8 +156,11 @@ def evaluate_fresh(run, data, cfg) -> dict:
         x, y = fresh_split(data, split)
         if not _count(x):
             continue
-        scores = reduce(errors(model, x), spec)
+        errs = errors(model, x)
+        scores = reduce(errs, spec)
         metrics[split] = score_metrics(scores, y, threshold)
+        if spec.kind == "table" and split == "test":
+            metrics["top_rows"] = top_rows(errs, scores, y, data.split("test")["_row"].to_numpy(), spec)
         data.extra.setdefault("scores", {})[split] = (scores, y)
         if fm is not None and (y == 1).any() and (y == 0).any():
             feats[split] = (np.asarray(run_model(fm, x), np.float64), y)
@@ -172,53 +175,14 @@ def evaluate_fresh(run, data, cfg) -> dict:
         metrics["baselines"] = {s: {name: score_metrics(b[s], feats[s][1], None) for name, b in base.items()} for s in feats}
         data.extra["baseline_scores"] = base
     metrics["threshold"] = run.meta.get("threshold_rule")
+    from kiln.tasks.anomaly.plots import series_plot, write_plots
+
     write_plots(run, data.extra.get("scores", {}), threshold)
+    if spec.kind == "series" and "test" in data.extra.get("scores", {}):
+        from kiln.tasks.anomaly.data import series_windows
+
+        series_plot(run, data.rows, spec, series_windows(data.rows, spec, "test")[2], data.extra["scores"]["test"][0], threshold)
     return metrics
-
-
-def write_plots(run, scores: dict, threshold) -> None:
-    """plots/scores.png (normal vs anomalous score histograms with the threshold) and roc_pr.png when labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    split = "test" if "test" in scores else "val" if "val" in scores else None
-    if split is None:
-        return
-    s, y = scores[split]
-    out = Path(run.path) / "plots"
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    bins = np.histogram_bin_edges(s, 40)
-    ax.hist(s[y != 1], bins, alpha=0.6, label=f"normal ({int((y != 1).sum())})", color="C0")
-    if (y == 1).any():
-        ax.hist(s[y == 1], bins, alpha=0.6, label=f"anomalous ({int((y == 1).sum())})", color="C3")
-    if threshold is not None:
-        ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.4g}")
-    ax.set_yscale("log")
-    ax.set_xlabel("score (reconstruction error)")
-    ax.set_title(f"{split} scores")
-    ax.legend(fontsize=8)
-    fig.savefig(out / "scores.png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    if (y == 1).any() and (y == 0).any():
-        fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.4))
-        fpr, tpr, _ = roc_curve(y[y >= 0], s[y >= 0])
-        a.plot(fpr, tpr)
-        a.plot([0, 1], [0, 1], "k:", lw=0.8)
-        a.set_xlabel("false positive rate")
-        a.set_ylabel("true positive rate")
-        a.set_title("ROC")
-        p, r, _ = precision_recall_curve(y[y >= 0], s[y >= 0])
-        b.plot(r, p)
-        b.set_xlabel("recall")
-        b.set_ylabel("precision")
-        b.set_title("precision-recall")
-        fig.tight_layout()
-        fig.savefig(out / "roc_pr.png", dpi=80)
-        plt.close(fig)
 
 
 # --- kiln evaluate / kiln predict --------------------------------------------------------------------------
@@ -307,6 +271,17 @@ def column_shares(errs: np.ndarray, spec) -> dict[str, np.ndarray]:
             start += 1
     total = np.maximum(errs.sum(-1), 1e-12)
     return {c: errs[:, idx].sum(-1) / total for c, idx in extra.items()} if start == errs.shape[1] else {}
+
+
+def top_rows(errs: np.ndarray, scores: np.ndarray, y: np.ndarray, rows: np.ndarray, spec, k: int = 10) -> list[dict]:
+    """The k highest-scoring rows: their row in the file, score, label and the three columns with the largest share."""
+    top = np.argsort(-scores)[:k]
+    shares = column_shares(errs[top], spec)
+    out = []
+    for j, i in enumerate(top):
+        cols = sorted(((c, float(v[j])) for c, v in shares.items()), key=lambda cv: -cv[1])[:3]
+        out.append({"row": int(rows[i]), "score": float(scores[i]), "anomaly": int(y[i]), "columns": [[c, round(v, 4)] for c, v in cols]})
+    return out
 
 
 def predict_file(run, inputs, out: str | None) -> list[dict]:

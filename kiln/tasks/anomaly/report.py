@@ -40,8 +40,15 @@ def sections(run) -> list[ReportSection]:
              "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
     plots = run.path / "plots"
     body = (f'<h2 id="anomaly-scores">Scores and threshold</h2>{table}{_img(plots / "scores.png", "score histogram")}'
-            f'{_img(plots / "roc_pr.png", "ROC and precision-recall curves")}')
-    return [ReportSection("anomaly-summary", "anomaly", head), ReportSection("anomaly-scores", "scores", body)]
+            f'{_img(plots / "roc_pr.png", "ROC and precision-recall curves")}{_img(plots / "series.png", "the test series, flagged windows shaded")}')
+    parts = [ReportSection("anomaly-summary", "anomaly", head), ReportSection("anomaly-scores", "scores", body)]
+    if metrics.get("top_rows"):
+        rows = "".join(f"<tr><td>{r['row']}</td><td>{r['score']:.4g}</td><td>{'yes' if r['anomaly'] == 1 else ''}</td><td>"
+                       + ", ".join(f"{html.escape(str(c))} {100 * v:.0f} %" for c, v in r["columns"]) + "</td></tr>" for r in metrics["top_rows"])
+        parts.append(ReportSection("anomaly-rows", "top rows", '<h2 id="anomaly-rows">Highest-scoring test rows and the columns behind them</h2>'
+                                   "<table><tr><th>row</th><th>score</th><th>labelled anomalous</th><th>largest shares of its error</th></tr>"
+                                   f"{rows}</table>"))
+    return parts
 
 
 __all__ = ["sections"]
