@@ -3,8 +3,10 @@ on the same split, on real data shipped inside dependencies, plus the default th
 held-out normal rows.
 
 Cases (labels: 1 anomaly, 0 normal; anomalies go to val and test only):
-  wdbc         scikit-learn's breast cancer table: benign rows normal, 30 seeded malignant rows anomalous
-  digits-K     scikit-learn's 8x8 digits as 64-column rows: digit K normal, 20 seeded other digits anomalous
+  wdbc         scikit-learn's breast cancer table: benign rows normal, 60 seeded malignant rows anomalous
+               (half in val, half in test; val and test each hold 25 % of the normal rows)
+  digits-K     scikit-learn's 8x8 digits as 64-column rows: digit K normal, 100 seeded other digits anomalous
+               (split as wdbc)
   co2          statsmodels' weekly Mauna Loa CO2 (2,284 weeks): 12 spikes and 2 level shifts injected after the
                training stretch, windows scored (the series is real, the faults are injected and labelled)
   fair-fpr     statsmodels' fair table (6,366 rows, no labels): the default rule q0.99 placed on val, FPR on test
@@ -36,10 +38,10 @@ def wdbc(root: Path, seed: int):
     f = d.data.copy()
     f.columns = [c.replace(" ", "_") for c in f.columns]
     f["label"] = (d.target == 0).astype(int)  # malignant
-    bad = f[f["label"] == 1].sample(30, random_state=seed)
+    bad = f[f["label"] == 1].sample(60, random_state=seed)
     f = pd.concat([f[f["label"] == 0], bad]).sample(frac=1, random_state=seed)
     f.to_csv(root / "wdbc.csv", index=False)
-    return {"data": str(root / "wdbc.csv"), "label": "label"}
+    return {"data": str(root / "wdbc.csv"), "label": "label", "val_split": 0.25, "test_split": 0.25}
 
 
 def digits(k: int):
@@ -49,10 +51,10 @@ def digits(k: int):
         d = load_digits()
         f = pd.DataFrame(d.data, columns=[f"p{i}" for i in range(64)])
         f["label"] = (d.target != k).astype(int)
-        bad = f[f["label"] == 1].sample(20, random_state=seed)
+        bad = f[f["label"] == 1].sample(100, random_state=seed)
         f = pd.concat([f[f["label"] == 0], bad]).sample(frac=1, random_state=seed)
         f.to_csv(root / f"digits{k}.csv", index=False)
-        return {"data": str(root / f"digits{k}.csv"), "label": "label"}
+        return {"data": str(root / f"digits{k}.csv"), "label": "label", "val_split": 0.25, "test_split": 0.25}
     return make
 
 
@@ -91,6 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--only", default="")
+    ap.add_argument("--model", default="auto", help="model= for every case (auto: dense for tables, conv1d for series)")
     args = ap.parse_args()
     only = [c for c in args.only.split(",") if c] or list(CASES)
     rows = []
@@ -99,7 +102,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 keys = CASES[name](Path(tmp), seed)
                 run = kiln.train(task="anomaly", run_dir=str(Path(tmp) / "run"), seed=seed,
-                                 train={"verbose": 0, "tensorboard": False, "doctor": False}, evaluate={"report": False}, **keys)
+                                 train={"verbose": 0, "tensorboard": False, "doctor": False}, evaluate={"report": False}, model=args.model, **keys)
                 m = json.loads((run.path / "metrics.json").read_text())
                 t = m["test"]
                 base = {b: v.get("roc_auc") for b, v in (m.get("baselines") or {}).get("test", {}).items()}
