@@ -39,6 +39,8 @@ class AnomalySpec:
     mean: list = field(default_factory=list)
     std: list = field(default_factory=list)
     season: int = 1  # steps per season of the series' frequency (the seasonal-naive baseline's lag)
+    size: int = 0  # kind=image: side in pixels
+    channels: int = 0  # kind=image: 1 or 3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,6 +161,31 @@ def table_inputs(rows: pd.DataFrame, spec: AnomalySpec) -> dict:
     return encode_rows(rows, spec.table_spec)
 
 
+# --- images -------------------------------------------------------------------------------------------------
+def prepare_image(cfg, component: str = "train"):
+    """(rows: _row, path, class, split, _anomaly; AnomalySpec) from an image folder; unreadable images left out."""
+    from kiln.tasks.anomaly.images import image_flags, list_images, load
+
+    a = cfg.anomaly
+    frame = list_images(cfg.data.path, component)
+    y = image_flags(frame, a.anomaly_label, component)
+    channels = 1 if a.grey else 3
+    _, ok = load(frame["path"].tolist(), 8, channels, component)  # readable? (small: only decodes)
+    frame, y = frame[ok].reset_index(drop=True), y[ok]
+    split = table_splits(y, cfg.data.val_split, cfg.data.test_split, cfg.seed, None, component)
+    check_train(y, split, cfg.data.path, component)
+    rows = frame.reset_index().rename(columns={"index": "_row"})
+    rows["split"], rows["_anomaly"] = split, y
+    spec = AnomalySpec("image", "class" if y.any() else None, a.anomaly_label, a.error, a.reduction, size=int(a.size), channels=channels)
+    return rows, spec
+
+
+def image_inputs(rows: pd.DataFrame, spec: AnomalySpec) -> np.ndarray:
+    from kiln.tasks.anomaly.images import load
+
+    return load(rows["path"].tolist(), spec.size, spec.channels, "data")[0]
+
+
 # --- series -------------------------------------------------------------------------------------------------
 def read_series_frame(path, spec_or_cfg, component: str) -> pd.DataFrame:
     """time (datetime64), the value columns as floats (gaps interpolated), and the label column as read."""
@@ -251,4 +278,4 @@ def series_windows(frame: pd.DataFrame, spec: AnomalySpec, split: str | None = N
     return windows(values, starts, spec.window), y, starts
 
 
-__all__ = ["AnomalySpec", "flags", "prepare_series", "prepare_table", "read_series_frame", "series_windows", "table_inputs"]
+__all__ = ["AnomalySpec", "flags", "image_inputs", "prepare_image", "prepare_series", "prepare_table", "read_series_frame", "series_windows", "table_inputs"]

@@ -84,6 +84,11 @@ def run_split(run, split: str):
         keep = splits[splits["split"] == split]
         rows = frame.iloc[keep["row"].to_numpy()].reset_index(drop=True)
         return table_inputs(rows, spec), keep["anomaly"].to_numpy(np.int64), rows
+    if spec.kind == "image":
+        from kiln.tasks.anomaly.data import image_inputs
+
+        keep = splits[splits["split"] == split].reset_index(drop=True)
+        return image_inputs(keep, spec), keep["anomaly"].to_numpy(np.int64), keep
     from kiln.tasks.anomaly.data import read_series_frame, series_windows
 
     frame = read_series_frame(run.meta["source"]["path"], spec, "evaluate")
@@ -102,6 +107,13 @@ def fresh_split(data, split: str, training: bool = False):
         if training:
             rows = rows[rows["_anomaly"] != 1]
         return table_inputs(rows, spec), rows["_anomaly"].to_numpy(np.int64)
+    if spec.kind == "image":
+        from kiln.tasks.anomaly.data import image_inputs
+
+        rows = data.split(split)
+        if training:
+            rows = rows[rows["_anomaly"] != 1]
+        return image_inputs(rows, spec), rows["_anomaly"].to_numpy(np.int64)
     from kiln.tasks.anomaly.data import series_windows
 
     x, y, _ = series_windows(data.rows, spec, split)
@@ -161,6 +173,10 @@ def evaluate_fresh(run, data, cfg) -> dict:
         metrics[split] = score_metrics(scores, y, threshold)
         if spec.kind == "table" and split == "test":
             metrics["top_rows"] = top_rows(errs, scores, y, data.split("test")["_row"].to_numpy(), spec)
+        if spec.kind == "image" and split == "test":
+            from kiln.tasks.anomaly.plots import worst_images
+
+            worst_images(run, x, errs, scores, y, spec)
         data.extra.setdefault("scores", {})[split] = (scores, y)
         if fm is not None and (y == 1).any() and (y == 0).any():
             feats[split] = (np.asarray(run_model(fm, x), np.float64), y)
@@ -212,6 +228,15 @@ def read_file(run, path, component: str, label: str | None = None):
             raise DataError(received(component, "column", missing[0], f"the model needs it and {path} has no such column", "Add the column"))
         y = flags(frame[label], label, spec.anomaly_label, component) if label and label in frame.columns else None
         return table_inputs(frame, spec), y, frame
+    if spec.kind == "image":
+        from kiln.tasks.anomaly.data import image_inputs
+        from kiln.tasks.anomaly.images import image_flags, list_images
+
+        paths = [path] if isinstance(path, (str, Path)) else list(path)
+        frame = pd.concat([list_images(p, component) if Path(p).is_dir() else pd.DataFrame({"path": [str(p)], "class": [""]})
+                           for p in paths], ignore_index=True)
+        y = image_flags(frame, spec.anomaly_label, component) if all(Path(p).is_dir() for p in paths) else None
+        return image_inputs(frame, spec), y, frame[["path"]]
     from kiln.tasks.anomaly.data import read_series_frame
 
     frame = read_series_frame(path, spec, component)
@@ -294,7 +319,9 @@ def predict_file(run, inputs, out: str | None) -> list[dict]:
         x = table_inputs(frame, spec)
     else:
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-        if len(paths) != 1:
+        if spec.kind == "image":
+            paths = [paths]  # image files and folders, all together
+        elif len(paths) != 1:
             raise DataError(received("predict", "inputs", " ".join(map(str, paths)), "an anomaly run scores one file at a time",
                                      "Example: kiln predict runs/anomaly rows.csv out=scores.csv"))
         x, _, frame = read_file(run, paths[0], "predict")

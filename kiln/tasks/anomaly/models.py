@@ -1,4 +1,4 @@
-"""Anomaly models: `dense` (tables and flattened windows), `conv1d` (series windows) and `vae`, each on the same
+"""Anomaly models: `dense` (tables, flattened windows or images), `conv1d` (series windows), `conv2d` (images) and `vae`, each on the same
 in-model preparation (the table's column layers, or a series' per-channel scaling).
 
 Every builder takes `(spec, **keys)` and returns an uncompiled keras.Model whose output is the per-feature (or
@@ -24,6 +24,9 @@ def features(spec):
         parts = [p for p in (num, cat) if p is not None]
         f = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else keras.layers.Identity(name="features")(parts[0])
         return inputs, f
+    if spec.kind == "image":
+        inp = keras.Input((spec.size, spec.size, spec.channels), name="image", dtype="uint8")
+        return inp, keras.layers.Rescaling(1 / 255, name="scale")(inp)
     inp = keras.Input((spec.window, len(spec.columns)), name="window", dtype="float32")
     from kiln.tasks.anomaly.layers import Standardize
 
@@ -88,6 +91,26 @@ def conv1d(spec, width: int = 32, latent="auto", denoise: float = 0.0, **_):
     return keras.Model(inputs, ReconstructionError(spec.error, name="error")([f, recon]), name="conv1d_autoencoder")
 
 
+@MODELS.register("conv2d", family="anomaly")
+def conv2d(spec, width: int = 32, latent="auto", denoise: float = 0.0, **_):
+    """Images: two strided 3x3 Conv2D (width=, 2 x width) -> 1x1 bottleneck -> two strided Conv2DTranspose back, sigmoid pixels."""
+    import keras
+
+    from kiln.tasks.anomaly.layers import ReconstructionError
+
+    if spec.kind != "image":
+        raise ValueError("conv2d reads images (pass an image folder)")
+    inputs, f = features(spec)
+    x = keras.layers.GaussianNoise(denoise, name="denoise")(f) if denoise else f
+    x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu", name="enc_0")(x)
+    x = keras.layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu", name="enc_1")(x)
+    x = keras.layers.Conv2D(8 if latent == "auto" else int(latent), 1, name="bottleneck")(x)
+    x = keras.layers.Conv2DTranspose(2 * width, 3, strides=2, padding="same", activation="relu", name="dec_0")(x)
+    x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same", activation="relu", name="dec_1")(x)
+    recon = keras.layers.Conv2D(spec.channels, 3, padding="same", activation="sigmoid", name="reconstruction")(x)
+    return keras.Model(inputs, ReconstructionError(spec.error, name="error")([f, recon]), name="conv2d_autoencoder")
+
+
 @MODELS.register("vae", family="anomaly")
 def vae(spec, units="auto", latent="auto", denoise: float = 0.0, beta: float = 1.0, **_):
     """Variational autoencoder (own train_step, KL in keras.ops): Dense encoder to a Gaussian latent, Dense decoder."""
@@ -126,4 +149,4 @@ def feature_model(model):
     return keras.Model(model.inputs, out)
 
 
-__all__ = ["MODELS", "conv1d", "dense", "feature_model", "features", "vae"]
+__all__ = ["MODELS", "conv1d", "conv2d", "dense", "feature_model", "features", "vae"]

@@ -82,4 +82,29 @@ def series_plot(run, frame, spec, starts: np.ndarray, scores: np.ndarray, thresh
     plt.close(fig)
 
 
-__all__ = ["series_plot", "write_plots"]
+def worst_images(run, x: np.ndarray, errs: np.ndarray, scores: np.ndarray, y: np.ndarray, spec, k: int = 8) -> None:
+    """plots/worst.png: the k highest-scoring test images above their per-pixel error maps (where the model failed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = np.argsort(-scores)[:k]
+    if not len(top):
+        return
+    fig, axes = plt.subplots(2, len(top), figsize=(1.4 * len(top), 3.1), squeeze=False)
+    for j, i in enumerate(top):
+        img = x[i][:, :, 0] if spec.channels == 1 else x[i]
+        axes[0, j].imshow(img, cmap="gray" if spec.channels == 1 else None)
+        axes[0, j].set_title(f"{scores[i]:.3g}" + (" A" if y[i] == 1 else ""), fontsize=7)
+        axes[1, j].imshow(errs[i].reshape(spec.size, spec.size, spec.channels).mean(-1), cmap="magma")
+        for a in axes[:, j]:
+            a.axis("off")
+    fig.suptitle("highest-scoring test images (A: labelled anomalous) and their error maps", fontsize=8)
+    out = Path(run.path) / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "worst.png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+__all__ = ["series_plot", "worst_images", "write_plots"]

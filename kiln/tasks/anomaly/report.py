@@ -24,8 +24,9 @@ def _img(path, alt: str) -> str:
 def sections(run) -> list[ReportSection]:
     meta, metrics = run.meta, run.metrics
     spec, rule = meta["anomaly"], meta.get("threshold_rule") or {}
-    what = (f"windows of {spec['window']} steps of {', '.join(spec['columns'])}" if spec["kind"] == "series"
-            else f"rows of {len(spec['table']['features'])} columns")
+    what = {"series": lambda: f"windows of {spec['window']} steps of {', '.join(spec['columns'])}",
+            "image": lambda: f"images {spec['size']}x{spec['size']}x{spec['channels']}",
+            "table": lambda: f"rows of {len(spec['table']['features'])} columns"}[spec["kind"]]()
     head = (f'<h2 id="anomaly-summary">Anomaly detection</h2><p>{html.escape(str(meta["source"]["path"]))} · {what} · '
             f'model {html.escape(meta["model"])} · score: {spec["reduction"]} {spec["error"]} reconstruction error</p>'
             f'<p>Threshold {_fmt(meta.get("threshold"))} by rule <b>{html.escape(str(rule.get("rule")))}</b>: '
@@ -40,7 +41,8 @@ def sections(run) -> list[ReportSection]:
              "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
     plots = run.path / "plots"
     body = (f'<h2 id="anomaly-scores">Scores and threshold</h2>{table}{_img(plots / "scores.png", "score histogram")}'
-            f'{_img(plots / "roc_pr.png", "ROC and precision-recall curves")}{_img(plots / "series.png", "the test series, flagged windows shaded")}')
+            f'{_img(plots / "roc_pr.png", "ROC and precision-recall curves")}{_img(plots / "series.png", "the test series, flagged windows shaded")}'
+            f'{_img(plots / "worst.png", "highest-scoring test images and their error maps")}')
     parts = [ReportSection("anomaly-summary", "anomaly", head), ReportSection("anomaly-scores", "scores", body)]
     if metrics.get("top_rows"):
         rows = "".join(f"<tr><td>{r['row']}</td><td>{r['score']:.4g}</td><td>{'yes' if r['anomaly'] == 1 else ''}</td><td>"

@@ -26,14 +26,16 @@ def signature(run) -> Signature:
     threshold = float(run.meta.get("threshold") if run.meta.get("threshold") is not None else np.inf)
     if spec.kind == "table":
         inputs = tuple(TensorSpec(f.input, "string" if f.encoding == "category" else "float32", (1,)) for f in spec.table_spec.used)
+    elif spec.kind == "image":
+        inputs = (TensorSpec("image", "uint8", (spec.size, spec.size, spec.channels)),)
     else:
         inputs = (TensorSpec("window", "float32", (spec.window, len(spec.columns))),)
-    single = spec.kind != "table"
+    single = None if spec.kind == "table" else inputs[0].name
 
     def call(model, x: dict) -> dict:
         from keras import ops
 
-        errs = model(x["window"] if single else x, training=False)
+        errs = model(x[single] if single else x, training=False)
         score = ops.max(errs, axis=-1) if spec.reduction == "max" else ops.mean(errs, axis=-1)
         return {"score": score, "is_anomaly": ops.cast(ops.greater(score, threshold), "float32")}
 
@@ -145,6 +147,8 @@ def table_routes(adapter) -> list:
 class SeriesWindowAdapter(Adapter):
     """Windows of raw values in, score and is_anomaly out."""
 
+    input_name = "window"
+
     def __init__(self, served):
         super().__init__(served)
         self.spec = served.spec if served.spec is not None else served.task.load_spec(served.meta)
@@ -163,6 +167,13 @@ class SeriesWindowAdapter(Adapter):
         if not np.isfinite(x).all():
             raise ApiError(400, "a window holds a missing or infinite value; fill it before scoring")
         return x
+
+    def kserve(self, t: dict) -> np.ndarray:
+        try:
+            data = np.asarray(t["data"], np.float32)
+            return self.windows(data.reshape(t["shape"]) if isinstance(t.get("shape"), list) else data)
+        except ValueError as err:
+            raise ApiError(400, f"input {self.input_name}: {err}") from None
 
     def metadata(self) -> dict:
         return {"name": self.name, "versions": ["1"], "platform": self.served.platform,
@@ -193,20 +204,56 @@ class SeriesWindowAdapter(Adapter):
         async def v2(request: Request, name: str, version: str | None = None):
             served_model(request, name, version)
             body = await read_json(request)
-            t = next((t for t in body.get("inputs") or [] if isinstance(t, dict) and t.get("name") == "window"), None)
-            if t is None:
-                raise ApiError(400, 'expected {"inputs": [{"name": "window", "datatype": "FP32", "shape": [N, W, C], "data": [...]}]}')
-            data = np.asarray(t.get("data"), np.float32)
-            x = adapter.windows(data.reshape(t["shape"]) if isinstance(t.get("shape"), list) else data)
+            t = next((t for t in body.get("inputs") or [] if isinstance(t, dict) and t.get("name") == adapter.input_name), None)
+            if t is None or not isinstance(t.get("data"), list):
+                raise ApiError(400, f'expected {{"inputs": [{{"name": "{adapter.input_name}", "shape": [...], "data": [...]}}]}}')
+            x = adapter.kserve(t)
             out = await state_of(request).batcher.predict(x)
             return JSONResponse({"model_name": adapter.name, "model_version": "1", "outputs": _outputs(out, adapter.threshold_value)})
 
         return list(router.routes)
 
 
+class ImageAdapter(SeriesWindowAdapter):
+    """Images in (TF Serving `{"instances": [{"b64": FILE}, or pixels H x W x C]}`; KServe v2 `image` UINT8 [N, H, W, C]
+    or BYTES of base64 files), resized as in training; score and is_anomaly out."""
+
+    input_name = "image"
+
+    def windows(self, instances) -> np.ndarray:
+        from kiln.tasks.anomaly.images import decode
+
+        if not isinstance(instances, list) or not instances:
+            raise ApiError(400, 'expected {"instances": [{"b64": "<base64 image file>"}, ...]} or pixel arrays')
+        try:
+            return np.stack([decode(i, self.spec.size, self.spec.channels) for i in instances])
+        except Exception as err:  # noqa: BLE001 - a bad image is the request's fault
+            raise ApiError(400, f"an instance is not an image ({type(err).__name__}: {str(err)[:160]})") from None
+
+    def kserve(self, t: dict) -> np.ndarray:
+        if str(t.get("datatype", "")).upper() == "BYTES":
+            return self.windows([{"b64": v} for v in t["data"]])
+        data = np.asarray(t["data"])
+        shape = t.get("shape") if isinstance(t.get("shape"), list) else [-1, self.spec.size, self.spec.size, self.spec.channels]
+        try:
+            return self.windows(list(data.reshape(shape)))
+        except ValueError as err:
+            raise ApiError(400, f"input image: {err}") from None
+
+    def metadata(self) -> dict:
+        s = self.spec
+        return {"name": self.name, "versions": ["1"], "platform": self.served.platform,
+                "inputs": [{"name": "image", "datatype": "UINT8", "shape": [-1, s.size, s.size, s.channels]}],
+                "outputs": [{"name": "score", "datatype": "FP32", "shape": [-1]}, {"name": "is_anomaly", "datatype": "FP32", "shape": [-1]}],
+                "parameters": {"task": "anomaly", "threshold": self.threshold_value}}
+
+    def describe(self) -> str:
+        return f"anomaly score of images {self.spec.size}x{self.spec.size}x{self.spec.channels}, threshold {self.threshold_value:.4g}"
+
+
 def adapter(served):
     spec = served.spec if served.spec is not None else served.task.load_spec(served.meta)
-    return make_table_adapter(served) if spec.kind == "table" else SeriesWindowAdapter(served)
+    return {"table": make_table_adapter, "image": ImageAdapter, "series": SeriesWindowAdapter}[spec.kind](served)
 
 
 __all__ = ["adapter", "answers", "signature"]

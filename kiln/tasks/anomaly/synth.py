@@ -49,4 +49,22 @@ def write_example(root: Path, seed: int = 0) -> tuple[Path, dict]:
     return path, frame.drop(columns=["label"]).iloc[0].to_dict()
 
 
-__all__ = ["make_series", "make_table", "write_example"]
+
+def write_images(root: Path, normal: int = 60, anomalies: int = 10, size: int = 16, seed: int = 0) -> Path:
+    """root/normal/*.png: smooth horizontal gradients; root/anomaly/*.png: the same with a bright square pasted in."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, n in (("normal", normal), ("anomaly", anomalies)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            ramp = np.linspace(rng.uniform(0, 80), rng.uniform(150, 255), size)
+            img = np.repeat(np.tile(ramp, (size, 1))[:, :, None], 3, axis=2) + rng.normal(0, 4, (size, size, 3))
+            if name == "anomaly":
+                r, c = rng.integers(0, size - 6, 2)
+                img[r:r + 6, c:c + 6] = [255, 20, 20]
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+__all__ = ["make_series", "make_table", "write_example", "write_images"]

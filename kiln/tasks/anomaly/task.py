@@ -24,8 +24,9 @@ FPR, SCORE = Metric("fpr", "FPR at threshold", "min"), Metric("score_normal", "m
 @register_task
 class AnomalyTask(Task):
     info = TaskInfo(
-        name="anomaly", description="anomaly detection: an autoencoder trained on normal table rows or series windows scores reconstruction error",
-        sources=("CSV / TSV / Parquet rows (label= marks anomalies for val / test)", "a series file with time= (windows are scored)"),
+        name="anomaly", description="anomaly detection: an autoencoder trained on normal table rows, series windows or images scores reconstruction error",
+        sources=("CSV / TSV / Parquet rows (label= marks anomalies for val / test)", "a series file with time= (windows are scored)",
+                 "an image folder (the sub-folder anomaly marks anomalies)"),
         label_kinds=("anomaly",), default_model="dense", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("outlier", "novelty"),
         resume_keys=("anomaly.",), target="none", returns=("score_flag",),
@@ -49,14 +50,19 @@ class AnomalyTask(Task):
         if needs_labels(a.rule) and not a.label:
             raise ConfigError(received("train", "rule", a.rule, "the rule needs labelled anomalies in val and no label= column is given",
                                        "Pass label=COLUMN, or a rule without labels: rule=q0.99, mean+3std, mad, fpr<=0.01"))
-        rows, spec = (prepare_series if a.time else prepare_table)(cfg, "train")
+        from kiln.tasks.anomaly.data import prepare_image
+
+        prepare = prepare_image if cfg.data.path and Path(str(cfg.data.path)).expanduser().is_dir() else prepare_series if a.time else prepare_table
+        rows, spec = prepare(cfg, "train")
         return Source(rows=rows, skipped=rows.iloc[0:0], facts={"path": str(cfg.data.path)}, extra={"spec": spec})
 
     def analyse(self, source: Source, cfg, model_name: str) -> Prepared:
         spec = source.extra["spec"]
-        model = ("conv1d" if spec.kind == "series" else "dense") if model_name == "dense" and cfg.model.name == "auto" else model_name
-        if model == "conv1d" and spec.kind != "series":
-            raise ConfigError(received("train", "model", "conv1d", "conv1d reads series windows", "Pass time=COLUMN, or model=dense or vae"))
+        auto = {"series": "conv1d", "image": "conv2d", "table": "dense"}[spec.kind]
+        model = auto if model_name == "dense" and cfg.model.name == "auto" else model_name
+        for name, kind, fix in (("conv1d", "series", "Pass time=COLUMN"), ("conv2d", "image", "Pass an image folder")):
+            if model == name and spec.kind != kind:
+                raise ConfigError(received("train", "model", name, f"{name} reads {kind} data", f"{fix}, or model=dense or vae"))
         data = Prepared(rows=source.rows, spec=spec, skipped=source.skipped, facts=source.facts, model=model)
         data.extra["counts"] = self._counts(data)
         if data.extra["counts"]["train"] == 0:
@@ -64,7 +70,7 @@ class AnomalyTask(Task):
         return data
 
     def _counts(self, data) -> dict:
-        if data.spec.kind == "table":
+        if data.spec.kind in ("table", "image"):
             r = data.rows
             return {s: int(((r["split"] == s) & ~((s == "train") & (r["_anomaly"] == 1))).sum()) for s in ("train", "val", "test")}
         from kiln.tasks.anomaly.data import series_windows
@@ -80,6 +86,8 @@ class AnomalyTask(Task):
         r = data.rows
         if data.spec.kind == "table":
             return r[["_row", "split", "_anomaly"]].rename(columns={"_row": "row", "_anomaly": "anomaly"})
+        if data.spec.kind == "image":
+            return r[["path", "class", "split", "_anomaly"]].rename(columns={"_anomaly": "anomaly"})
         out = r[["time", "split", "_anomaly"]].rename(columns={"_anomaly": "anomaly"}).copy()
         out["time"] = out["time"].astype(str)
         return out
@@ -152,7 +160,8 @@ class AnomalyTask(Task):
 
     def describe(self, model_name, model, data) -> str:
         n, s = data.extra["counts"], data.spec
-        what = f"windows of {s.window} x {len(s.columns)}" if s.kind == "series" else f"rows x {len(s.table_spec.used)} columns"
+        what = {"series": lambda: f"windows of {s.window} x {len(s.columns)}", "image": lambda: f"images of {s.size} x {s.size} x {s.channels}",
+                "table": lambda: f"rows x {len(s.table_spec.used)} columns"}[s.kind]()
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {n['train']:,} normal {what}, "
                 f"{n['val']:,} val / {n['test']:,} test")
 
@@ -181,7 +190,7 @@ class AnomalyTask(Task):
 
     def describe_run(self, meta: Mapping) -> dict:
         s = meta.get("anomaly") or {}
-        what = f"windows {s.get('window')}x{len(s.get('columns') or [])}" if s.get("kind") == "series" else "table rows"
+        what = {"series": f"windows {s.get('window')}x{len(s.get('columns') or [])}", "image": f"images {s.get('size')}x{s.get('size')}x{s.get('channels')}"}.get(s.get("kind"), "table rows")
         return {"classes": None, "input": what}
 
     # --- evaluation ----------------------------------------------------------------------------------
