@@ -9,6 +9,7 @@ Cases (labels: 1 anomaly, 0 normal; anomalies go to val and test only):
                (split as wdbc)
   co2          statsmodels' weekly Mauna Loa CO2 (2,284 weeks): 12 spikes and 2 level shifts injected after the
                training stretch, windows scored (the series is real, the faults are injected and labelled)
+  digit-images-K  the same digits as 8x8 grey PNG files in a folder (normal/ and anomaly/): the image path, conv2d
   fair-fpr     statsmodels' fair table (6,366 rows, no labels): the default rule q0.99 placed on val, FPR on test
 
     .venv/bin/python bench/anomaly.py [--seeds 0] [--only wdbc,co2]
@@ -58,6 +59,22 @@ def digits(k: int):
     return make
 
 
+def digit_images(k: int):
+    def make(root: Path, seed: int):
+        from PIL import Image
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        rng = np.random.default_rng(seed)
+        others = rng.choice(np.flatnonzero(d.target != k), 100, replace=False)
+        for name, idx in (("normal", np.flatnonzero(d.target == k)), ("anomaly", others)):
+            (root / "digits" / name).mkdir(parents=True, exist_ok=True)
+            for i in idx:  # 17 grey levels (0-16) -> 0-255
+                Image.fromarray((d.images[i] * 255 / 16).astype(np.uint8)).save(root / "digits" / name / f"{i}.png")
+        return {"data": str(root / "digits"), "size": 8, "grey": True, "val_split": 0.25, "test_split": 0.25}
+    return make
+
+
 def co2(root: Path, seed: int):
     import statsmodels.api as sm
 
@@ -84,7 +101,8 @@ def fair(root: Path, seed: int):
     return {"data": str(root / "fair.csv"), "val_split": 0.2, "test_split": 0.2}
 
 
-CASES = {"wdbc": wdbc, "digits-0": digits(0), "digits-1": digits(1), "digits-2": digits(2), "co2": co2, "fair-fpr": fair}
+CASES = {"wdbc": wdbc, "digits-0": digits(0), "digits-1": digits(1), "digits-2": digits(2), "co2": co2, "fair-fpr": fair,
+         "digit-images-0": digit_images(0), "digit-images-1": digit_images(1), "digit-images-2": digit_images(2)}
 
 
 def main() -> None:
