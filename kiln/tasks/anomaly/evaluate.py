@@ -155,6 +155,17 @@ def seasonal_naive_scores(frame: pd.DataFrame, spec, starts: np.ndarray) -> np.n
     return (c[starts + spec.window] - c[starts]) / spec.window
 
 
+def baseline_features(f, spec) -> np.ndarray:
+    """What the baselines see: the autoencoder's scaled features; series windows also centred on their own mean per
+    channel (with the levels they hold, a trending series puts every test window outside the training range and the
+    baselines score nothing but the trend: Isolation Forest 0.50, PCA 0.48 on weekly CO2)."""
+    f = np.asarray(f, np.float64)
+    if spec.kind != "series":
+        return f
+    w = f.reshape(len(f), spec.window, len(spec.columns))
+    return (w - w.mean(1, keepdims=True)).reshape(len(f), -1)
+
+
 def evaluate_fresh(run, data, cfg) -> dict:
     """metrics.json of a new run: {"val", "test", "baselines": {split: {name: metrics}}, "threshold": details}."""
     from kiln.tasks.anomaly.models import feature_model
@@ -179,10 +190,10 @@ def evaluate_fresh(run, data, cfg) -> dict:
             worst_images(run, x, errs, scores, y, spec)
         data.extra.setdefault("scores", {})[split] = (scores, y)
         if fm is not None and (y == 1).any() and (y == 0).any():
-            feats[split] = (np.asarray(run_model(fm, x), np.float64), y)
+            feats[split] = (baseline_features(run_model(fm, x), spec), y)
     if feats:
         xt, _ = fresh_split(data, "train", training=True)
-        train = np.asarray(run_model(fm, xt), np.float64)
+        train = baseline_features(run_model(fm, xt), spec)
         base = baseline_scores(train, {s: f for s, (f, _) in feats.items()}, cfg.seed)
         if spec.kind == "series":
             from kiln.tasks.anomaly.data import series_windows
