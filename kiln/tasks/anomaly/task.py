@@ -29,7 +29,8 @@ class AnomalyTask(Task):
                  "an image folder (the sub-folder anomaly marks anomalies)"),
         label_kinds=("anomaly",), default_model="dense", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("outlier", "novelty"),
-        resume_keys=("anomaly.",), target="none", returns=("score_flag",),
+        resume_keys=tuple(f"anomaly.{k}" for k in ("label", "anomaly_label", "drop", "time", "time_format", "columns", "window", "stride",
+                                                      "size", "grey", "latent", "width", "denoise", "beta", "error")), target="none", returns=("score_flag",),
         headline={"score_flag": (ROC_AUC, PR_AUC, F1, FPR)})
     models = MODELS
     config_section = AnomalyConfig
