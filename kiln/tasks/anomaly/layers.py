@@ -9,22 +9,30 @@ from keras import ops
 
 @keras.saving.register_keras_serializable("kiln_anomaly")
 class ReconstructionError(keras.layers.Layer):
-    """[target (N, ...), reconstruction (N, ...)] -> per-element error (N, D), flattened: squared or absolute."""
+    """[target (N, ...), reconstruction (N, ...)] -> per-element error (N, D), flattened: squared or absolute, times a
+    non-trainable per-element `scale` (ones while training; `set_scale` after fitting: 1 / each element's mean error on
+    normal training rows, so a feature that is always hard to reconstruct does not drown the others)."""
 
     def __init__(self, error: str = "squared", **kwargs):
         super().__init__(**kwargs)
         self.error = error
 
+    def build(self, input_shape):
+        n = 1
+        for d in input_shape[0][1:]:
+            n *= int(d)
+        self.scale = self.add_weight(shape=(n,), initializer="ones", trainable=False, name="scale")
+
     def call(self, inputs):
         target, recon = inputs
         d = ops.cast(recon, "float32") - ops.cast(target, "float32")
         e = ops.square(d) if self.error == "squared" else ops.abs(d)
-        if len(e.shape) == 2:
-            return e
-        n = 1
-        for d in e.shape[1:]:
-            n *= int(d)
-        return ops.reshape(e, (-1, n))
+        if len(e.shape) != 2:
+            n = 1
+            for k in e.shape[1:]:
+                n *= int(k)
+            e = ops.reshape(e, (-1, n))
+        return e * self.scale
 
     def compute_output_shape(self, input_shape):
         n = 1
@@ -34,6 +42,11 @@ class ReconstructionError(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "error": self.error}
+
+
+def error_layer(model) -> ReconstructionError:
+    """The ReconstructionError of an anomaly model (a Functional autoencoder's `error` layer, a VAE's `err`)."""
+    return model.err if isinstance(model, VAE) else model.get_layer("error")
 
 
 @keras.saving.register_keras_serializable("kiln_anomaly")
@@ -77,6 +90,8 @@ class VAE(keras.Model):
         self.features, self.encoder, self.decoder = features, encoder, decoder
         self.beta, self.error, self.noise = float(beta), error, float(noise)
         self.err = ReconstructionError(error, name="error")
+        d = int(features.output.shape[-1])
+        self.err.build([(None, d), (None, d)])
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.seed = keras.random.SeedGenerator(0)
@@ -132,4 +147,4 @@ class VAE(keras.Model):
         return cls(**parts, **config)
 
 
-__all__ = ["MeanError", "ReconstructionError", "Standardize", "VAE"]
+__all__ = ["MeanError", "ReconstructionError", "Standardize", "VAE", "error_layer"]

@@ -167,10 +167,18 @@ class AnomalyTask(Task):
                 f"{n['val']:,} val / {n['test']:,} test")
 
     def after_fit(self, run, data: Prepared, cfg) -> dict:
-        """The threshold from val scores by `anomaly.rule`, with what it means, for run.json ("threshold", "threshold_rule")."""
+        """`normalize`: each feature's error divided by its mean on normal training rows (a weight inside the model);
+        then the threshold from val scores by `anomaly.rule`, with what it means, for run.json ("threshold", "threshold_rule")."""
         from kiln.tasks.anomaly.evaluate import _count, errors, fresh_split, reduce
         from kiln.tasks.anomaly.threshold import choose
 
+        if cfg.anomaly.normalize:  # inside the model: every export and the server score the same way
+            from kiln.tasks.anomaly.layers import error_layer
+
+            xt, _ = fresh_split(data, "train", training=True)
+            mean = errors(run.model, xt).mean(0)
+            layer = error_layer(run.model)
+            layer.scale.assign((1.0 / np.maximum(mean, 0.01 * float(mean.mean()) + 1e-12)).astype(np.float32))
         x, y = fresh_split(data, "val")
         if not _count(x):
             log.warning("anomaly: val is empty, so the threshold is placed on the training scores (q0.99)")

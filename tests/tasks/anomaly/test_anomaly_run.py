@@ -48,6 +48,11 @@ def test_series_windows_find_the_faults_and_store_the_threshold(series_run):
     assert m["test"]["roc_auc"] >= 0.9 and m["test"]["anomalies"] > 0
     assert set(m["baselines"]["test"]) == {"pca", "isolation_forest", "lof", "seasonal_naive"} and meta["anomaly"]["season"] == 24
     assert (series_run.path / "plots" / "scores.png").is_file() and (series_run.path / "plots" / "roc_pr.png").is_file()
+    from kiln.run import load_run
+    from kiln.tasks.anomaly.layers import error_layer
+
+    scale = np.asarray(error_layer(load_run(series_run.path).model).scale)  # normalize=true: 1 / mean training error, saved
+    assert scale.shape == (24 * 2,) and scale.min() > 1 and m["test"]["score_normal"] < 3
 
 
 def test_predict_writes_score_and_flag_per_window_and_evaluate_tries_another_rule(series_run, tmp_path):
