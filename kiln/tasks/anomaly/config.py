@@ -26,7 +26,7 @@ class AnomalyConfig(BaseModel):
     beta: float = Field(1.0, ge=0.0, le=100.0, description="anomaly vae: weight of the KL term")
     rule: Union[float, str] = Field("auto", description="anomaly: threshold rule chosen on val: auto (max_f1 when val holds labelled anomalies, else q0.99), qX (a quantile of normal val scores), mean+Kstd, mad, fpr<=X, max_f1, recall>=X, or a number")
     error: Literal["squared", "absolute"] = Field("squared", description="anomaly: per-feature / per-step reconstruction error")
-    normalize: bool = Field(True, description="anomaly: after fitting, divide each feature's (step's, pixel's) error by its mean on the normal training rows, inside the model")
+    normalize: Union[Literal["auto"], bool] = Field("auto", description="anomaly: after fitting, divide each feature's (step's, pixel's) error by its mean on the normal training rows, inside the model; auto: true for tables, false for series and images (bench/anomaly.py)")
     reduction: Literal["mean", "max"] = Field("mean", description="anomaly: how a row's or window's errors make its score")
     batch_rows: Union[Literal["auto"], int] = Field("auto", description="anomaly: rows or windows per step; auto: 64, 256 from 20,000")
     baselines: bool = Field(True, description="anomaly: also score PCA reconstruction error, Isolation Forest and LOF on the same split")

@@ -167,12 +167,14 @@ class AnomalyTask(Task):
                 f"{n['val']:,} val / {n['test']:,} test")
 
     def after_fit(self, run, data: Prepared, cfg) -> dict:
-        """`normalize`: each feature's error divided by its mean on normal training rows (a weight inside the model);
+        """`normalize` (auto: tables only; measured in BENCHMARKS.md): each feature's error divided by its mean on normal
+        training rows (a weight inside the model);
         then the threshold from val scores by `anomaly.rule`, with what it means, for run.json ("threshold", "threshold_rule")."""
         from kiln.tasks.anomaly.evaluate import _count, errors, fresh_split, reduce
         from kiln.tasks.anomaly.threshold import choose
 
-        if cfg.anomaly.normalize:  # inside the model: every export and the server score the same way
+        normalize = cfg.anomaly.normalize if cfg.anomaly.normalize != "auto" else data.spec.kind == "table"
+        if normalize:  # inside the model: every export and the server score the same way
             from kiln.tasks.anomaly.layers import error_layer
 
             xt, _ = fresh_split(data, "train", training=True)

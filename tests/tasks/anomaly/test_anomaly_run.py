@@ -27,7 +27,7 @@ def series_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("anomaly-series")
     make_series(900, seed=1).to_csv(root / "s.csv", index=False)
-    return kiln.train(task="anomaly", data=str(root / "s.csv"), time="time", label="label", window=24, epochs=8,
+    return kiln.train(task="anomaly", data=str(root / "s.csv"), time="time", label="label", window=24, epochs=8, normalize=True,
                       run_dir=str(root / "run"), seed=0, **QUIET)
 
 
@@ -98,6 +98,9 @@ def test_vae_trains_with_its_own_step_saves_and_exports(tmp_path):
                      run_dir=str(tmp_path / "run"), seed=0, **QUIET)
     assert {"loss", "kl", "val_loss"} <= set(run.history.columns)
     again = load_run(run.path)
+    from kiln.tasks.anomaly.layers import error_layer
+
+    assert not np.allclose(np.asarray(error_layer(again.model).scale), 1.0)  # normalize=auto (a table): set after fitting, saved
     rows = make_table(300, 16, seed=2).drop(columns=["label"]).astype(str).iloc[:5]
     out = again.predict(rows)
     assert {"score", "is_anomaly", "share_a", "share_kind"} <= set(out[0])
