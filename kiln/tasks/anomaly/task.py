@@ -137,9 +137,6 @@ class AnomalyTask(Task):
         return load_config(overrides=flat), out
 
     # --- model -------------------------------------------------------------------------------------
-    def choose_model(self, cfg) -> str:
-        return super().choose_model(cfg)
-
     def build_model(self, name: str, data: Prepared, cfg):
         a, m = cfg.anomaly, cfg.model
         return self.models.create(name, data.spec, units=m.units, latent=a.latent, denoise=a.denoise, beta=a.beta, width=a.width,
