@@ -67,9 +67,9 @@ def train(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
 
 @app.command()
 def demo(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
-    """Train, evaluate and predict on scikit-learn's handwritten digits."""
+    """A two-minute tour on real data shipped in a dependency: kiln demo [task=image|table|text|series] [key=value ...]."""
     from kiln.config import parse_overrides
-    from kiln.tasks.image.demo import demo as run_demo
+    from kiln.demo import demo as run_demo
 
     words, pairs = _split(args)
     _no_words(words, "demo")
@@ -87,7 +87,7 @@ def evaluate(args: Optional[List[str]] = ARGS):
 
     words, pairs = _split(args)
     _one(words, "evaluate", "kiln evaluate runs/train", "RUN_DIR", "run folder")
-    opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int, "threshold": float, "rule": str, "label": str}, "evaluate")
+    opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int, "threshold": str, "rule": str, "label": str}, "evaluate")
     if opts.get("split", "test") not in ("train", "val", "test"):
         raise ConfigError(received("evaluate", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
     result = load_run(words[0]).evaluate(**opts)
@@ -378,11 +378,38 @@ def tune(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG):
     run_tune(load_config(config, pairs))
 
 
-def _summary(run) -> None:
-    from kiln.evaluate.headline import summary_lines
+def _figures(pairs) -> str:
+    """[(label, value), ...] (a task's headline) -> "label 0.7289  label 0.5450"."""
+    return "  ".join(f"{label} {'-' if v is None else (f'{v:.4f}' if isinstance(v, float) and abs(v) < 1000 else f'{v:.4g}')}"
+                     for label, v in pairs)
 
-    for line in summary_lines(run.meta, run.metrics):  # the task's headline metrics (TaskInfo.headline)
-        print(line)
+
+def _summary(run) -> None:
+    """The end-of-training lines: each split's headline as the run's task names it (`Task.headline`), the decision
+    threshold with its rule, cross-validation, and the baselines in the same figures."""
+    m, task = run.metrics, run.task
+    for split in ("val", "test"):
+        if split in m and isinstance(m[split], dict):
+            count = m[split].get("n", m[split].get("windows"))
+            print(f"kiln: {split} {_figures(task.headline(m[split]))}" + (f"  (n={count})" if count is not None else ""))
+    rule = run.meta.get("threshold_rule")
+    if rule:
+        t = run.meta.get("threshold")
+        how = rule["auto"].removeprefix("auto: ") if rule.get("auto") else f"chosen on {rule.get('split')}"
+        print(f"kiln: decision threshold {0.5 if t is None else t:.3g} on P({rule.get('positive_class')}): "
+              f"threshold={rule.get('rule')} ({how})" + ("; accuracy@0.5 is argmax's decision" if t not in (None, 0.5) else ""))
+    cv = m.get("cv")
+    if isinstance(cv, dict) and cv.get("folds"):
+        means = {k: v["mean"] for k, v in cv.items() if isinstance(v, dict) and "mean" in v}
+        stds = {k: v["std"] for k, v in cv.items() if isinstance(v, dict) and "std" in v}
+        stds = {**stds, **{k: means[k] for k in ("threshold",) if k in means}}  # labels name the mean threshold
+        print(f"kiln: cv {cv['folds']}-fold (train+val) " + "  ".join(
+            f"{label} {value:.4f} ± {sd or 0:.4f}" for (label, value), (_, sd) in zip(task.headline(means), task.headline(stds))
+            if value is not None))
+    for name, b in (m.get("baselines") or {}).get("test", {}).items():
+        shown = [(label, v) for label, v in task.headline(b) if v is not None]
+        if shown:
+            print(f"kiln: baseline {name:<24} test {_figures(shown)}")
     print(f"kiln: run folder {run.path}")
 
 

@@ -27,15 +27,39 @@ FORMAT_VERSION = 1
 REWRITE = "Restore it from a copy, or write it again with the kiln mode that made it"
 
 
+def umask() -> int:
+    """The process umask, read without changing it where Linux says it (/proc/self/status), so no other thread
+    creates a file under a briefly cleared umask; elsewhere set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(path: str | Path, folder: bool = False) -> None:
+    """Give a file made by mkstemp (0600) or a folder made by mkdtemp (0700) the mode a plain open() or mkdir() would
+    have: 0666 (0777) less the umask, so a colleague or a web server can read what Kiln writes when the umask allows."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask())
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | Path):
-    """Yield a temp path with the same suffix beside `dest`; rename it over `dest` on success."""
+    """Yield a temp path with the same suffix beside `dest`; rename it over `dest` on success, with the mode the
+    umask gives a new file (mkstemp's own is 0600)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}-", suffix="".join(dest.suffixes) or ".tmp", dir=dest.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.isfile(tmp):
+            honour_umask(tmp)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
+import logging
 import importlib.machinery
 import os
 import re
@@ -78,3 +79,26 @@ def install() -> None:
 
 def uninstall() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, QuietTensorFlow)]
+
+
+# TensorFlow's Python warnings that are known noise: a model holding a lookup table (text vectorization) makes every
+# graph export log "Issue encountered when serializing table_initializer" plus a second line, "'NoneType' object has
+# no attribute 'name'", though the export loads and passes its parity check.
+HARMLESS = ("Issue encountered when serializing table_initializer",)
+
+
+class _Harmless(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(HARMLESS)
+
+
+@contextlib.contextmanager
+def harmless_tf_warnings():
+    """Drop the HARMLESS TensorFlow warnings for the duration (other warnings pass)."""
+    log = logging.getLogger("tensorflow")
+    f = _Harmless()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from kiln.errors import ConfigError, KilnError, bad_file, received
 from kiln.io import REWRITE, check_keras, load_keras, read_csv, read_json, read_yaml
@@ -22,6 +20,10 @@ from kiln.io import REWRITE, check_keras, load_keras, read_csv, read_json, read_
 RETRAIN = "Restore it from a copy, or train the run again"
 
 log = logging.getLogger("kiln")
+
+if TYPE_CHECKING:  # annotations only: `kiln --help` and `import kiln` do not pay for pandas (~0.3-0.5 s)
+    import numpy as np
+    import pandas as pd
 
 
 class Run:
@@ -119,7 +121,29 @@ class Run:
 
         Two-class runs decide with the threshold stored in run.json; `threshold=` overrides it here.
         """
+        if options.get("threshold") is not None:
+            options["threshold"] = self.evaluation_threshold(options["threshold"])
         return self.task.evaluate_run(self, data=data, split=split, out=out, **options)
+
+    def evaluation_threshold(self, rule) -> float:
+        """`threshold=` of `kiln evaluate` as a number: a number as given, argmax as 0.5, a rule (auto, max_f1, youden,
+        precision>=X, recall>=X) chosen again on this run's val split, as training chose it."""
+        from kiln.evaluate.threshold import choose_threshold, parse_rule
+
+        kind, value = parse_rule(rule)  # a bad rule: one line naming the rules
+        if not self.classes or len(self.classes) != 2:
+            raise ConfigError(received("evaluate", "threshold", rule, f"a decision threshold applies to two-class runs and this run "
+                                       f"has {len(self.classes or [])} classes", "Leave threshold out"))
+        if kind == "fixed":
+            return float(value)
+        if kind == "argmax":
+            return 0.5
+        val = self.task.split_outputs(self, "val")
+        if val is None:
+            raise ConfigError(received("evaluate", "threshold", rule, "choosing it needs the run's val split, and this run has none "
+                                       "that its task can score again", "Pass a number (threshold=0.3) or threshold=argmax"))
+        y_train = self.task.split_outputs(self, "train", outputs=False) if kind == "auto" else None
+        return float(choose_threshold(val[0], val[1], rule, y_train=y_train)[0])
 
     def predict(self, inputs, out: str | None = None, **options) -> list[dict]:
         """One dict per input (image runs: path, label, score, top_k [[label, score], ...]); `top_k=5`.

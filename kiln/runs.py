@@ -88,17 +88,15 @@ def run_summary(folder: str | Path) -> dict:
     epochs = None if history is None else len(history)
     from kiln.tasks.base import TaskError, task_of
 
+    task = None
     try:
         task = task_of(meta)
         shown = {"task": task.info.name if meta else None, **task.describe_run(meta)}  # as the run's task describes it
     except TaskError:  # a run of a task this Kiln does not have
         shown = {"task": meta.get("task"), "classes": None, "input": None}
     val, test = metrics.get("val", {}), metrics.get("test", {})
-    from kiln.evaluate.headline import headline
-
-    shown_metrics = headline(meta)  # the run's task's headline metrics, best first
-    first = shown_metrics[0] if shown_metrics else None
-    scores = {f"{split}_{m.key}": values.get(m.key) for m in shown_metrics for split, values in (("val", val), ("test", test))}
+    lead = {split: task.headline(m) if task is not None and m else [] for split, m in (("val", val), ("test", test))}
+    names = [label for label, _ in (lead["test"] or lead["val"])]
     return {
         "run": folder.name, "path": str(folder), "status": "finished" if (folder / "model.keras").is_file() else "unfinished",
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(_created(folder))),
@@ -106,10 +104,19 @@ def run_summary(folder: str | Path) -> dict:
         "model": meta.get("model") or model.get("name"), "classes": shown["classes"], "input": shown["input"],
         "train_images": meta.get("counts", {}).get("train"), "epochs": epochs,
         "optimizer": train.get("optimizer"), "lr": train.get("lr"), "batch_size": data.get("batch_size"),
-        "metric": first.label if first else None, "val": val.get(first.key) if first else None,
-        "test": test.get(first.key) if first else None, **scores,
-        "threshold": meta.get("threshold"), "train_seconds": meta.get("train_seconds"),
+        "val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
+        "test_roc_auc": test.get("roc_auc"), "threshold": meta.get("threshold"), "train_seconds": meta.get("train_seconds"),
+        # the figures the run's task leads with (Task.headline), named as the summary line names them
+        "metrics": "/".join(names) or None,
+        "val": "/".join(_short(v) for _, v in lead["val"]) or None, "test": "/".join(_short(v) for _, v in lead["test"]) or None,
+        "headline": {split: dict(pairs) for split, pairs in lead.items() if pairs},
     }
+
+
+def _short(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) and abs(value) < 1000 else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _cell(value) -> str:
@@ -132,7 +139,7 @@ def _text_table(header: list[str], rows: list[list], right_from: int = 1) -> str
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-LIST_COLUMNS = ["run", "status", "task", "model", "classes", "input", "epochs", "optimizer", "lr", "metric", "val", "test",
+LIST_COLUMNS = ["run", "status", "task", "model", "classes", "input", "epochs", "optimizer", "lr", "metrics", "val", "test",
                 "train_seconds", "created"]
 
 
@@ -144,7 +151,7 @@ def list_runs(root: str | Path = "runs", format: str = "table") -> str:
     if not rows:
         return f"kiln: no runs under {root}"
     names = [r["path"] if list(r["run"] for r in rows).count(r["run"]) > 1 else r["run"] for r in rows]
-    return _text_table(["run"] + LIST_COLUMNS[1:], [[n] + [r[c] for c in LIST_COLUMNS[1:]] for n, r in zip(names, rows)], right_from=3)
+    return _text_table(["run"] + LIST_COLUMNS[1:], [[n] + [r[c] for c in LIST_COLUMNS[1:]] for n, r in zip(names, rows)], right_from=4)
 
 
 def _label(paths: list[Path]) -> list[str]:
@@ -153,7 +160,7 @@ def _label(paths: list[Path]) -> list[str]:
 
 
 COMPARE_ROWS = ["status", "task", "model", "classes", "input", "train_images", "epochs", "optimizer", "lr", "batch_size",
-                "metric", "val", "test", "threshold", "train_seconds"]
+                "metrics", "val", "test", "threshold", "train_seconds"]
 
 
 def compare_runs(paths, out: str | Path | None = None, format: str = "table") -> tuple[str, Path | None]:

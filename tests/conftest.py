@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synth import make_image_folder  # noqa: E402
 
+pytest_plugins = ["budget"]  # tests/budget.py: the suite's time budget
+
 REPO = Path(__file__).resolve().parents[1]
 KILN = str(Path(sys.executable).parent / "kiln")
 
@@ -30,4 +32,6 @@ def tiny_run(tmp_path_factory, shapes_dir):
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     return kiln.train(data=str(shapes_dir), run_dir=str(run_dir), epochs=12, seed=1, image_size=32,
-                      train={"verbose": 0, "tensorboard": False}, model={"filters": [16, 32], "units": [32]})
+                      train={"verbose": 0, "tensorboard": False, "export_on_finish": "none"},  # stays without exports
+                      model={"filters": [16, 32], "units": [32]})
+

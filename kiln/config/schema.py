@@ -68,12 +68,13 @@ class TrainConfig(Section):
     reduce_lr_patience: int = Field(0, ge=0, description="ReduceLROnPlateau patience (needs schedule=constant; 0 turns it off)")
     tensorboard: bool = Field(True, description="write TensorBoard logs to RUN/tensorboard")
     verbose: int = Field(1, ge=0, le=2, description="Keras fit progress: 0 silent, 1 bar, 2 a line per epoch")
+    export_on_finish: Literal["auto", "none", "onnx"] = Field("auto", description="write a verified float ONNX export to RUN/exports/onnx at the end, which kiln predict then runs without TensorFlow; auto: onnx when training took 30 s or more (the export costs a few seconds)")
     phases: Literal["auto", 1, 2] = Field("auto", description="2: train the head on a frozen backbone, then fine-tune; 1: everything at once; auto: 2 when the model has a pretrained backbone")
     finetune_epochs: int = Field(10, ge=0, description="phase 2: epochs of fine-tuning after the head (0 skips phase 2)")
     finetune_lr: float = Field(1e-5, gt=0.0, le=10.0, description="phase 2: peak learning rate, usually 10-100x below lr")
     finetune_patience: int = Field(5, ge=0, description="phase 2: early stopping patience in epochs (0 turns it off)")
     unfreeze: Union[Literal["all"], int, float] = Field("all", description="phase 2: backbone layers (with weights) trained, from the top: all, a count N or a fraction in (0, 1]; BatchNorm stays frozen")
-    resume: Union[Literal["auto"], bool] = Field("auto", description="auto: continue an unfinished run_dir; true: continue the latest unfinished run (or fail); false: never")
+    resume: Union[Literal["auto"], bool] = Field("auto", description="auto: continue an unfinished run_dir, or the latest unfinished runs_root/NAME[-N] when name= is given; true: continue the latest unfinished run (or fail); false: never")
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field("float32", description="compute dtype policy; mixed_* keeps weights and the softmax in float32")
     jit_compile: bool = Field(False, description="compile train and predict steps with XLA")
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = Field("auto", description="tf.distribute strategy; multi_worker reads TF_CONFIG; auto: multi_worker with TF_CONFIG, mirrored with 2+ GPUs, else none")
@@ -133,7 +134,7 @@ class TuneConfig(Section):
 
 
 class EvaluateConfig(Section):
-    threshold: Union[float, str] = Field("max_f1", description="two-class runs: decision threshold chosen on val: max_f1, youden, precision>=X, recall>=X, argmax or a number")
+    threshold: Union[float, str] = Field("auto", description="two-class runs: decision threshold chosen on val: auto (max_f1 when the rarer class is under 20% of training rows, else argmax), max_f1, youden, precision>=X, recall>=X, argmax or a number")
     report: bool = Field(True, description="write RUN/report.html (plots, errors, Grad-CAM) at the end of training")
 
     @model_validator(mode="after")

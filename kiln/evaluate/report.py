@@ -152,7 +152,8 @@ def _curves_section(run) -> str:
     hist_path = run.path / "history.csv"
     if not hist_path.is_file() or not len(run.history):
         return ""
-    note = "Phases shaded." if "phase" in run.history.columns else ""
+    phases = run.history["phase"].nunique() if "phase" in run.history.columns else 0
+    note = "Phases shaded." if phases > 1 else ""
     return (f'<h2 id="curves">Training curves</h2><p class="muted">{note}</p>'
             + _img_tag(_fig_b64(history_figure(run.history)), "training curves"))
 

@@ -4,6 +4,9 @@ Two-class runs predict the positive class (class index 1, the second class name 
 when its probability is >= the threshold, instead of argmax (which is a fixed 0.5).
 
 Rules (`threshold=...`):
+  auto            the default: max_f1 when the rarer class is under RARE (20 %) of the training rows, else argmax
+                  (with balanced enough classes accuracy is what a user compares, and 0.5 is the cut it is best at;
+                  BENCHMARKS.md "Two-class decision threshold" has the figures)
   max_f1          the threshold with the highest F1 on the validation split (of equals, the one nearest 0.5;
                   0.5 itself unless the gain over it is larger than two bootstrap standard errors)
   youden          the ROC point with the largest TPR - FPR (Youden's J)
@@ -32,8 +35,9 @@ from kiln.errors import ConfigError, received
 log = logging.getLogger("kiln.evaluate")
 
 RULE = re.compile(r"^\s*(precision|recall)\s*>=\s*([0-9]*\.?[0-9]+)\s*$")
-NAMED = ("max_f1", "youden", "argmax")
-EXAMPLE = "Use threshold=max_f1, youden, precision>=0.9, recall>=0.95, argmax or a number such as 0.3"
+RARE = 0.2
+NAMED = ("auto", "max_f1", "youden", "argmax")
+EXAMPLE = "Use threshold=auto, max_f1, youden, precision>=0.9, recall>=0.95, argmax or a number such as 0.3"
 
 
 def parse_rule(rule) -> tuple[str, float | None]:
@@ -58,6 +62,17 @@ def parse_rule(rule) -> tuple[str, float | None]:
             raise ConfigError(received("threshold", "threshold", rule, f"the {m.group(1)} target must lie in (0, 1]", EXAMPLE))
         return m.group(1), target
     raise ConfigError(received("threshold", "threshold", rule, "it is not a threshold rule", EXAMPLE))
+
+
+def resolve_rule(rule, y_train) -> tuple[str, str | None]:
+    """(the rule `auto` stands for on these training labels, why); any other rule is returned as it is."""
+    if str(rule).strip() != "auto":
+        return rule, None
+    y = np.asarray(y_train, dtype=int)
+    share = float(min(np.mean(y == 1), np.mean(y == 0))) if len(y) else 0.5
+    if share < RARE:
+        return "max_f1", f"auto: the rarer class is {share:.0%} of the training rows (under {RARE:.0%}), so max_f1"
+    return "argmax", f"auto: the rarer class is {share:.0%} of the training rows ({RARE:.0%} or more), so 0.5 (argmax)"
 
 
 def positive_scores(probs) -> np.ndarray:
@@ -123,14 +138,17 @@ def _stats(y: np.ndarray, s: np.ndarray, t: float) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1, "fpr": fpr, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def choose_threshold(y_true, probs, rule="max_f1") -> tuple[float, dict]:
-    """(threshold, details) for a binary problem; y_true holds 0/1 (1 = positive class)."""
+def choose_threshold(y_true, probs, rule="max_f1", y_train=None) -> tuple[float, dict]:
+    """(threshold, details) for a binary problem; y_true holds 0/1 (1 = positive class). `auto` decides from
+    `y_train` (the training labels; y_true when not given)."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    kind, target = parse_rule(rule)
+    parse_rule(rule)
     y = np.asarray(y_true, dtype=int)
+    resolved, why = resolve_rule(rule, y if y_train is None else y_train)
+    kind, target = parse_rule(resolved)
     s = positive_scores(probs)
-    details: dict = {"rule": str(rule), "n": int(len(y))}
+    details: dict = {"rule": str(rule), "n": int(len(y)), **({"auto": why} if why else {})}
     if kind == "fixed":
         value = float(target)
     elif kind == "argmax":
@@ -189,13 +207,14 @@ def run_threshold(run_or_meta) -> float | None:
     return None if value is None else float(value)
 
 
-def learned_threshold(classes, y_val, probs_val, rule, split: str = "val") -> dict:
-    """The run.json keys of a two-class run's threshold chosen on its val split ("threshold": None for rule=argmax),
-    for a task's `after_fit` to return (the trainer writes them)."""
-    value, details = choose_threshold(y_val, probs_val, rule)
+def learned_threshold(classes, y_val, probs_val, rule, split: str = "val", y_train=None) -> dict:
+    """The run.json keys of a two-class run's threshold chosen on its val split ("threshold": None for rule=argmax, and
+    for `auto` when it means argmax on these training labels), for a task's `after_fit` to return (the trainer writes them)."""
+    value, details = choose_threshold(y_val, probs_val, rule, y_train)
     details.update({"split": split, "positive_class": classes[1], "negative_class": classes[0]})
     log.info("threshold: %s on %s -> %.4f (precision %.3f, recall %.3f)", rule, split, value, details["precision"], details["recall"])
-    return {"threshold": None if parse_rule(rule)[0] == "argmax" else value, "threshold_rule": details}
+    argmax = parse_rule(resolve_rule(rule, y_val if y_train is None else y_train)[0])[0] == "argmax"
+    return {"threshold": None if argmax else value, "threshold_rule": details}
 
 
-__all__ = ["apply_threshold", "choose_threshold", "parse_rule", "positive_scores", "learned_threshold", "run_threshold"]
+__all__ = ["RARE", "apply_threshold", "choose_threshold", "parse_rule", "positive_scores", "learned_threshold", "resolve_rule", "run_threshold"]

@@ -120,7 +120,10 @@ def export_run(run_dir: str | Path, format: str | None = None, quantize: str = "
     if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
         raise ConfigError(received("export", "out", out_path, "it already exists and is not empty; Kiln never overwrites an export",
                                    "Pick a new out=DIR or leave out= unset to auto-number"))
-    return _export(run, opts, out_path, timing)
+    from kiln.quiet import harmless_tf_warnings
+
+    with harmless_tf_warnings():  # e.g. a lookup table's "'NoneType' object has no attribute 'name'" (kiln/quiet.py)
+        return _export(run, opts, out_path, timing)
 
 
 def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> dict:
@@ -130,7 +133,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
     import kiln
     from kiln.export.keras import KerasPredictor
     from kiln.export.parity import compare
-    from kiln.io import FORMAT_VERSION, sha256_file, write_json, write_text
+    from kiln.io import FORMAT_VERSION, honour_umask, sha256_file, write_json, write_text
 
     module = format_module(opts.format)
     task = run.task
@@ -148,6 +151,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}-", dir=out_path.parent))
+    honour_umask(stage, folder=True)  # mkdtemp's 0700 would stay on the export folder after the rename
     try:
         try:
             artifact = module.write(file_model, file_signature, stage, opts.quantize, calib)
@@ -164,7 +168,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
         candidate = module.load(stage, file_signature)
         if file_signature.host is not None:  # raw inputs through the shipped host step, then the runtime
             candidate = HostThen(file_signature.host, candidate)
-        figures = compare(KerasPredictor(model, signature), candidate, inputs, y, task.parity, timing)
+        figures = compare(KerasPredictor(model, signature), candidate, inputs, y, task.parity_for(run), timing)
         tensors = file_signature.to_dict()
         notes = module.NOTES[opts.quantize].format(n=0 if calib is None else len(calib))
         manifest = {

@@ -18,6 +18,7 @@ times slower. Measured with and without VNNI (emulated): BENCHMARKS.md, bench/ex
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -44,7 +45,14 @@ def to_onnx(model, signature, dest: Path) -> Path:
     serve, specs = traced(model, signature)
     if any(t.dtype == "string" for t in signature.inputs):
         return _text_to_onnx(serve, signature, dest)
-    tf2onnx.convert.from_function(serve, input_signature=[specs], opset=OPSET, output_path=str(dest))
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=[specs], opset=OPSET)
+    if any(i.name not in signature.input_names for i in proto.graph.input):
+        # constants the function captured (e.g. a table's per-column scalers) came out as graph inputs that
+        # nothing feeds: convert the frozen graph instead, where they are constants
+        return _frozen_to_onnx(serve, signature, dest, OPSET)
+    import onnx
+
+    onnx.save(proto, str(dest))
     return dest
 
 
@@ -57,19 +65,30 @@ def _text_to_onnx(serve, signature, dest: Path) -> Path:
     graph is frozen (constants captured by the function included), converted at opset 18 with string Equal
     kept as ONNX Equal, and declared opset 19, where that Equal is defined; the ops tf2onnx emits mean the
     same at 18 and 19. Inputs and outputs keep the signature's names."""
+    return _frozen_to_onnx(serve, signature, dest, TEXT_OPSET - 1, {"Equal": (_equal, []), "NotEqual": (_equal, [])}, TEXT_OPSET)
+
+
+def _frozen_to_onnx(serve, signature, dest: Path, opset: int, handlers=None, declare: int | None = None) -> Path:
+    """The traced function frozen (captured variables and constants folded in), converted at `opset` with
+    `handlers`, declared as opset `declare` when given; inputs and outputs keep the signature's names."""
     import onnx
     import tf2onnx
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
-    names = [t.name for t in frozen.inputs]
-    outputs = [t.name for t in frozen.outputs]
-    handlers = {"Equal": (_equal, []), "NotEqual": (_equal, [])}
-    proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=names, output_names=outputs,
-                                              opset=TEXT_OPSET - 1, custom_op_handlers=handlers)
-    for entry in proto.opset_import:
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)  # tf2onnx's loader calls TF1 graph utilities that warn they are deprecated
+    try:
+        frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+        names = [t.name for t in frozen.inputs]
+        outputs = [t.name for t in frozen.outputs]
+        proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=names, output_names=outputs,
+                                                  opset=opset, custom_op_handlers=handlers or {})
+    finally:
+        tf_log.setLevel(level)
+    for entry in proto.opset_import if declare else ():
         if entry.domain in ("", "ai.onnx"):
-            entry.version = TEXT_OPSET
+            entry.version = declare
     rename = {n: n.split(":")[0] for n in names}
     rename.update(zip(outputs, sorted(t.name for t in signature.outputs)))  # a dict's outputs flatten in key order
     _rename(proto.graph, rename)

@@ -61,7 +61,7 @@ class State:
         self.max_body_bytes = opts.max_body_bytes
         self.metrics = Metrics(model.name)
         self.batcher = MicroBatcher(model.predictor, opts.max_batch_size, opts.max_delay_ms, self.metrics,
-                                    decode=self.adapter.decode)
+                                    decode=self.adapter.decode, all_outputs=self.adapter.all_outputs)
         self.ready = False
 
 

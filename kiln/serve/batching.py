@@ -53,6 +53,11 @@ def count(inputs) -> int:
     return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
 
 
+def take_rows(outputs, index):
+    """Rows `index` of the model's output, or of every named output (a dict)."""
+    return {k: v[index] for k, v in outputs.items()} if isinstance(outputs, dict) else outputs[index]
+
+
 def _concat(parts: list):
     if isinstance(parts[0], dict):
         return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -60,8 +65,11 @@ def _concat(parts: list):
 
 
 class MicroBatcher:
-    def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None):
+    def __init__(self, predict, max_batch_size: int = 32, max_delay_ms: float = 2.0, metrics=None, decode=None,
+                 all_outputs: bool = False):
         self.predict_fn = predict
+        # every named output (a dict) per request, for an adapter that answers them all; else the first output
+        self.all_outputs = all_outputs and len(getattr(predict, "output_names", ())) > 1
         self.decode = decode  # the adapter's: [rows] -> (model inputs, {row index: error}); needed for rows
         self.max_batch_size = max(1, int(max_batch_size))
         self.buckets = bucket_sizes(self.max_batch_size)
@@ -87,7 +95,11 @@ class MicroBatcher:
         return np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), batch.dtype)])
 
     def _call(self, batch):
-        return self.predict_fn(self._padded(batch))[:count(batch)]
+        """The model on one padded batch; a predictor with several named outputs answers all of them (a dict)."""
+        n = count(batch)
+        if self.all_outputs:
+            return {k: v[:n] for k, v in self.predict_fn.outputs(self._padded(batch)).items()}
+        return self.predict_fn(self._padded(batch))[:n]
 
     def _assemble(self, parts: list):
         """The requests' inputs -> one model batch, and {request index: error} for requests a row of which could not
@@ -134,7 +146,8 @@ class MicroBatcher:
 
     async def predict(self, images) -> np.ndarray:
         """Model-ready inputs `(n, ...)` (or a dict of them), or `Pending(rows)` / a list of rows for the adapter's
-        decode -> the model's first output for those n rows, batched with other callers."""
+        decode -> the model's output for those n rows (its first output; every named output, as a dict, when the
+        batcher was made with all_outputs=True and the predictor has several), batched with other callers."""
         if self._task is None:
             raise RuntimeError("the batcher is not running")
         future = asyncio.get_running_loop().create_future()
@@ -194,5 +207,5 @@ class MicroBatcher:
                 if k in failed:
                     future.set_exception(failed[k])
                 else:
-                    future.set_result(probs[i:i + count(images)])
+                    future.set_result(take_rows(probs, slice(i, i + count(images))))
             i += count(images)

@@ -41,6 +41,32 @@ async def read_json(request: Request) -> dict:
     return value
 
 
+_V2_TYPES = {"f": "FP32", "i": "INT64", "u": "UINT8", "b": "BOOL"}
+
+
+def v2_outputs(named: dict) -> list[dict]:
+    """KServe v2 `outputs` for every named output of a batch ({name: (N, ...) array}), in the signature's order."""
+    import numpy as np
+
+    out = []
+    for name, value in named.items():
+        arr = np.asarray(value)
+        out.append({"name": name, "datatype": _V2_TYPES.get(arr.dtype.kind, "BYTES"), "shape": list(arr.shape),
+                    "data": arr.ravel().tolist()})
+    return out
+
+
+def tf_serving_predictions(named: dict):
+    """TF Serving's row format: one value per instance for a single output, else one {name: value} object per instance."""
+    import numpy as np
+
+    arrays = {k: np.asarray(v) for k, v in named.items()}
+    if len(arrays) == 1:
+        return next(iter(arrays.values())).tolist()
+    n = len(next(iter(arrays.values())))
+    return [{k: v[i].tolist() for k, v in arrays.items()} for i in range(n)]
+
+
 @router.get("/v2")
 async def v2_server(request: Request):
     import kiln

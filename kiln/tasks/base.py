@@ -92,6 +92,8 @@ class Adapter(abc.ABC):
     `routes()` and calls `decode` on each micro-batch (rows a request left encoded) off the event loop.
     """
 
+    all_outputs = False  # True: the batcher answers every named output of the signature (a dict), not only the first
+
     def __init__(self, served):
         self.served = served  # kiln.serve.model.ServedModel
 
@@ -224,7 +226,8 @@ class Task(abc.ABC):
         """Values learned after fitting (a decision threshold, an anomaly threshold, a residual scale), as run.json keys.
 
         Called by the trainer with the trained model (`run.model`) and the run.json so far (`run.meta`), before the
-        run folder is finished; the trainer writes what it returns into run.json, once, then calls `evaluate`."""
+        run folder is finished; the trainer writes what it returns into run.json, once, saves `run.model` as model.keras
+        (a task may set another model there, e.g. one chosen against classical forecasters), then calls `evaluate`."""
         return {}
 
     # --- run folder ------------------------------------------------------------------------------
@@ -240,8 +243,8 @@ class Task(abc.ABC):
         """What this run's model returns (one of `info.returns`), from its run.json; default the task's first kind."""
         return self.info.returns[0]
 
-    def headline(self, meta: Mapping) -> tuple[Metric, ...]:
-        """The metrics a run of this task leads with, best first (`info.headline` for `returns(meta)`)."""
+    def headline_metrics(self, meta: Mapping) -> tuple[Metric, ...]:
+        """The typed metrics a run of this task leads with, best first (`info.headline` for `returns(meta)`)."""
         return tuple(self.info.headline.get(self.returns(meta), ()))
 
     def describe_run(self, meta: Mapping) -> dict:
@@ -249,6 +252,20 @@ class Task(abc.ABC):
         return {"classes": len(meta.get("classes") or []) or None, "input": None}
 
     # --- evaluation and report ---------------------------------------------------------------------
+    def headline(self, metrics: Mapping) -> list[tuple[str, Any]]:
+        """What one split's metrics (a metrics.json "test", a baseline's, cv means) lead with, as (label, value) in the
+        order the end-of-training summary, `kiln runs`, `kiln compare` and the report show them: the task's typed
+        headline (`info.headline`) for the first output kind whose figures these are. Class probabilities follow
+        kiln.evaluate.metrics.headline: two classes lead with ROC-AUC and log loss, then accuracy at the stored
+        threshold and at 0.5, each named with its threshold."""
+        from kiln.evaluate.metrics import headline
+
+        for kind in self.info.returns:
+            shown = self.info.headline.get(kind, ())
+            if shown and any(m.key in metrics for m in shown):
+                return headline(metrics) if kind == "probabilities" else [(m.label, metrics.get(m.key)) for m in shown]
+        return headline(metrics) if "accuracy" in metrics or "roc_auc" in metrics else []
+
     @abc.abstractmethod
     def evaluate(self, run, data: Prepared, cfg) -> dict:
         """metrics.json of a freshly trained run: {"val": {...}, "test": {...}}; may write plots/."""
@@ -256,6 +273,11 @@ class Task(abc.ABC):
     def evaluate_run(self, run, data: str | None = None, split: str = "test", out: str | None = None, **options) -> dict:
         """`kiln evaluate RUN`: metrics for one split of the run's data, or for another labelled source."""
         raise self.unsupported("evaluate")
+
+    def split_outputs(self, run, split: str, outputs: bool = True):
+        """(targets, model outputs) of one split of the run's own data, or only the targets with `outputs=False`;
+        None when the task cannot read the split again (then `kiln evaluate threshold=RULE` asks for a number)."""
+        return None
 
     def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
         """`kiln predict RUN INPUTS`: one dict per input."""
@@ -300,9 +322,16 @@ class Task(abc.ABC):
     def parity(self, reference, candidate, y) -> dict:
         """Figures comparing an export's outputs with the Keras model's on the same inputs.
 
-        Must hold "agreement" (the share that passes, compared with min_agreement), "accuracy" and
-        "keras_accuracy" (or the task's own quality figure under those names), "max_abs_diff", "mean_abs_diff".
+        Must hold "agreement" (the share that passes, compared with min_agreement), "max_abs_diff", "mean_abs_diff",
+        "agreement_rule", "metric", "score" and "keras_score". kiln.export.parity's `class_parity` and `value_parity` give them, named: "agreement_rule" (what agreeing means:
+        the same top class, the same decision, within a tolerance) and "metric" / "score" / "keras_score" (the task's
+        quality figure for both sides, e.g. "accuracy@0.318", "MAE").
         """
+
+    def parity_for(self, run):
+        """The `parity` callable `kiln export` uses for this run (a task binds what the run decides with, e.g. its
+        two-class threshold)."""
+        return self.parity
 
     @abc.abstractmethod
     def adapter(self, served) -> Adapter:
@@ -312,6 +341,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def example(self, root: Path, seed: int = 0) -> Example:
         """Write a tiny generated dataset under `root` and say how to train on it and query the server."""
+
+    def demo_plan(self, dest: Path):
+        """`kiln demo task=NAME`: write real data that ships in a dependency under `dest` and say how the short
+        tour trains on it (a kiln.demo.DemoPlan); kiln/demo.py walks the rest, the same for every task."""
+        raise self.unsupported("demo")
 
     def unsupported(self, command: str) -> TaskError:
         return TaskError(received(command, "task", self.info.name, f"the {self.info.name} task does not support {command}",

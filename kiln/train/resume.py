@@ -174,8 +174,10 @@ def truncate_history(path: Path, rows: int) -> None:
             f.write("".join(lines[:1] + body[:rows]))
 
 
-def check_config(run_dir: Path, cfg: Config) -> None:
-    """Refuse to continue with a changed binding key; other keys (epochs, patience, verbose ...) may change."""
+def check_config(run_dir: Path, cfg: Config, resolved: Config | None = None) -> None:
+    """Refuse to continue with a changed binding key; other keys (epochs, patience, verbose ...) may change.
+    config.yaml holds the values `auto` resolved to (`resolved`); a key matching either the command's or the resolved
+    value passes (config.yaml written before it held resolved values keeps `auto`)."""
     from kiln.config.load import _flatten
 
     saved_file = run_dir / "config.yaml"
@@ -186,12 +188,13 @@ def check_config(run_dir: Path, cfg: Config) -> None:
     binding = BINDING + tuple(resolve_task(cfg).info.resume_keys)
     saved = _flatten(read_yaml(saved_file, "a Kiln config", "Start a new run_dir, or restore config.yaml from a copy"))
     now = _flatten(cfg.model_dump(mode="json"))
+    also = _flatten(resolved.model_dump(mode="json")) if resolved is not None else now
     for key in sorted(set(saved) | set(now)):
-        if not key.startswith(binding) or saved.get(key) == now.get(key):
+        if not key.startswith(binding) or saved.get(key) in (now.get(key), also.get(key)):
             continue
         raise KilnError(received("train", key, now.get(key), f"the unfinished run in {run_dir} was started with {key}={saved.get(key)}, "
                                  "and a checkpoint continues only with the same value",
-                                 f"Pass {key}={saved.get(key)} to resume, or pick a new run_dir"))
+                                 f"Pass {key}={saved.get(key)} to resume, or pick a new run_dir (or resume=false)"))
 
 
 def check_splits(run_dir: Path, table) -> None:
@@ -238,6 +241,13 @@ class RunFolder:
             elif mode is True and chief:
                 raise KilnError(received("train", "resume", "true", f"{cfg.run_dir} holds no unfinished run (no {STATE})",
                                          "Leave out resume=true to start a new run there"))
+        elif mode == "auto" and cfg.name and chief:  # the same command again after Ctrl+C or a crash: continue it
+            found = latest_unfinished(Path(cfg.runs_root), cfg.name)
+            if found is not None:
+                check_state(found)
+                self._resume_from = found
+                print(f"kiln: {found} is an unfinished run named {cfg.name}; continuing it (resume=false starts a new one)",
+                      flush=True)
         elif mode is True:
             found = latest_unfinished(Path(cfg.runs_root), cfg.name or "train")
             if found is None:
@@ -246,8 +256,9 @@ class RunFolder:
             self._resume_from = found
             check_state(found)
 
-    def create(self) -> Path:
-        """Create (or reopen) the folder, lock it against a second process, load the checkpoint."""
+    def create(self, resolved: Config | None = None) -> Path:
+        """Create (or reopen) the folder, lock it against a second process, load the checkpoint. `resolved`: the config
+        with what `auto` resolved to, as config.yaml holds it (what a resumed run is checked against)."""
         from kiln.run import new_run_dir
 
         if not self.chief:
@@ -262,7 +273,7 @@ class RunFolder:
             self.state = read_state(self._resume_from)
             self.resuming = self.state is not None
         if self.resuming and self.chief:
-            check_config(self.path, self.cfg)
+            check_config(self.path, self.cfg, resolved)
             shutil.rmtree(self.path / "cache", ignore_errors=True)  # a killed run may leave a half-written tf.data cache
             print(f"kiln: resuming {self.path} after epoch {self.state.epoch} (phase {self.state.phase})", flush=True)
         return self.path

@@ -39,8 +39,34 @@ def train(cfg: Config):
     try:
         with precision_policy(cfg.train.precision):
             return _train(cfg, task, strategy, folder)
+    except KeyboardInterrupt:
+        if folder.chief and folder.path is not None:
+            print(interrupted(folder.path), file=sys.stderr, flush=True)
+        raise
     finally:
         folder.close()
+
+
+def interrupted(run_dir) -> str:
+    """What Ctrl+C leaves and the exact command that continues it: the same `kiln train` words with run_dir= (or,
+    outside the CLI, the run_dir= to pass)."""
+    import shlex
+
+    from kiln.train.resume import read_state
+
+    try:
+        state = read_state(run_dir)
+    except Exception:  # noqa: BLE001 - a checkpoint cut short by the interrupt: nothing to continue from
+        state = None
+    if state is None:
+        return f"kiln: interrupted before the first epoch ended; {run_dir} holds no checkpoint, so delete it and start again"
+    argv = sys.argv[1:]
+    if argv[:1] == ["train"]:
+        words = [a for a in argv[1:] if not a.startswith(("run_dir=", "resume="))]
+        how = "kiln " + shlex.join(["train", *words, f"run_dir={run_dir}"])
+    else:
+        how = f"kiln.train(..., run_dir={str(run_dir)!r}) with the same settings"
+    return f"kiln: interrupted; {run_dir} is saved after epoch {state.epoch}. Continue it with: {how}"
 
 
 def _train(cfg: Config, task, strategy, folder):
@@ -59,14 +85,15 @@ def _train(cfg: Config, task, strategy, folder):
     model_name = task.choose_model(cfg)  # fail on a bad model name before touching data
     data = task.analyse(task.read_source(cfg), cfg, model_name)
     model_name = data.model or model_name  # model=auto decided from the data (e.g. by its size)
-    saved_cfg = cfg  # config.yaml keeps `auto`; the values it took are in run.json
-    cfg, decisions = task.resolve_auto(cfg, data, model_name)
+    cfg, decisions = task.resolve_auto(cfg, data, model_name)  # config.yaml holds what `auto` resolved; run.json says why
     for decision in decisions:
         print(f"kiln: {decision.line()}", flush=True)
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():  # before the run folder exists: a failed ImageNet download must not leave one behind
         model = task.build_model(model_name, data, cfg)
-    run_dir = folder.create()
+    chosen = cfg.model.name if cfg.model.name != "auto" else model_name  # resolve_auto may have named it (text)
+    saved_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": chosen})})  # what config.yaml holds
+    run_dir = folder.create(saved_cfg)
     if folder.resuming:
         check_splits(run_dir, task.splits_frame(data))
     log.info("train: run folder %s", run_dir)
@@ -147,7 +174,9 @@ def _train(cfg: Config, task, strategy, folder):
                       else "from the refit model, which trained on val"}}
            if refit_ds is not None else {}),
     }
-    meta.update(task.after_fit(Run(run_dir, meta=meta, model=model), data, cfg) or {})  # values learned after fitting
+    fitted = Run(run_dir, meta=meta, model=model)
+    meta.update(task.after_fit(fitted, data, cfg) or {})  # values learned after fitting
+    model = fitted.model  # after_fit may ship another model (a series run's choice against classical forecasters)
     write_json(run_dir / "run.json", meta)
     save_model(model, run_dir / "model.keras")
     folder.finish()
@@ -164,4 +193,34 @@ def _train(cfg: Config, task, strategy, folder):
             write_report(run)
         except Exception as err:  # the run is saved already; a report problem must not lose it
             log.warning("train: report.html was not written (%s: %s); retry with kiln report %s", type(err).__name__, err, run_dir)
+    export_on_finish(run, cfg.train.export_on_finish, task.info.export_formats, train_seconds)
     return run
+
+
+EXPORT_MIN_TRAIN_SECONDS = 30  # export_on_finish=auto: the ONNX export (3-10 s here, BENCHMARKS.md) is then a small share
+
+
+def export_on_finish(run, choice: str, formats: tuple[str, ...], train_seconds: float) -> dict | None:
+    """The run's verified float ONNX export in RUN/exports/onnx (kiln predict then skips TensorFlow), as
+    `train.export_on_finish` says; a converter failure or a failed parity check is a warning, never a lost run."""
+    from kiln.errors import KilnError
+    from kiln.export.export import export_run
+
+    if choice == "none" or "onnx" not in formats:
+        return None
+    if choice == "auto" and train_seconds < EXPORT_MIN_TRAIN_SECONDS:
+        print(f"kiln: auto: train.export_on_finish=none (trained in {train_seconds:.0f} s, under {EXPORT_MIN_TRAIN_SECONDS} s: "
+              f"the export would be a large share; kiln export {run.path} format=onnx writes it)", flush=True)
+        return None
+    started = time.time()
+    try:
+        manifest = export_run(run.path, "onnx", "none", out=str(run.path / "exports" / "onnx"))
+    except Exception as err:  # noqa: BLE001 - the run is saved already; an export problem must not lose it
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        log.warning("train: the ONNX export was not kept (%s); kiln predict uses Keras; retry with kiln export %s format=onnx",
+                    first if isinstance(err, KilnError) else f"{type(err).__name__}: {first}", run.path)
+        return None
+    why = "asked for" if choice == "onnx" else f"trained in {train_seconds:.0f} s"
+    print(f"kiln: exported onnx in {time.time() - started:.1f} s ({why}): agrees with Keras on {manifest['agreement']:.1%} of "
+          f"{manifest['parity_n']} {manifest['parity_split']} examples; kiln predict runs it without TensorFlow", flush=True)
+    return manifest

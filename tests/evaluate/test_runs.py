@@ -23,17 +23,19 @@ def test_runs_and_compare(tiny_run, tmp_path, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["run", "status", "task", "model"] and len(lines) == 4  # header, rule, two runs
+    assert "accuracy/macro F1" in out  # the figures the run's task leads with, named
     assert "finished" in out and "cnn" in out
 
     assert main(["runs", str(root), "format=json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["run"] for r in rows} == {"a", "b"}
     assert rows[0]["test_accuracy"] == tiny_run.metrics["test"]["accuracy"]
+    assert rows[0]["headline"]["test"]["accuracy"] == tiny_run.metrics["test"]["accuracy"]
 
     png = tmp_path / "curves.png"
     assert main(["compare", str(a), str(b), f"out={png}"]) == 0
     out = capsys.readouterr().out
-    assert "config train.lr" in out and "0.0100" in out and "test_accuracy" in out
+    assert "config train.lr" in out and "0.0100" in out and "accuracy/macro F1" in out
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["compare", str(a), str(b), "format=json", f"out={png}"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -465,3 +465,35 @@ def test_drain_is_bounded(roomy_server):
     assert line.startswith("HTTP/1.1 401") and waited < DRAIN_SECONDS / 2, (line, waited)  # 200 MiB > drain_bytes
     line, waited = _raw_answer(roomy_server, f"POST {path} HTTP/1.1\nHost: x\nContent-Length: {BIG}\nExpect: 100-continue\n\n")
     assert line.startswith("HTTP/1.1 401") and waited < DRAIN_SECONDS / 2, (line, waited)  # not "100 Continue"
+
+
+def test_several_named_outputs_reach_each_request():
+    """A predictor with several named outputs (a score and a flag): every request gets its own rows of each, and the
+    shared helpers answer them in KServe v2 and TF Serving form."""
+    from kiln.serve.batching import MicroBatcher
+    from kiln.serve.routes import tf_serving_predictions, v2_outputs
+
+    class TwoOutputs:
+        output_names = ["score", "flag"]
+
+        def outputs(self, x):
+            score = x.reshape(len(x), -1).sum(1).astype(np.float32)
+            return {"score": score, "flag": (score > 5).astype(np.float32)}
+
+        def __call__(self, x):
+            return self.outputs(x)["score"]
+
+    async def scenario():
+        batcher = MicroBatcher(TwoOutputs(), max_batch_size=8, max_delay_ms=50, all_outputs=True)
+        await batcher.start()
+        out = await asyncio.gather(*(batcher.predict(np.full((k, 1), k, np.float32)) for k in (1, 2, 3)))
+        await batcher.stop()
+        return out
+
+    one, two, three = asyncio.run(scenario())
+    assert set(one) == {"score", "flag"} and one["score"].tolist() == [1.0] and two["score"].tolist() == [2.0, 2.0]
+    assert three["flag"].tolist() == [0.0, 0.0, 0.0] and len(three["score"]) == 3
+    v2 = v2_outputs(two)
+    assert [o["name"] for o in v2] == ["score", "flag"] and v2[0]["shape"] == [2] and v2[0]["datatype"] == "FP32"
+    assert tf_serving_predictions(two) == [{"score": 2.0, "flag": 0.0}, {"score": 2.0, "flag": 0.0}]
+    assert tf_serving_predictions({"score": two["score"]}) == [2.0, 2.0]

@@ -1,8 +1,10 @@
-"""`kiln demo`: the embedded default, end to end, on scikit-learn's real digits."""
+"""`kiln demo`: the two-minute tour, end to end, on scikit-learn's real digits."""
 
 import json
 import subprocess
 import time
+
+import pytest
 
 from conftest import KILN
 
@@ -27,7 +29,33 @@ def test_demo_end_to_end(tmp_path):
     assert exported["format"] == "tflite" and exported["quantize"] == "int8"
     # kiln export keeps only an export that passed its own gate, so the demo's holds min_agreement (0.99)
     assert exported["passed"] and exported["agreement"] >= exported["min_agreement"] == 0.99
-    assert "TFLite int8 agrees with the Keras model" in out.stdout
+    assert "tflite int8 export agrees with the Keras model" in out.stdout
+    shown = json.loads((run_dir / "demo.json").read_text())  # the model beside its baselines on the same test images
+    assert shown["test"] == metrics["test"]["accuracy"] and set(shown["baselines"]) == {"largest class", "logistic regression on pixels"}
+    assert all(shown["test"] > b for b in shown["baselines"].values()) and "NOT beaten" not in out.stdout
+    assert json.loads((run_dir / "exports/onnx/export.json").read_text())["passed"]  # train.export_on_finish=onnx
+    assert "kiln: predicted 3 image(s) (onnxruntime, exports/onnx)" in out.stderr  # the predictions skipped TensorFlow
     predictions = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [p["label"] for p in predictions] == ["0", "3", "7"]
     print(f"demo took {elapsed:.0f}s")
+
+
+@pytest.mark.parametrize("task, metric", [("table", "accuracy"), ("series", "mase"), ("text", "accuracy")])
+def test_each_task_has_a_short_demo_on_shipped_data(task, metric, tmp_path, capsys):
+    """`kiln demo task=NAME`: real data from a dependency, audited, trained, beside its baselines, exported
+    (ONNX, verified) and predicted through that export."""
+    from kiln.cli import main
+
+    run_dir = tmp_path / task
+    assert main(["demo", f"task={task}", f"run_dir={run_dir}", "verbose=0"]) in (0, None)
+    out = capsys.readouterr()
+    shown = json.loads((run_dir / "demo.json").read_text())
+    assert shown["task"] == task and shown["metric"] == metric and shown["baselines"]
+    sign = 1 if shown["higher_is_better"] else -1
+    margins = [sign * (shown["test"] - b) for b in shown["baselines"].values()]
+    assert min(margins) >= 0 and max(margins) > 0, shown  # no baseline does better, and the model beats at least one
+    assert "NOT beaten" not in out.out
+    exported = json.loads((run_dir / "exports" / "onnx" / "export.json").read_text())
+    assert exported["passed"] and exported["task"] == task
+    assert "(onnxruntime, exports/onnx)" in out.err and (run_dir / "predictions.csv").is_file()
+    assert (run_dir / "audit.json").is_file() and (run_dir / "report.html").is_file()

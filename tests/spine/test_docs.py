@@ -66,6 +66,7 @@ def _stop(*_args, **_kwargs):
 def stopped(monkeypatch):
     """Every place a mode starts real work raises Reached instead."""
     import kiln.api
+    import kiln.demo
     import kiln.evaluate.report
     import kiln.export.export
     import kiln.inspect
@@ -73,14 +74,13 @@ def stopped(monkeypatch):
     import kiln.runs
     import kiln.serve.app
     import kiln.tasks.base
-    import kiln.tasks.image.demo
     import kiln.tasks.image.label_issues
     import kiln.train.lr_find
     import kiln.train.trainer
     import kiln.train.tune
 
     for module, name in [(kiln.train.trainer, "train"), (kiln.run, "load_run"), (kiln.export.export, "export_run"),
-                         (kiln.serve.app, "serve"), (kiln.tasks.image.demo, "demo"), (kiln.train.lr_find, "lr_find"),
+                         (kiln.serve.app, "serve"), (kiln.demo, "demo"), (kiln.train.lr_find, "lr_find"),
                          (kiln.train.tune, "tune"), (kiln.api, "augment_preview"), (kiln.evaluate.report, "write_report"),
                          (kiln.runs, "list_runs"), (kiln.runs, "compare_runs"), (kiln.inspect, "inspect_model"),
                          (kiln.tasks.image.label_issues, "find_label_issues")]:

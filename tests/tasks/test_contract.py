@@ -56,10 +56,21 @@ def test_report_renders_task_sections(trained):
 def test_exports_every_declared_format(trained):
     import kiln
 
+    import logging
+
     task, _, run, root = trained
-    for fmt in task.info.export_formats:
-        m = kiln.export_run(run.path, fmt, out=str(root / "exports" / fmt), timing=FAST)
-        assert m["task"] == task.info.name and m["passed"], (fmt, m["agreement"])
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("tensorflow").addHandler(handler)
+    try:
+        for fmt in task.info.export_formats:
+            m = kiln.export_run(run.path, fmt, out=str(root / "exports" / fmt), timing=FAST)
+            assert m["task"] == task.info.name and m["passed"], (fmt, m["agreement"])
+            assert m["metric"] and m["agreement_rule"]  # the export table names what its figures are
+    finally:
+        logging.getLogger("tensorflow").removeHandler(handler)
+    assert not [s for s in seen if "'NoneType' object has no attribute 'name'" in s]  # text's lookup table: no stray line
 
 
 def test_serves_one_request_over_loopback(trained):

@@ -215,7 +215,10 @@ def evaluate_fresh(run, data, cfg) -> dict:
 # --- kiln evaluate / kiln predict --------------------------------------------------------------------------
 def _threshold(run, scores_val, y_val, threshold=None, rule=None) -> tuple[float | None, str]:
     if threshold is not None:
-        return float(threshold), f"threshold={threshold}"
+        try:
+            return float(threshold), f"threshold={threshold}"
+        except ValueError:  # threshold=RULE: the anomaly rules (kiln evaluate's threshold= is text for every task)
+            rule = threshold
     if rule is not None:
         from kiln.tasks.anomaly.threshold import choose
 
@@ -278,6 +281,11 @@ def evaluate_file(run, data: str | None, split: str, out: str | None, threshold=
         xv, _, _ = run_split(run, "val")
         return reduce(errors(model, xv), spec)
 
+    if threshold is not None and rule is None:
+        try:
+            float(threshold)
+        except ValueError:
+            threshold, rule = None, threshold
     t, how = _threshold(run, val_scores, run_split(run, "val")[1] if rule else None, threshold, rule)
     result = score_metrics(reduce(errors(model, x), spec), y if y is not None else np.zeros(_count(x), np.int64), t)
     if threshold is not None or rule is not None:

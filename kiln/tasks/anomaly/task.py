@@ -35,9 +35,15 @@ class AnomalyTask(Task):
     models = MODELS
     config_section = AnomalyConfig
 
-    def headline(self, meta: Mapping) -> tuple[Metric, ...]:
+    def headline_metrics(self, meta: Mapping) -> tuple[Metric, ...]:
         """ROC-AUC, PR-AUC, F1 when the data marks anomalies (label=); else the FPR at the threshold and the mean normal score."""
         return (ROC_AUC, PR_AUC, F1, FPR) if (meta.get("anomaly") or {}).get("label") else (FPR, SCORE)
+
+    def headline(self, metrics: Mapping) -> list:
+        """(label, value) a split's metrics lead with: ROC-AUC, PR-AUC, F1, FPR where the split holds both kinds, else
+        the FPR at the threshold and the mean normal score (a baseline's figures: its ROC-AUC and PR-AUC)."""
+        shown = (ROC_AUC, PR_AUC, F1, FPR) if "roc_auc" in metrics else (FPR, SCORE)
+        return [(m.label, metrics[m.key]) for m in shown if metrics.get(m.key) is not None]
 
     def claims(self, path, keys: Mapping[str, Any]) -> int:
         return 0  # any table could be normal data: name the task with task=anomaly

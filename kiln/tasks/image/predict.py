@@ -24,6 +24,15 @@ def dataset(run, paths, labels=None, batch_size: int = 64, use_pil=None):
                         batch_size=batch_size, use_pil=use_pil, background=spec.alpha_background)
 
 
+def decode_files(run, paths, use_pil=None) -> np.ndarray:
+    """(N, H, W, C) uint8: image files decoded and resized as training did, without TensorFlow."""
+    from kiln.tasks.image.data.decode import decode_batch
+
+    spec = run.spec
+    return decode_batch(list(paths), tuple(spec.size), spec.channels, spec.resize, use_pil, files=True,
+                        background=spec.alpha_background)
+
+
 def expand_paths(paths) -> list[str]:
     """Files as given; folders searched recursively for image files."""
     files = []
@@ -40,9 +49,12 @@ def expand_paths(paths) -> list[str]:
     return files
 
 
-def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[dict]:
+def predict_paths(run, paths, top_k: int = 5, out: str | None = None, runtime: str = "auto") -> list[dict]:
+    """`runtime`: auto, keras or onnx (kiln/export/runtime.py); the one used is logged."""
+    from kiln.export.runtime import announce, export_model
     from kiln.tasks.image.data import check
 
+    model = export_model(run, runtime)  # a wrong runtime= is named before any image is read
     files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
     facts = check.scan(files, run.config.image.max_pixels)
     bad = facts[~facts["ok"]]
@@ -51,18 +63,22 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None) -> list[di
     good = facts[facts["ok"]]
     from kiln.evaluate.threshold import apply_threshold, run_threshold
 
-    probs = run.predict_proba(good["path"].tolist(), use_pil=check.needs_pil(good.reset_index(drop=True)))
+    use_pil = np.asarray(check.needs_pil(good.reset_index(drop=True)), bool)
+    probs = run.task.predict_outputs(run, good["path"].tolist(), use_pil=use_pil, model=model)
+    announce(run, model, len(probs), "image(s)")
     k = min(top_k, len(run.classes))
     chosen = apply_threshold(probs, run_threshold(run)) if len(probs) else []  # argmax unless a two-class threshold is stored
     results = []
     for path, p, c in zip(good["path"], probs, chosen):
         order = np.argsort(-p)[:k]
         results.append({"path": path, "label": run.classes[c], "score": float(p[c]),
-                        "top_k": [[run.classes[i], float(p[i])] for i in order]})
+                        "top_k": [[run.classes[i], float(p[i])] for i in order],
+                        **({"threshold": run_threshold(run) or 0.5} if len(run.classes) == 2 else {})})  # the cut it came from
     if out:
         from kiln.io import write_text
 
         table = pd.DataFrame([{"path": r["path"], "label": r["label"], "score": r["score"],
+                               **({"threshold": r["threshold"]} if "threshold" in r else {}),
                                **{f"p_{c}": float(p[i]) for i, c in enumerate(run.classes)}}
                               for r, p in zip(results, probs)])
         write_text(Path(out), table.to_csv(index=False))

@@ -85,9 +85,12 @@ def _summary_section(run, split: str, m: dict, calib: dict) -> str:
         value = ",".join(map(str, d["value"])) if isinstance(d["value"], list) else d["value"]
         rows.append((f"auto {key}", f"{value} ({d['why']})"))
     kv = "".join(f"<tr><td>{_esc(k)}</td><td class='l'>{_esc(v)}</td></tr>" for k, v in rows)
-    headline = (f"<p><b>{split}</b> (n={m['n']}): accuracy <b>{m['accuracy']:.4f}</b>, macro F1 {m['macro_f1']:.4f}, "
-                f"top-{m['top_k']} accuracy {m['top_k_accuracy']:.4f}, ROC-AUC {_fmt(m['roc_auc'])}, "
-                f"ECE {calib['ece']:.4f}</p>")
+    from kiln.evaluate.metrics import headline as lead
+
+    shown = lead(m) + [(k, v) for k, v in (("macro F1", m.get("macro_f1")), ("ROC-AUC", m.get("roc_auc"))) if k not in dict(lead(m))]
+    headline = (f"<p><b>{split}</b> (n={m['n']}): " + ", ".join(f"{_esc(k)} <b>{_fmt(v)}</b>" for k, v in shown) + ", "
+                + (f"top-{m['top_k']} accuracy {m['top_k_accuracy']:.4f}, " if "top_k_accuracy" in m else "")
+                + f"ECE {calib['ece']:.4f}</p>")
     other = run.metrics
     extra = ""
     if other:

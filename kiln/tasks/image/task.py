@@ -32,6 +32,7 @@ class ImageTask(Task):
         mode="min",
         export_formats=EXPORT_FORMATS,
         resume_keys=("image.image_size", "image.channels", "image.resize", "image.alpha_background", *(f"image.{k}" for k in sorted(MODEL_KEYS))),
+        runtimes=("keras", "onnx"),  # kiln/export/runtime.py
     )
     models = MODELS
     config_section = ImageConfig
@@ -179,7 +180,9 @@ class ImageTask(Task):
         import keras
 
         k = len(data.classes)
-        top_k = min(cfg.train.top_k, k)
+        from kiln.evaluate.metrics import useful_top_k
+
+        top_k = useful_top_k(cfg.train.top_k, k)  # top-k of k classes is always 1.0: not shown
         weights = None
         if cfg.train.class_weight == "balanced":
             from kiln.train.trainer import class_weights
@@ -187,7 +190,7 @@ class ImageTask(Task):
             weights = class_weights(data.split("train")["y"].to_numpy(), k)
         return CompileSpec(
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-            metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")],
+            metrics=["accuracy"] + ([keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")] if top_k else []),
             monitor=cfg.train.monitor, mode="min" if "loss" in cfg.train.monitor else "max", class_weight=weights)
 
     def describe(self, model_name: str, model, data: Prepared) -> str:
@@ -204,7 +207,8 @@ class ImageTask(Task):
 
         probs = self._split_probs(run, data, "val")
         data.outputs["val"] = probs
-        learned = learned_threshold(data.classes, rows["y"].to_numpy(), probs, cfg.evaluate.threshold)
+        learned = learned_threshold(data.classes, rows["y"].to_numpy(), probs, cfg.evaluate.threshold,
+                                    y_train=data.split("train")["y"].to_numpy())
         data.extra["threshold"] = learned["threshold"]
         return learned
 
@@ -263,14 +267,20 @@ class ImageTask(Task):
 
         return predict_paths(run, inputs, out=out, **options)
 
-    def predict_outputs(self, run, inputs, batch_size: int = 64, use_pil=None):
-        """(N, K) class probabilities for image files, in order."""
+    def predict_outputs(self, run, inputs, batch_size: int = 64, use_pil=None, model=None):
+        """(N, K) class probabilities for image files, in order (`model`: an export standing in for run.model,
+        fed pixels decoded here, without TensorFlow)."""
         import numpy as np
 
         from kiln.tasks.image.predict import dataset
 
         if len(inputs) == 0:
             return np.zeros((0, len(run.classes)), np.float32)
+        if model is not None:
+            from kiln.tasks.image.predict import decode_files
+
+            return np.concatenate([model(decode_files(run, inputs[i:i + batch_size], use_pil[i:i + batch_size] if use_pil is not None else None))
+                                   for i in range(0, len(inputs), batch_size)])
         ds = dataset(run, list(inputs), batch_size=batch_size, use_pil=use_pil).map(lambda x, y: x)
         return np.asarray(run.model.predict(ds, verbose=0))
 
@@ -318,6 +328,11 @@ class ImageTask(Task):
         from kiln.tasks.image.serve.adapter import ImageAdapter
 
         return ImageAdapter(served)
+
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.image.demo import demo_plan
+
+        return demo_plan(dest)
 
     # --- the contract test ----------------------------------------------------------------------------------
     def example(self, root: Path, seed: int = 0) -> Example:

@@ -7,6 +7,8 @@
                      the history before the scored stretch, then run forward with those parameters: at
                      each origin it forecasts from the state it had reached (no refit, no look-ahead); missing values
                      are carried forward for it, which uses no value from after an origin
+    theta, ar, mean  Theta, an AR ordered by AIC and the mean of seasonal naive, Holt-Winters, Theta and AR
+                     (classical.py), fitted and run forward the same way
 """
 
 from __future__ import annotations
@@ -101,13 +103,20 @@ def run_baselines(w, starts, splits_start, season: int, holt: bool = True) -> di
     bounds, ends = w.bounds[which], w.bounds[which + 1]
     out = {name: fn(values, origins, bounds, w.horizon, season) for name, fn in METHODS.items()}
     if holt:
+        from kiln.tasks.series.classical import ar, mean_of, theta
+
         out["holt_winters"] = holt_winters(values, origins, bounds, w.horizon, season, ends, splits_start)
+        out["theta"] = theta(values, origins, bounds, w.horizon, season, ends, splits_start, HW_MAX_SERIES)
+        out["ar"] = ar(values, origins, bounds, w.horizon, season, ends, splits_start, HW_MAX_SERIES)
+        combined = mean_of(out)
+        if combined is not None:
+            out["mean"] = combined
     return out
 
 
 def forecast_metrics(y: np.ndarray, p: np.ndarray, scale: np.ndarray, chunk: int = 8192) -> dict:
     """MAE, RMSE, sMAPE (%), MASE (per-series in-sample seasonal-naive MAE), MAPE when no actual is zero,
-    MAE by horizon step. Rows with a NaN forecast are left out (counted in `windows`). Summed `chunk` rows at a
+    MAE, MASE and sMAPE by horizon step. Rows with a NaN forecast are left out (counted in `windows`). Summed `chunk` rows at a
     time: float64 temporaries of the whole (N, H) array were ~15 MB each, six at once, per method scored."""
     keep = np.isfinite(p).all(1)
     n = int(keep.sum())
@@ -115,7 +124,7 @@ def forecast_metrics(y: np.ndarray, p: np.ndarray, scale: np.ndarray, chunk: int
         return {"windows": 0}
     H = y.shape[1]
     sums = {"ase": 0.0, "ae": 0.0, "se": 0.0, "smape": 0.0, "ape": 0.0}
-    by_step, zeros = np.zeros(H), 0
+    by_step, ase_step, smape_step, zeros = np.zeros(H), np.zeros(H), np.zeros(H), 0
     rows = np.flatnonzero(keep)
     for i in range(0, n, chunk):
         r = rows[i:i + chunk]
@@ -126,7 +135,10 @@ def forecast_metrics(y: np.ndarray, p: np.ndarray, scale: np.ndarray, chunk: int
         sums["ase"] += float((ae / sc[:, None]).sum())
         sums["ae"] += float(ae.sum())
         sums["se"] += float((e ** 2).sum())
-        sums["smape"] += float(np.where(denom > 0, 2 * ae / np.where(denom > 0, denom, 1), 0.0).sum())
+        sm = np.where(denom > 0, 2 * ae / np.where(denom > 0, denom, 1), 0.0)
+        sums["smape"] += float(sm.sum())
+        ase_step += (ae / sc[:, None]).sum(0)
+        smape_step += sm.sum(0)
         zero = yc == 0
         zeros += int(zero.sum())
         if not zeros:
@@ -141,6 +153,8 @@ def forecast_metrics(y: np.ndarray, p: np.ndarray, scale: np.ndarray, chunk: int
     else:
         out["mape"] = 100 * sums["ape"] / cells
     out["mae_by_step"] = [float(v) for v in by_step / n]
+    out["mase_by_step"] = [float(v) for v in ase_step / n]
+    out["smape_by_step"] = [float(v) for v in 100 * smape_step / n]
     return out
 
 

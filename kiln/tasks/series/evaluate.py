@@ -65,9 +65,20 @@ def backtest(model, frame: pd.DataFrame, spec, split: str, holt: bool = True, or
         m = forecast_metrics(y, p, scale)
         m["skill_vs_seasonal_naive"] = (1 - m["mase"] / ref["mase"]) if m.get("mase") is not None and ref.get("mase") else None
         out["baselines"][name] = m
+    out["winner"] = winner(out)
     if keep is not None:
         keep.update(starts=starts, y=y, pred=pred, point=point, baselines=base, windows=w)
     return out
+
+
+def winner(result: dict) -> dict:
+    """{"name", "mase"} of the lowest MASE among Kiln's model ("kiln") and the baselines on these windows."""
+    scores = {"kiln": result.get("mase")} | {k: v.get("mase") for k, v in result.get("baselines", {}).items()}
+    scores = {k: v for k, v in scores.items() if v is not None and np.isfinite(v)}
+    if not scores:
+        return {}
+    best = min(scores, key=scores.get)
+    return {"name": best, "mase": float(scores[best])}
 
 
 def coverage(y: np.ndarray, pred: np.ndarray, quantiles: list[float]) -> dict:
@@ -115,4 +126,4 @@ def next_times(last, spec) -> list[str]:
     return [t.strftime("%Y-%m-%dT%H:%M:%S") for t in pd.date_range(pd.Timestamp(last), periods=spec.horizon + 1, freq=spec.freq)[1:]]
 
 
-__all__ = ["backtest", "coverage", "forecast", "next_times", "point_of", "predict_starts", "predict_windows"]
+__all__ = ["backtest", "coverage", "winner", "forecast", "next_times", "point_of", "predict_starts", "predict_windows"]

@@ -183,4 +183,26 @@ class MedianMAE(keras.metrics.MeanMetricWrapper):
         return {"middle": self.middle, "name": self.name, "dtype": self.dtype}
 
 
-__all__ = ["CenterTarget", "Forecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE", "SeasonalNaive", "UpdateGateBias"]
+@keras.saving.register_keras_serializable(package="kiln_series")
+class LinearForecast(keras.layers.Layer):
+    """A fixed linear map from the last `p` raw target values (oldest first) to `horizon` steps: a classical
+    forecaster computed inside the model (an autoregression unrolled over the horizon, or seasonal naive).
+    Its weights are set once from the fit and never trained."""
+
+    def __init__(self, p: int, horizon: int, **kwargs):
+        super().__init__(**kwargs)
+        self.p, self.horizon = int(p), int(horizon)
+        self.kernel = self.add_weight(shape=(self.p, self.horizon), initializer="zeros", trainable=False, name="kernel")
+        self.bias = self.add_weight(shape=(self.horizon,), initializer="zeros", trainable=False, name="bias")
+
+    def call(self, x):  # x: (N, L, C) raw values
+        return ops.matmul(x[:, x.shape[1] - self.p:, 0], ops.cast(self.kernel, x.dtype)) + ops.cast(self.bias, x.dtype)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], self.horizon)
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.p, "horizon": self.horizon}
+
+
+__all__ = ["CenterTarget", "Forecast", "LinearForecast", "MedianMAE", "Pinball", "Scale", "ScaledMAE", "SeasonalNaive", "UpdateGateBias"]

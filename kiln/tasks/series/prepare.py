@@ -10,6 +10,7 @@ import pandas as pd
 
 from kiln.errors import DataError, received
 from kiln.tasks.series.audit import audit_frame, infer_freq, regularise, season_of
+from kiln.tasks.series.seasonality import detect_season
 from kiln.tasks.series.source import read_series
 from kiln.tasks.series.windows import SPLITS, SeriesSpec, assign_splits, auto_lookback, fit_scalers, seasonal_scale, split_codes, split_of
 
@@ -30,12 +31,16 @@ def prepare(cfg, component: str = "train"):
     if not len(sf.frame):
         raise DataError(received(component, "time", s.time, "no row has a time that parses", "Check the time column and time_format="))
     freq = infer_freq(sf.frame.loc[sf.frame["series"] == sf.frame["series"].iloc[0], "time"])
-    season = season_of(freq) if s.season == "auto" else int(s.season)
-    report = audit_frame(sf, freq, season)
+    report = audit_frame(sf, freq, season_of(freq) if s.season == "auto" else int(s.season))
     for p in report["problems"]:
         if p["severity"] != "info":
             log.warning("%s: %s", component, p["detail"])
     frame, fill = regularise(sf, freq, s.fill, component)
+    if s.season == "auto":
+        season, season_why = detect_season(frame, freq, train_steps(frame, s.horizon, cfg.data.val_split, cfg.data.test_split))
+    else:
+        season, season_why = int(s.season), "set by season="
+    report["season"], report["season_reason"] = season, season_why
     if fill["filled"]:
         print(f"kiln: fill={s.fill} filled {fill['filled']:,} missing values", flush=True)
     if s.lookback == "auto":
@@ -48,10 +53,19 @@ def prepare(cfg, component: str = "train"):
         why = f"{why}; cut to {lb} so the training stretch holds windows"
     spec = SeriesSpec(time=sf.facts["time"], target=sf.facts["target"], horizon=s.horizon, lookback=lb, season=season, freq=freq,
                       covariates=list(sf.covariates), series_column=sf.facts["series_column"], time_format=sf.time_format,
-                      quantiles=list(s.quantiles), fill=s.fill, val_len=val_len, test_len=test_len, lookback_reason=why)
+                      quantiles=list(s.quantiles), fill=s.fill, val_len=val_len, test_len=test_len, lookback_reason=why,
+                      season_reason=season_why)
     spec.mean, spec.std = fit_scalers(frame, spec.columns)
     spec.scale = scales(frame, season)
     return frame, spec, report, fill
+
+
+def train_steps(frame: pd.DataFrame, horizon: int, val_split: float, test_split: float) -> int:
+    """Steps of the shortest series before its val and test stretches (as `assign_splits` sizes them)."""
+    n = int(frame.groupby("series", sort=False).size().min())
+    test_len = max(horizon, int(round(n * test_split))) if test_split > 0 else 0
+    val_len = max(horizon, int(round(n * val_split))) if val_split > 0 else 0
+    return max(n - test_len - val_len, 0)
 
 
 def scales(frame: pd.DataFrame, season: int) -> dict:
@@ -85,4 +99,4 @@ def check_frequency(frame: pd.DataFrame, spec: SeriesSpec, component: str, path)
                                  f"Pass a history sampled every {spec.freq}"))
 
 
-__all__ = ["check_frequency", "check_keys", "frame_for", "prepare", "scales"]
+__all__ = ["check_frequency", "check_keys", "frame_for", "prepare", "scales", "train_steps"]

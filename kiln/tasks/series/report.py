@@ -88,11 +88,15 @@ def read_history(run, path, component: str = "predict"):
     return regularise(sf, spec.freq, spec.fill, component)[0]
 
 
-def predict_files(run, inputs, out: str | None) -> list[dict]:
-    """One dict per series of each history file: its forecast rows; `out=` writes them all as one CSV."""
+def predict_files(run, inputs, out: str | None, runtime: str = "auto") -> list[dict]:
+    """One dict per series of each history file: its forecast rows; `out=` writes them all as one CSV.
+    `runtime`: auto, keras or onnx (kiln/export/runtime.py: the run's verified ONNX export, windows cut here in NumPy)."""
     import pandas as pd
 
+    from kiln.export.runtime import announce, export_model
     from kiln.tasks.series.evaluate import forecast
+
+    model = export_model(run, runtime)  # a wrong runtime= is named before any file is read
 
     if not inputs:
         raise DataError(received("predict", "inputs", "<none>", "pass a history file", "Example: kiln predict runs/train history.csv out=forecast.csv"))
@@ -100,13 +104,14 @@ def predict_files(run, inputs, out: str | None) -> list[dict]:
         raise DataError(received("predict", "out", out, "it is one of the history files, which Kiln never rewrites", "Pass another out= path"))
     spec, frames, result = run.spec, [], []
     for item in inputs:
-        frame = forecast(run.model, read_history(run, item), spec)
+        frame = forecast(run.model if model is None else model, read_history(run, item), spec)
         frames.append(frame.assign(source=str(item)))
         keys = frame["series"].unique() if "series" in frame else [None]
         for sid in keys:
             part = frame if sid is None else frame[frame["series"] == sid]
             result.append({"source": str(item), **({"series": str(sid)} if sid is not None else {}),
                            "forecast": json.loads(part.drop(columns=["series"], errors="ignore").to_json(orient="records"))})
+    announce(run, model, len(result), "forecast(s)")
     if out:
         with atomic_path(out) as tmp:
             pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
@@ -123,13 +128,57 @@ def audit_file(path, out, time, target, series=None, time_format=None) -> dict:
     sf = read_series(path, time, target, series, (), time_format, "audit")
     if not len(sf.frame):
         raise DataError(received("audit", "time", time, "no cell of the column parses as a timestamp", "Pass time_format="))
-    report = audit_frame(sf)
+    report = audit_frame(sf, *season_for_audit(sf))
     dest = Path(out or "runs/audit")
     write_json(dest / "audit.json", report)
-    write_text(dest / "audit.html", f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Kiln series audit</title></head><body>"
-               f"{audit_html(report)}</body></html>\n")
+    write_text(dest / "audit.html", audit_page(report, sf, target))
     report["out"] = str(dest)
     return report
+
+
+def audit_page(report: dict, sf, target: str) -> str:
+    """audit.html: the report page's style, the series drawn over time (gaps and missing values show as breaks in
+    the line, up to 6 series), then the checks."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kiln.evaluate.report import CSS
+
+    frame = sf.frame
+    names = list(dict.fromkeys(frame["series"]))[:6]
+    fig, ax = plt.subplots(figsize=(11, 3.2))
+    for name in names:
+        one = frame[frame["series"] == name].sort_values("time")
+        ax.plot(one["time"], one["y"], lw=0.9, label=str(name) if len(names) > 1 else None)
+    ax.set_ylabel(target)
+    ax.grid(alpha=0.3)
+    if len(names) > 1:
+        ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    plot = f"<img alt='{html.escape(target)} over time' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>"
+    title = f"Kiln series audit: {html.escape(Path(str(sf.path)).name)}"
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head><body>"
+            f"<h1>{title}</h1><p class='muted'>{html.escape(str(sf.path))} · target {html.escape(target)}"
+            f"{' · first 6 series drawn' if frame['series'].nunique() > 6 else ''}</p>{plot}{audit_html(report)}</body></html>\n")
+def season_for_audit(sf) -> tuple[str, int | None]:
+    """(frequency, season from the whole file's data as training would find it; None when the file cannot go on
+    its grid, e.g. duplicate timestamps, which the audit then lists)."""
+    from kiln.tasks.series.audit import infer_freq, regularise
+    from kiln.tasks.series.seasonality import detect_season
+
+    freq = infer_freq(sf.frame.loc[sf.frame["series"] == sf.frame["series"].iloc[0], "time"])
+    try:
+        frame = regularise(sf, freq, "none", "audit")[0]
+    except DataError:
+        return freq, None
+    return freq, detect_season(frame, freq, len(frame))[0]
 
 
 def _table(head, rows) -> str:
@@ -159,6 +208,24 @@ def audit_html(report: dict) -> str:
     return f"<h2 id=\"series-audit\">Timestamp audit</h2>{_table(['check', 'value'], rows)}{filled}{probs}{changes}"
 
 
+NAMES = {"kiln": "Kiln's model", "seasonal_naive": "seasonal naive", "holt_winters": "damped Holt-Winters", "theta": "Theta",
+         "ar": "AR (lags by AIC)", "mean": "the mean of seasonal naive, Holt-Winters, Theta and AR", "naive": "naive", "drift": "drift"}
+
+
+def verdict(result: dict) -> str:
+    """One sentence: which forecaster has the lowest MASE on these windows, and Kiln's model beside it."""
+    from kiln.tasks.series.evaluate import winner
+
+    best = result.get("winner") or winner(result)
+    if not best:
+        return ""
+    if best["name"] == "kiln":
+        others = [v["mase"] for v in result.get("baselines", {}).values() if v.get("mase") is not None]
+        return f"Kiln's model wins: MASE {best['mase']:.3f}" + (f", the best baseline {min(others):.3f}." if others else ".")
+    return (f"{NAMES.get(best['name'], best['name'])} wins: MASE {best['mase']:.3f} against Kiln's model's {result['mase']:.3f} "
+            f"({100 * (result['mase'] / best['mase'] - 1):.1f} % higher).")
+
+
 def _img(path: Path, alt: str) -> str:
     import base64
 
@@ -185,7 +252,12 @@ def sections(run) -> list:
         out.append(ReportSection(f"series-{split}", f"{split} backtest",
                                  f"<h2 id=\"series-{split}\">{split.title()} backtest: Kiln beside the baselines (same windows)</h2>"
                                  f"<p>MASE is scaled by the in-sample seasonal-naive MAE (season {spec.season}); skill = 1 - MASE / "
-                                 f"MASE of seasonal naive.</p>{_table(['model'] + keys, rows)}{'<p>MAPE ' + html.escape(note) + '.</p>' if note else ''}{cov}"))
+                                 f"MASE of seasonal naive.</p>{_table(['model'] + keys, rows)}<p>{html.escape(verdict(m[split]))}</p>"
+                                 f"{'<p>MAPE ' + html.escape(note) + '.</p>' if note else ''}{cov}"))
+    chosen = (run.meta.get("selection") or {}).get("why")
+    if chosen:
+        out.insert(0, ReportSection("series-choice", "model choice", f"<h2 id=\"series-choice\">Model choice</h2><p>model=auto: "
+                                    f"{html.escape(chosen)}.</p>"))
     figs = [("series-forecast", "forecasts", "forecast.png", "The last test windows: history, forecasts and intervals"),
             ("series-backtest", "backtest", "backtest.png", "Backtest windows over the test stretch"),
             ("series-steps", "errors by step", "errors_by_step.png", "MAE by horizon step, Kiln and the baselines"),
@@ -200,4 +272,4 @@ def sections(run) -> list:
     return out
 
 
-__all__ = ["audit_file", "audit_html", "evaluate_file", "evaluate_fresh", "predict_files", "sections", "split_windows"]
+__all__ = ["verdict", "season_for_audit", "audit_file", "audit_html", "evaluate_file", "evaluate_fresh", "predict_files", "sections", "split_windows"]

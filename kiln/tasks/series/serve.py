@@ -7,7 +7,8 @@ scalers are inside) -> `forecast: float32 (N, horizon)`; with quantiles the firs
 Serving (through the spine's micro-batcher): TF Serving REST `POST /v1/models/NAME:predict` with
 `{"instances": [[v1, v2, ...], ...]}` or `{"instances": [{"history": [...], "timestamps": [...]}]}`, KServe v2
 `POST /v2/models/NAME/infer` with a `history` FP32 tensor [N, T] or [N, T, C] (and optionally `timestamps`
-BYTES [N] (last times) or [N, T]). A history longer than lookback is cut to its last lookback steps; a
+BYTES [N] (last times) or [N, T]), `POST /predict` with one history (`[v1, v2, ...]` or `{"history": [...],
+"timestamps": ...}`, or a list of such objects) and `GET /`, a page that draws the forecast after the history. A history longer than lookback is cut to its last lookback steps; a
 shorter one, a missing value or timestamps at another frequency is a 400 naming it. Given timestamps, the
 answer carries the forecast's own timestamps, continuing at the run's frequency.
 """
@@ -21,6 +22,19 @@ from fastapi.responses import JSONResponse
 
 from kiln.serve.errors import ApiError
 from kiln.serve.routes import read_json, served_model
+
+
+async def read_json_any(request: Request):
+    """The body as JSON of any shape (/predict takes a bare list of numbers); malformed or empty is a 400."""
+    import json
+
+    raw = await request.body()
+    if not raw:
+        raise ApiError(400, "the request body is empty; send a history as JSON")
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise ApiError(400, f"malformed JSON ({err})") from None
 from kiln.tasks.base import Adapter, Signature, TensorSpec
 
 
@@ -172,7 +186,60 @@ class SeriesAdapter(Adapter):
                 reply["id"] = body["id"]
             return JSONResponse(reply)
 
+        @router.post("/predict")
+        async def predict(request: Request):
+            """One history (a list of numbers, or {"history": [...], "timestamps": [...]}) or a list of such objects."""
+            from kiln.serve.routes import state_of
+
+            state = state_of(request)
+            body = await read_json_any(request)
+            many = isinstance(body, list) and bool(body) and all(isinstance(b, dict) for b in body)
+            items = body if many else [body]
+            xs, stamps = [], []
+            for i, item in enumerate(items):
+                where = f"[{i}]" if many else "history"
+                if isinstance(item, dict):
+                    if "history" not in item:
+                        raise ApiError(400, 'send {"history": [v1, v2, ...]} (and optionally "timestamps": the last time or all)')
+                    xs.append(adapter.window(item["history"], where))
+                    stamps.append(adapter.times(item.get("timestamps"), f"{where}.timestamps"))
+                else:
+                    xs.append(adapter.window(item, where))
+                    stamps.append(None)
+            answers = adapter.answer(await state.batcher.predict(np.stack(xs)), stamps)
+            return JSONResponse(answers if many else answers[0])
+
         return list(router.routes)
+
+    def page(self, state) -> str:
+        """GET /: paste a history, see the forecast drawn after it (and its intervals with quantiles)."""
+        import html
+        import json
+
+        s = self.spec
+        key = "" if not (state and state.api_key) else "<p>This server needs an API key: <input id='key' placeholder='API key'></p>"
+        config = json.dumps({"lookback": s.lookback, "horizon": s.horizon}).replace("<", "\\u003c")
+        return ("<!doctype html><html><head><meta charset='utf-8'><title>Kiln forecast: " + html.escape(self.served.name) + "</title>"
+                "<style>body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto}textarea{width:100%;height:7rem}"
+                "svg{border:1px solid #ddd;background:#fafafa}</style></head><body>"
+                f"<h1>{html.escape(self.served.name)}</h1><p>{html.escape(self.describe())}"
+                f"{html.escape('; channels: target, ' + ', '.join(s.covariates) if s.covariates else '')}</p>{key}"
+                f"<form id='f'><label>The last {s.lookback} (or more) values, comma or space separated<br>"
+                "<textarea id='h'></textarea></label><br><label>Last timestamp (optional) <input id='t'></label> "
+                "<button>Forecast</button></form><svg id='plot' width='800' height='260'></svg><pre id='out'></pre><script>"
+                f"const KILN={config};"
+                "function draw(h,f){const all=h.concat(f),lo=Math.min(...all),hi=Math.max(...all),n=all.length,W=800,H=260;"
+                "const x=i=>10+i*(W-20)/Math.max(n-1,1),y=v=>H-10-(v-lo)*(H-20)/((hi-lo)||1);"
+                "const path=(v,o)=>v.map((a,i)=>(i?'L':'M')+x(i+o).toFixed(1)+' '+y(a).toFixed(1)).join(' ');"
+                "document.getElementById('plot').innerHTML=`<path d='${path(h,0)}' stroke='#4c72b0' fill='none'/>`"
+                "+`<path d='${path([h[h.length-1]].concat(f),h.length-1)}' stroke='#dd8452' fill='none' stroke-width='2'/>`;}"
+                "document.getElementById('f').onsubmit=async e=>{e.preventDefault();"
+                "const h=document.getElementById('h').value.split(/[\\s,;]+/).filter(v=>v).map(Number);"
+                "const body={history:h};const t=document.getElementById('t').value;if(t)body.timestamps=t;"
+                "const hd={'Content-Type':'application/json'};const k=document.getElementById('key');if(k&&k.value)hd['X-API-Key']=k.value;"
+                "const r=await fetch('/predict',{method:'POST',headers:hd,body:JSON.stringify(body)});const a=await r.json();"
+                "document.getElementById('out').textContent=JSON.stringify(a,null,2);"
+                "if(a.forecast)draw(h.slice(-KILN.lookback),a.forecast);};</script></body></html>")
 
     def metadata(self) -> dict:
         s = self.spec

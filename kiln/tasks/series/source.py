@@ -1,5 +1,5 @@
-"""Read a series file: the time column parsed (ISO dates, `YYYY/MM/DD HH:MM`, compact integers such as
-19580329, or `time_format=`), the target and covariates as numbers, one code per series.
+"""Read a series file: the time column parsed (ISO dates and year-months such as 1950-01, `YYYY/MM/DD HH:MM`,
+compact integers such as 19580329, plain years such as 1700, year-quarters such as 1959Q1, or `time_format=`), the target and covariates as numbers, one code per series.
 
 Nothing is fixed here: rows whose time does not parse are counted and left out (the audit lists them),
 and a column that is not there fails with the nearest names. The user's file is only ever read.
@@ -20,7 +20,9 @@ SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
 # tried in order when time_format is not given; the first that parses (nearly) every cell wins
 FORMATS = ("ISO8601", "%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y",
            "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y%m")
-COMPACT = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S", 6: "%Y%m"}
+COMPACT = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S", 6: "%Y%m", 4: "%Y"}
+QUARTER = "%YQ%q"  # year-quarter cells (1959Q1, 1959-Q1, 1959 q1): not a strftime code, parsed here, stored like one
+QUARTER_RE = r"(\d{4})\s*-?\s*[Qq]([1-4])"
 
 
 @dataclass
@@ -66,7 +68,7 @@ def parse_times(cells: pd.Series, time_format: str | None, component: str, colum
     best, best_fmt = None, None
     for fmt in candidates:
         try:
-            parsed = pd.to_datetime(text, format=fmt, errors="coerce") if fmt != "ISO8601" else \
+            parsed = quarters(text) if fmt == QUARTER else pd.to_datetime(text, format=fmt, errors="coerce") if fmt != "ISO8601" else \
                 pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None)
         except (ValueError, TypeError, OverflowError):
             continue
@@ -77,7 +79,7 @@ def parse_times(cells: pd.Series, time_format: str | None, component: str, colum
     ok = 0 if best is None else int(best.notna().sum())
     if ok < 0.5 * int(present.sum()):
         example = text[present].iloc[0] if best is None else text[present & best.isna()].iloc[0]
-        fix = f"Pass time_format= (e.g. time_format=%d.%m.%Y %H:%M)" if not time_format else "Check time_format= against the file"
+        fix = f"Pass time_format= (e.g. time_format={_hint(str(example))})" if not time_format else "Check time_format= against the file"
         raise DataError(received(component, "time", column, f"{int(present.sum()) - ok} of {int(present.sum())} cells do not parse as "
                                  f"timestamps (e.g. {example!r})", fix))
     return best.astype("datetime64[ns]"), best_fmt
@@ -88,7 +90,23 @@ def _candidates(text: pd.Series) -> list[str]:
     if sample.str.fullmatch(r"\d+").all():
         n = sample.str.len().mode().iloc[0]
         return [COMPACT[n]] if n in COMPACT else []
+    if sample.str.fullmatch(QUARTER_RE).all():
+        return [QUARTER]
     return list(FORMATS)
+
+
+def _hint(cell: str) -> str:
+    """A time_format= that fits the shape of `cell` (digits: year-first compact codes)."""
+    if cell.isdigit():
+        return "%Y%m%d" if len(cell) >= 8 else "%Y"
+    return "%d.%m.%Y %H:%M" if "." in cell else "%Y-%m-%d %H:%M"
+
+
+def quarters(text: pd.Series) -> pd.Series:
+    """datetime64 of year-quarter cells (1959Q1 -> 1959-01-01, the quarter's first day); NaT where a cell is not one."""
+    parts = text.astype(object).where(text.notna(), "").astype(str).str.strip().str.extract(f"^{QUARTER_RE}$")
+    year, q = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    return pd.to_datetime(pd.DataFrame({"year": year, "month": 3 * (q - 1) + 1, "day": 1}), errors="coerce")
 
 
 def numbers(cells: pd.Series, key: str, column: str, component: str) -> np.ndarray:
@@ -148,7 +166,7 @@ def read_typed(path, time, target, series=None, covariates=(), time_format=None,
                                   convert_options=pacsv.ConvertOptions(include_columns=[tcol, *numeric], column_types={tcol: time_type, **numeric},
                                                                        null_values=NA_CELLS, strings_can_be_null=True, timestamp_parsers=list(parsers)))
         table = None
-        if fmt:  # every cell straight to a timestamp; any that does not parse (or a zone offset) fails the whole read
+        if fmt and fmt != QUARTER:  # every cell straight to a timestamp; any that does not parse (or a zone offset) fails the whole read
             try:
                 table = read(pa.timestamp("ns"), [pacsv.ISO8601 if fmt == "ISO8601" else fmt])
             except pa.ArrowInvalid:
@@ -201,7 +219,7 @@ def _arrow_times(cells, fmt: str | None):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if fmt is None or cells.null_count:
+    if fmt is None or fmt == QUARTER or cells.null_count:
         return None
     try:
         ts = pc.cast(cells, pa.timestamp("ns")) if fmt == "ISO8601" else pc.strptime(cells, format=fmt, unit="ns")
@@ -237,4 +255,4 @@ def read_series(path, time: str | None, target: str | None, series: str | None =
     return SeriesFrame(out[~bad].reset_index(drop=True), str(path), fmt, unparsed, ccols, facts)
 
 
-__all__ = ["SUFFIXES", "SeriesFrame", "find", "numbers", "parse_times", "read_series", "read_typed"]
+__all__ = ["QUARTER", "SUFFIXES", "SeriesFrame", "find", "numbers", "parse_times", "quarters", "read_series", "read_typed"]

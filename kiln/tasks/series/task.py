@@ -42,7 +42,8 @@ class SeriesTask(Task):
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("forecast",),
         resume_keys=("series.time", "series.target", "series.horizon", "series.lookback", "series.season", "series.series",
                      "series.covariates", "series.fill", "series.quantiles"),
-        returns=("value", "interval"), headline={kind: (MASE, MAE, SMAPE) for kind in ("value", "interval")})
+        returns=("value", "interval"), headline={kind: (MASE, MAE, SMAPE) for kind in ("value", "interval")},
+        runtimes=("keras", "onnx"))  # kiln/export/runtime.py
     models = MODELS
     config_section = SeriesConfig
 
@@ -163,7 +164,7 @@ class SeriesTask(Task):
         if cfg.series.lookback == "auto":
             out.append(Decision("series.lookback", data.spec.lookback, data.spec.lookback_reason))
         if cfg.series.season == "auto":
-            out.append(Decision("series.season", data.spec.season, f"frequency {data.spec.freq}"))
+            out.append(Decision("series.season", data.spec.season, getattr(data.spec, "season_reason", "") or f"frequency {data.spec.freq}"))
         flat = _flatten(cfg.model_dump(mode="json"))
         flat.update({d.key: d.value for d in out if d.key != "model.name"})
         return load_config(overrides=flat), out
@@ -193,14 +194,22 @@ class SeriesTask(Task):
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {n['train']:,} windows of {s.lookback} steps -> "
                 f"{s.horizon} ({s.freq}, season {s.season}), {n['val']:,} val / {n['test']:,} test windows")
 
+    def after_fit(self, run, data: Prepared, cfg) -> dict:
+        """model=auto on a short series: the trained model against an AR and seasonal naive computed inside a Keras
+        model (and their means with it), on val's rolling origins; the winner becomes the run's model (choice.py)."""
+        if cfg.model.name == "auto" and data.extra["windows"].get("val"):
+            from kiln.tasks.series.choice import choose
+
+            return choose(run, data.rows, run.spec, data.extra["windows"]["train"])
+        return {}
+
     # --- run folder --------------------------------------------------------------------------------
     def run_meta(self, data: Prepared) -> dict:
         return {"task": "series", "series": data.spec.to_dict(), "classes": None, "windows": data.extra["windows"],
                 "source": data.facts.get("source")}
 
     def load_spec(self, meta: Mapping):
-        import kiln.tasks.series.layers  # noqa: F401  (registers the layers model.keras refers to)
-        from kiln.tasks.series.windows import SeriesSpec
+        from kiln.tasks.series.windows import SeriesSpec  # (kiln.io.load_keras registers the layers model.keras refers to)
 
         return SeriesSpec.from_dict(meta["series"])
 
@@ -219,16 +228,15 @@ class SeriesTask(Task):
 
         return evaluate_file(run, data, split, out)
 
-    def predict(self, run, inputs, out: str | None = None, **options) -> list[dict]:
+    def predict(self, run, inputs, out: str | None = None, runtime: str = "auto", **options) -> list[dict]:
         from kiln.tasks.series.report import predict_files
 
-        return predict_files(run, inputs, out)
+        return predict_files(run, inputs, out, runtime)
 
     def predict_outputs(self, run, inputs, **options):
         """The model's output for windows (N, lookback, channels) of raw values."""
         from kiln.tasks.series.evaluate import predict_windows
 
-        run.spec  # noqa: B018  (registers the layers)
         return predict_windows(run.model, np.asarray(inputs, np.float32))
 
     def report_sections(self, run, split, **options):
@@ -272,6 +280,11 @@ class SeriesTask(Task):
         from kiln.tasks.series.serve import SeriesAdapter
 
         return SeriesAdapter(served)
+
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.series.demo import demo_plan
+
+        return demo_plan(dest)
 
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.series.synth import write_example

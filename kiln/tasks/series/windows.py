@@ -39,6 +39,7 @@ class SeriesSpec:
     val_len: int = 0
     test_len: int = 0
     lookback_reason: str = ""
+    season_reason: str = ""
 
     @property
     def channels(self) -> int:

@@ -66,7 +66,12 @@ class TableAdapter(Adapter):
         need = [f.column for f in self.spec.used]
         missing = [c for c in need if any(c not in r for r in rows)]
         if missing:
-            raise RowError(f"missing column(s) the model needs: {', '.join(missing)}")
+            import difflib
+
+            extra = sorted({c for r in rows for c in r if c not in need})
+            near = {c: difflib.get_close_matches(c, extra, n=1, cutoff=0.6) for c in missing}
+            hints = [f"did you mean {near[c][0]!r} for {c!r}?" for c in missing if near[c]]
+            raise RowError(f"missing column(s) the model needs: {', '.join(missing)}" + (f" ({'; '.join(hints)})" if hints else ""))
         out = []
         for i, r in enumerate(rows):
             row = {}
@@ -139,7 +144,8 @@ class TableAdapter(Adapter):
     def answers(self, out: np.ndarray) -> list[dict]:
         if not self.spec.classes:
             return [{"prediction": float(v)} for v in out[:, 0]]
-        return [{"prediction": lab, "probabilities": dict(zip(self.spec.classes, map(float, p)))}
+        stated = {} if len(self.spec.classes) != 2 else {"threshold": 0.5 if self.threshold is None else float(self.threshold)}
+        return [{"prediction": lab, "probabilities": dict(zip(self.spec.classes, map(float, p))), **stated}
                 for lab, p in zip(self.labels(out), out)]
 
     def kserve_rows(self, body) -> list[dict]:

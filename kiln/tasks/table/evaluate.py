@@ -4,6 +4,7 @@ another file, `kiln predict` of a file, and K-fold cross-validation."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,10 +115,13 @@ def predict_file(task, run, inputs, out: str | None, runtime: str = "auto") -> l
                                      "Example: kiln predict runs/train rows.csv out=pred.csv"))
         spec, frame = _read_labelled(task, run, paths[0], "predict")
     outputs = predict(encode_rows(frame, spec)) if len(frame) else task.predict_outputs(run, frame)
+    print(f"kiln: predicted {len(frame)} row(s) ({where})", file=sys.stderr, flush=True)
     result = frame.copy()
     if spec.classes:
         t = run_threshold(run.meta) if len(spec.classes) == 2 else None
         result["prediction"] = np.asarray(spec.classes, dtype=object)[apply_threshold(outputs, t)]
+        if len(spec.classes) == 2 and "threshold" not in frame.columns:  # the cut the prediction came from (a user column wins)
+            result["threshold"] = 0.5 if t is None else t
         for i, c in enumerate(spec.classes):
             result[f"proba_{c}"] = outputs[:, i]
     else:
@@ -153,7 +157,16 @@ def cross_validate(task, data, cfg, model_name: str, run_dir) -> dict:
         from kiln.tasks.table.spec import encode_rows, predict_inputs
 
         out = predict_inputs(model, encode_rows(held, data.spec))
-        m = metrics_for(data.spec, y[hold_idx], out)
+        threshold = None
+        if data.spec.classes and len(data.spec.classes) == 2:  # the run's rule, chosen on the fold's own val rows
+            from kiln.evaluate.threshold import choose_threshold, parse_rule, resolve_rule
+
+            val = fold.split("val")
+            threshold = 0.5
+            rule = resolve_rule(cfg.evaluate.threshold, y[fit_idx][split[fit_idx] == "train"])[0]
+            if len(val) and parse_rule(rule)[0] != "argmax":
+                threshold = choose_threshold(task.targets(val, data.spec), predict_inputs(model, encode_rows(val, data.spec)), rule)[0]
+        m = metrics_for(data.spec, y[hold_idx], out, threshold)
         folds.append({k2: v for k2, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         log.info("train: cv fold %d/%d done", i + 1, k)
     keys = [key for key in folds[0] if all(f.get(key) is not None for f in folds)]

@@ -42,10 +42,20 @@ def check_columns(frame: pd.DataFrame, component: str = "data") -> None:
                                      f"(prediction, {RESERVED_PREFIX}<class>)", "Rename the column in a copy of the file"))
 
 
+def text_columns(frame: pd.DataFrame, sample: int = 2000) -> list[str]:
+    """Columns whose cells read as free text (kiln.tasks.table.columns: many words, mostly distinct), from a sample."""
+    from kiln.tasks.table.columns import infer_column
+
+    head = frame.iloc[:sample]
+    return [str(c) for c in head.columns if not pd.api.types.is_numeric_dtype(head[c]) and infer_column(str(c), head[c]).kind == "text"]
+
+
 def find_column(frame: pd.DataFrame, name: str | None, key: str, component: str = "data") -> str:
     if not name:
+        text = text_columns(frame)
+        also = f" (or, to classify the text in {text[0]}: text={text[0]} target=COLUMN)" if text else ""
         raise DataError(received(component, key, "<none>", "a table needs the column to predict",
-                                 f"Pass {key}=COLUMN, one of: {', '.join(map(str, frame.columns[:12]))}"))
+                                 f"Pass {key}=COLUMN, one of: {', '.join(map(str, frame.columns[:12]))}{also}"))
     if name in frame.columns:
         return name
     near = difflib.get_close_matches(name, list(frame.columns), n=3, cutoff=0.5)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+from pathlib import Path
 
 import matplotlib
 
@@ -31,19 +33,83 @@ def _fmt(v):
     return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else v)
 
 
-def sections(run) -> list[tuple[str, str]]:
+def threshold_note(meta: dict) -> str:
+    """One sentence on a two-class run's decision threshold: its value, the class it is on, the rule and split."""
+    rule = meta.get("threshold_rule")
+    if not rule:
+        return ""
+    t = meta.get("threshold")
+    how = f"threshold={rule.get('rule')}" + (f" ({rule['auto']})" if rule.get("auto") else "")
+    return (f"Decision threshold {0.5 if t is None else t:.4g} on P({rule.get('positive_class')}), {how}, chosen on "
+            f"{rule.get('split')}. accuracy@0.5 is argmax's decision, the one the baselines make.")
+
+
+def metric_columns(meta: dict, test: dict, classes) -> list[tuple[str, str]]:
+    """(heading, metrics.json key) of the test table: a two-class run's accuracy columns are named with their threshold."""
+    if not classes:
+        return [(k, k) for k in ("r2", "rmse", "mae", "mape", "bias")]
+    if len(classes) == 2:
+        t = test.get("threshold", 0.5)
+        at = [(f"accuracy@{t:.3g}", "accuracy")] if abs(t - 0.5) > 1e-9 else []
+        return [("ROC-AUC", "roc_auc"), ("log loss", "log_loss"), *at, ("accuracy@0.5", "accuracy_at_0.5"), ("macro F1", "macro_f1"),
+                ("PR-AUC", "pr_auc"), ("Brier", "brier"), ("ECE", "ece")]
+    return [(k, k) for k in ("accuracy", "macro_f1", "roc_auc", "pr_auc", "log_loss", "brier", "ece")]
+
+
+def _audits(run, extra=None) -> list[tuple[Path, dict]]:
+    """audit.json in the run folder, `audit=FILE` (a file or its folder), and `kiln audit` outputs beside the run
+    (e.g. runs/audit/audit.json) whose source is the run's table."""
+    from kiln.errors import DataError, received
+    from kiln.io import read_json
+
+    found = [(run.path / "audit.json", json.loads((run.path / "audit.json").read_text()))] if (run.path / "audit.json").is_file() else []
+    if extra:
+        path = Path(extra)
+        path = path / "audit.json" if path.is_dir() else path
+        if not path.is_file():
+            raise DataError(received("report", "audit", extra, "no audit.json there", "Pass the audit.json written by kiln audit"))
+        found.append((path, read_json(path, "a Kiln audit.json", fix="Pass the audit.json written by kiln audit")))
+    source = str(Path(str((run.meta.get("source") or {}).get("path", ""))).expanduser().resolve())
+    for path in sorted(run.path.resolve().parent.glob("*/audit.json")):
+        if all(path.resolve() != f.resolve() for f, _ in found):
+            try:
+                audit = json.loads(path.read_text())
+                theirs = str(Path(str((audit.get("source") or {}).get("path", ""))).expanduser().resolve())
+            except (OSError, ValueError, AttributeError):
+                continue
+            if theirs == source:
+                found.append((path, audit))
+    return found
+
+
+def _audit_html(found: list[tuple[Path, dict]]) -> str:
+    parts = []
+    for path, rep in found:
+        problems = rep.get("problems") or []
+        parts.append(f"<p>{html.escape(str(path))}: {rep.get('rows', '?')} rows, {len(problems)} problem(s)</p>")
+        if problems:
+            parts.append(_table([[p.get("column") or "(table)", p.get("kind"), p.get("severity"), p.get("detail")] for p in problems],
+                                ["column", "problem", "severity", "detail"]))
+    return "".join(parts)
+
+
+def sections(run, audit=None) -> list[tuple[str, str]]:
     from kiln.tasks.base import task_of
 
     task = task_of(run.meta)
     spec = task.load_spec(run.meta)
     m = run.metrics
     out = []
-    keys = ["accuracy", "macro_f1", "roc_auc", "pr_auc", "log_loss", "brier", "ece"] if spec.classes else ["r2", "rmse", "mae", "mape", "bias"]
-    rows = [["kiln " + run.meta["model"]] + [_fmt(m.get("test", {}).get(k)) for k in keys]]
-    rows += [[name] + [_fmt(b.get(k)) for k in keys] for name, b in (m.get("baselines") or {}).get("test", {}).items()]
-    out.append(("Test metrics beside the baselines", _table(rows, ["model"] + keys)))
+    columns = metric_columns(run.meta, m.get("test", {}), spec.classes)
+    rows = [["kiln " + run.meta["model"]] + [_fmt(m.get("test", {}).get(k)) for _, k in columns]]
+    for name, b in (m.get("baselines") or {}).get("test", {}).items():  # a baseline decides at 0.5: no accuracy at another cut
+        rows.append([name] + [_fmt(b.get(k)) if k != "accuracy" or abs(b.get("threshold", 0.5) - m["test"].get("threshold", 0.5)) < 1e-9
+                              else "" for _, k in columns])
+    note = threshold_note(run.meta)
+    out.append(("Test metrics beside the baselines", (f"<p>{html.escape(note)}</p>" if note else "") + _table(rows, ["model"] + [h for h, _ in columns])))
     if "cv" in m:
-        out.append((f"{m['cv']['folds']}-fold cross-validation", _table([[k, _fmt(v["mean"]), _fmt(v["std"])] for k, v in m["cv"].items() if isinstance(v, dict)], ["metric", "mean", "std"])))
+        cv_note = "<p>Each fold chooses its own threshold on its own val rows, with the run's rule; threshold is their mean.</p>" if note else ""
+        out.append((f"{m['cv']['folds']}-fold cross-validation", cv_note + _table([[k, _fmt(v["mean"]), _fmt(v["std"])] for k, v in m["cv"].items() if isinstance(v, dict)], ["metric", "mean", "std"])))
     out.append(("Per-column decisions", _table([[f.column, f.kind, f.encoding, f.reason] for f in spec.features], ["column", "type", "encoding", "decision"])))
     if "importance" in m:
         imp = m["importance"]
@@ -74,10 +140,7 @@ def sections(run) -> list[tuple[str, str]]:
             axes[1].set_xlabel("predicted")
             axes[1].set_ylabel("residual")
             out.append(("Predicted vs actual, residuals (test)", _png(fig)))
-    audit = run.path / "audit.json"
-    if audit.is_file():
-        import json
-
-        rep = json.loads(audit.read_text())
-        out.append(("Audit summary", _table([[k, v] for k, v in rep.get("counts", {}).items()], ["problem", "count"])))
+    found = _audits(run, audit)
+    if found:
+        out.append(("Data audit", _audit_html(found)))
     return out

@@ -41,7 +41,7 @@ class TableTask(Task):
         target = table.get("target") if isinstance(table, Mapping) else None
         if Path(str(path)).suffix.lower() in (".parquet", ".pq", ".tsv") or target:
             return 90
-        return 0
+        return 2  # a CSV with no target=: above the image task's 1, so the message asks for target= (not path,label)
 
     def _task_override(self, cfg) -> str:
         return {"classify": "classification", "regress": "regression"}.get(getattr(cfg, "task", "auto"), "auto")
@@ -78,6 +78,11 @@ class TableTask(Task):
             raise DataError(received("train", "target", target.name, "the training split holds one class", "Add rows of other classes"))
         spec = build_spec(features_frame(rows.drop(columns=["_row"]), target.name), columns, target.name, target.task, train,
                           target.classes, y[train], drop=cfg.table.drop, ids=cfg.table.id)
+        text = [f.column for f in spec.features if f.kind == "text" and f.column not in cfg.table.drop]
+        if text:  # a text file read as a table: the column that matters would be left out without a word
+            raise DataError(received("train", "data", cfg.data.path, f"column {text[0]} holds free text, which a table model leaves out",
+                                     f"To classify the text: text={text[0]} target={target.name}; to train the table on the other "
+                                     f"columns: drop={','.join(text)}"))
         if not spec.used:
             raise DataError(received("train", "data", cfg.data.path, "no column is usable as a feature", "Check the audit: kiln audit FILE target=COL"))
         extra = {"y": y, "columns": columns}
@@ -195,7 +200,7 @@ class TableTask(Task):
 
             val = data.split("val")
             return learned_threshold(data.spec.classes, self.targets(val, data.spec), self.predict_outputs(run, val),
-                                     cfg.evaluate.threshold)
+                                     cfg.evaluate.threshold, y_train=data.extra["y"][(data.rows["split"] == "train").to_numpy()])
         return {}
 
     def evaluate(self, run, data: Prepared, cfg) -> dict:
@@ -217,9 +222,10 @@ class TableTask(Task):
         meta = run.meta
         head = (f'<h2 id="summary">Summary</h2>'
                 f"<p>{html.escape(str(meta['source']['path']))} · target {html.escape(meta['table']['target'])}"
-                f" · {meta['table']['task']} · model {html.escape(meta['model'])} · {meta['counts']} · {meta.get('train_seconds')} s</p>")
+                f" · {meta['table']['task']} · model {html.escape(meta['model'])} · "
+                + " / ".join(f"{n} {k}" for k, n in meta["counts"].items()) + f" rows · {meta.get('train_seconds')} s</p>")
         parts = [ReportSection("summary", "summary", head)]
-        for i, (title, body) in enumerate(sections(run)):
+        for i, (title, body) in enumerate(sections(run, options.get("audit"))):
             parts.append(ReportSection(f"table-{i}", title.split(" (")[0].lower(), f'<h2 id="table-{i}">{html.escape(title)}</h2>{body}'))
         return parts
 
@@ -230,12 +236,16 @@ class TableTask(Task):
 
     def evaluate_split_rows(self, run, split: str):
         """(targets, model outputs) of one split of the run's data (None when it is empty)."""
+        return self.split_outputs(run, split)
+
+    def split_outputs(self, run, split: str, outputs: bool = True):
         from kiln.tasks.table.evaluate import split_rows
 
         rows = split_rows(run, split)
         if not len(rows):
             return None
-        return self.targets(rows, self.load_spec(run.meta)), self.predict_outputs(run, rows)
+        y = self.targets(rows, self.load_spec(run.meta))
+        return (y, self.predict_outputs(run, rows)) if outputs else y
 
     def predict(self, run, inputs, out: str | None = None, runtime: str = "auto", **options) -> list[dict]:
         from kiln.tasks.table.evaluate import predict_file
@@ -313,17 +323,39 @@ class TableTask(Task):
 
         return encode_rows(split_rows(run, "train").iloc[:n], self.load_spec(run.meta))
 
-    def parity(self, reference, candidate, y) -> dict:
+    def parity(self, reference, candidate, y, threshold: float | None = None) -> dict:
+        """Classes: the same decision (at the run's two-class threshold, else argmax) and accuracy at it; regression:
+        every value within 1e-3 of the target's spread, and the MAE of both (kiln.export.parity)."""
+        from kiln.evaluate.threshold import apply_threshold
         from kiln.export.parity import class_parity, value_parity
 
-        if np.asarray(reference).shape[-1] > 1:  # classification: the same top class
-            return class_parity(reference, candidate, y)
-        return value_parity(reference, candidate, y)  # regression: within 1e-3 of the target's spread
+        ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+        if ref.shape[-1] == 1:
+            return value_parity(ref, cand, y)
+        figures = class_parity(ref, cand, y)
+        if ref.shape[-1] == 2:  # the decision the run makes: at its threshold
+            dr, dc = apply_threshold(ref, threshold), apply_threshold(cand, threshold)
+            figures.update({"agreement": float(np.mean(dr == dc)), "agreement_rule": "same decision",
+                            "metric": f"accuracy@{0.5 if threshold is None else threshold:.3g}",
+                            "score": float(np.mean(dc == y)), "keras_score": float(np.mean(dr == y))})
+        return figures
+
+    def parity_for(self, run):
+        from functools import partial
+
+        from kiln.evaluate.threshold import run_threshold
+
+        return partial(self.parity, threshold=run_threshold(run.meta))
 
     def adapter(self, served):
         from kiln.tasks.table.adapter import TableAdapter
 
         return TableAdapter(served)
+
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.table.demo import demo_plan
+
+        return demo_plan(dest)
 
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.table.synth import write_example

@@ -33,7 +33,7 @@ KINDS = {
 
 def _problem(out: list, kind: str, detail: str, examples=None, count: int = 1) -> None:
     out.append({"kind": kind, "severity": KINDS[kind][0], "count": int(count), "detail": detail,
-                "examples": [str(e) for e in (examples or [])][:5]})
+                "examples": [str(e) for e in (list(examples) if examples is not None else [])][:5]})  # an array has no truth value
 
 
 def normalise(text: str) -> str:

@@ -134,14 +134,30 @@ def read_inputs(inputs, spec, component: str = "predict") -> list[tuple[str, str
             out.extend((str(f), decode(f.read_bytes())[0][: spec.max_chars]) for f in sorted(p.rglob("*.txt")))
         elif looks_like_path and p.is_file():
             out.append((str(p), decode(p.read_bytes())[0][: spec.max_chars]))
+        elif looks_like_path and _path_like(s):  # one word with a slash or a file suffix: a file the user meant, not a text
+            raise DataError(received(component, "input", s, "no such file or folder, and one word with a path's shape is not "
+                                     "taken as the text to classify", "Check the path; to classify a phrase, quote it with spaces"))
         else:
             out.append(("<text>", s[: spec.max_chars]))
     return out
 
 
-def predict_inputs(task, run, inputs, out=None, top_k: int = 5, **_) -> list[dict]:
-    """One answer per text: source, label, score, top_k [[label, score], ...], the start of the text."""
+def _path_like(s: str) -> bool:
+    """No whitespace, and a folder separator or a file suffix (.txt, .csv, ...): what a path looks like, not a text."""
+    from kiln.tasks.text.source import TABLE_SUFFIXES
+
+    if not s or any(c.isspace() for c in s):
+        return False
+    return "/" in s or "\\" in s or Path(s).suffix.lower() in {*TABLE_SUFFIXES, ".txt", ".md", ".json"}
+
+
+def predict_inputs(task, run, inputs, out=None, top_k: int = 5, runtime: str = "auto", **_) -> list[dict]:
+    """One answer per text: source, label, score, top_k [[label, score], ...], the start of the text.
+    `runtime`: auto, keras or onnx (kiln/export/runtime.py)."""
     from kiln.evaluate.threshold import apply_threshold, run_threshold
+    from kiln.export.runtime import announce, export_model
+
+    model = export_model(run, runtime)  # a wrong runtime= is named before any text is read
 
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -150,7 +166,8 @@ def predict_inputs(task, run, inputs, out=None, top_k: int = 5, **_) -> list[dic
     if not items:
         raise DataError(received("predict", "inputs", " ".join(map(str, inputs))[:80], "no text was found in them",
                                  'Pass strings, .txt files or a CSV with the run\'s text column, e.g. kiln predict RUN "some text"'))
-    probs = task.predict_outputs(run, [t for _, t in items])
+    probs = task.predict_outputs(run, [t for _, t in items], model=model)
+    announce(run, model, len(probs), "text(s)")
     t = run_threshold(run.meta) if len(run.classes) == 2 else None
     picks = apply_threshold(probs, t)
     k = min(top_k, len(run.classes))
@@ -158,7 +175,8 @@ def predict_inputs(task, run, inputs, out=None, top_k: int = 5, **_) -> list[dic
     for (where, text), p, i in zip(items, probs, picks):
         order = np.argsort(-p)[:k]
         answers.append({"source": where, "label": run.classes[int(i)], "score": float(p[int(i)]),
-                        "top_k": [[run.classes[j], float(p[j])] for j in order], "text": text[:80]})
+                        "top_k": [[run.classes[j], float(p[j])] for j in order], "text": text[:80],
+                        **({"threshold": 0.5 if t is None else t} if len(run.classes) == 2 else {})})  # the cut the label came from
     if out:
         frame = pd.DataFrame([{k: v for k, v in a.items() if k != "top_k"} for a in answers])
         with atomic_path(out) as tmp:

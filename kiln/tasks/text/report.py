@@ -22,20 +22,41 @@ def _f(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
 
 
+def _count(v) -> str:
+    """A count as a whole number (a median of 3601.0 is 3601), else as _f."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else _f(v)
+
+
+def _columns(m: dict) -> list[tuple[str, str]]:
+    """(heading, key): a two-class run's accuracy named with its threshold, and argmax's beside it."""
+    if "accuracy_at_0.5" not in m:
+        return [("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("weighted_f1", "weighted_f1"), ("roc_auc", "roc_auc")]
+    t = m.get("threshold", 0.5)
+    at = [(f"accuracy@{t:.3g}", "accuracy")] if abs(t - 0.5) > 1e-9 else []
+    return [("ROC-AUC", "roc_auc"), *at, ("accuracy@0.5", "accuracy_at_0.5"), ("macro F1", "macro_f1"), ("weighted F1", "weighted_f1")]
+
+
 def _summary(run, metrics: dict, split: str) -> str:
-    keys = ["accuracy", "macro_f1", "weighted_f1", "roc_auc"]
-    rows = [[f"kiln {run.meta.get('model')}"] + [_f(metrics.get(split, {}).get(k)) for k in keys]]
+    columns = _columns(metrics.get(split, {}))
+    rows = [[f"kiln {run.meta.get('model')}"] + [_f(metrics.get(split, {}).get(k)) for _, k in columns]]
     for name, m in ((metrics.get("baselines") or {}).get(split) or {}).items():
-        rows.append([name.replace("tfidf_logreg", "TF-IDF + logistic regression (scikit-learn)")] + [_f(m.get(k)) for k in keys])
+        rows.append([name.replace("tfidf_logreg", "TF-IDF + logistic regression (scikit-learn)")]
+                    + [_f(m.get(k)) if k != "accuracy" or m.get("threshold") == metrics.get(split, {}).get("threshold") else ""
+                       for _, k in columns])
     stats = metrics.get("text") or {}
     spec = run.meta.get("text", {})
-    facts = [["sequence length (tokens)", spec.get("sequence_length")], ["n-grams", spec.get("ngrams")],
+    n = spec.get("ngrams")
+    grams = "character 2-5-grams within words" if spec.get("analyzer") == "char_wb" else f"word 1-{n}-grams" if n and n > 1 else "words"
+    facts = [["sequence length (tokens)", spec.get("sequence_length")], ["tokens", grams],
              ["vocabulary", spec.get("vocabulary_size")], ["output mode", spec.get("output_mode")],
-             ["median training length (tokens)", _f(stats.get("train_tokens_median"))],
+             ["median training length (tokens)", _count(stats.get("train_tokens_median"))],
              ["truncated: train", _f(stats.get("truncated_train"))], ["truncated: val", _f(stats.get("truncated_val"))],
              ["out-of-vocabulary rate on val", _f(stats.get("oov_rate_val"))]]
-    return (f"<h2 id=\"text-metrics\">{html.escape(split)} metrics beside the baseline</h2>"
-            + _table(["model"] + keys, rows) + "<h3>Tokens</h3>" + _table(["", "value"], facts))
+    rule = run.meta.get("threshold_rule")
+    note = (f"<p>Decision threshold {run.meta.get('threshold') or 0.5:.4g} on P({html.escape(str(rule.get('positive_class')))}), "
+            f"threshold={html.escape(str(rule.get('rule')))}; accuracy@0.5 is argmax's decision, the baseline's.</p>") if rule else ""
+    return (f"<h2 id=\"text-metrics\">{html.escape(split)} metrics beside the baseline</h2>" + note
+            + _table(["model"] + [h for h, _ in columns], rows) + "<h3>Tokens</h3>" + _table(["", "value"], facts))
 
 
 def _per_class(m: dict) -> str:
@@ -58,15 +79,22 @@ def _lengths(rows, pred) -> str:
 
 
 def _snippet(text: str, marks: list[tuple[str, float]]) -> str:
+    """SNIPPET characters of `text` around the first word that mattered (not always its start: a long text's words
+    that mattered may all lie further on), those words marked."""
     top = {w for w, s in marks if s > 0}
     from kiln.tasks.text.tokenize import standardize
 
-    shown = text[:SNIPPET] + ("…" if len(text) > SNIPPET else "")
+    words = text.split(" ")
+    first = next((i for i, w in enumerate(words) if standardize(w) in top), 0)
+    offset = sum(len(w) + 1 for w in words[:first])
+    start = max(0, min(offset - SNIPPET // 3, len(text) - SNIPPET))
+    start = text.rfind(" ", 0, start) + 1 if start > 0 else 0  # whole words
+    shown = text[start:start + SNIPPET]
     parts = []
     for word in shown.split(" "):
         esc = html.escape(word)
         parts.append(f"<mark>{esc}</mark>" if standardize(word) in top else esc)
-    return " ".join(parts)
+    return ("…" if start else "") + " ".join(parts) + ("…" if start + SNIPPET < len(text) else "")
 
 
 def _examples(run, rows, probs, pred, explain_n: int) -> str:

@@ -99,10 +99,13 @@ class TextAdapter(Adapter):
         classes = self.served.classes
         picks = decide(probs, self.served.threshold if len(classes) == 2 else None)
         k = max(1, min(int(top_k), len(classes)))
+        t = self.served.threshold
+        stated = {} if len(classes) != 2 else {"threshold": 0.5 if t is None else float(t)}  # the cut the label came from
         out = []
         for p, i in zip(probs, picks):
             order = np.argsort(-p)[:k]
-            out.append({"label": classes[int(i)], "score": float(p[int(i)]), "top_k": [[classes[j], float(p[j])] for j in order]})
+            out.append({"label": classes[int(i)], "score": float(p[int(i)]), "top_k": [[classes[j], float(p[j])] for j in order],
+                        **stated})
         return out
 
     # --- protocols --------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class TextTask(Task):
         mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"),
         resume_keys=("text.text", "text.label", "text.max_tokens", "text.ngrams", "text.analyzer", "text.output_mode", "text.sequence_length"),
+        runtimes=("keras", "onnx"),  # kiln/export/runtime.py
     )
     models = MODELS
     config_section = TextConfig
@@ -233,8 +234,11 @@ class TextTask(Task):
             from kiln.train.trainer import class_weights
 
             weights = class_weights(data.split("train")["y"].to_numpy(), k)
+        from kiln.evaluate.metrics import useful_top_k
+
+        top_k = useful_top_k(cfg.train.top_k, k)  # top-k of k classes is always 1.0: not shown
         return CompileSpec(keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-                           ["accuracy", keras.metrics.TopKCategoricalAccuracy(k=min(cfg.train.top_k, k), name="top_k_accuracy")],
+                           ["accuracy"] + ([keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")] if top_k else []),
                            cfg.train.monitor, "min" if "loss" in cfg.train.monitor else "max", weights)
 
     def describe(self, model_name: str, model, data: Prepared) -> str:
@@ -251,7 +255,8 @@ class TextTask(Task):
             probs = data.outputs.get("val")
             if probs is None:
                 probs = data.outputs["val"] = self.predict_outputs(run, val["text"].tolist())
-            return learned_threshold(data.classes, val["y"].to_numpy(), probs, cfg.evaluate.threshold)
+            return learned_threshold(data.classes, val["y"].to_numpy(), probs, cfg.evaluate.threshold,
+                                     y_train=data.split("train")["y"].to_numpy())
         return {}
 
     # --- run folder -------------------------------------------------------------------------------
@@ -260,8 +265,7 @@ class TextTask(Task):
                 "source": data.facts}
 
     def load_spec(self, meta: Mapping):
-        import kiln.tasks.text.layers  # noqa: F401  (registers the layers model.keras refers to)
-        from kiln.tasks.text.spec import TextSpec
+        from kiln.tasks.text.spec import TextSpec  # (kiln.io.load_keras registers the layers model.keras refers to)
 
         return TextSpec.from_dict(meta["text"])
 
@@ -285,10 +289,17 @@ class TextTask(Task):
 
         return predict_inputs(self, run, inputs, out, **options)
 
-    def predict_outputs(self, run, inputs, batch_size: int = 64, **options):
-        """(N, K) probabilities for a list of raw strings, in order."""
+    def predict_outputs(self, run, inputs, batch_size: int = 64, model=None, **options):
+        """(N, K) probabilities for a list of raw strings, in order (`model`: the run's ONNX export standing in
+        for run.model: its shipped tokenizer.py turns the strings into token ids, without TensorFlow)."""
         from kiln.tasks.text.evaluate import probabilities
 
+        if model is not None:
+            from kiln.tasks.text.tokenize import Tokenizer
+
+            if not len(inputs):
+                return np.zeros((0, len(run.classes)), np.float32)
+            return model(Tokenizer.load(model.folder).ids([str(t) for t in inputs]))
         return probabilities(run, list(inputs), batch_size)
 
     def report_sections(self, run, split, **options):
@@ -341,6 +352,11 @@ class TextTask(Task):
         return TextAdapter(served)
 
     # --- the contract test ------------------------------------------------------------------------------
+    def demo_plan(self, dest: Path):
+        from kiln.tasks.text.demo import demo_plan
+
+        return demo_plan(dest)
+
     def example(self, root: Path, seed: int = 0) -> Example:
         from kiln.tasks.text.synth import write_reviews
 

@@ -115,7 +115,8 @@ def test_global_model_over_series_with_a_covariate(tmp_path):
 
 
 def test_model_auto_is_the_ensemble_and_exports_as_one_model(tmp_path):
-    """model=auto trains the linear + dense ensemble, says why, and its ONNX and TFLite exports match Keras."""
+    """model=auto trains the linear + dense ensemble, says why, checks it against the classical forecasters on val
+    (choice.py: the winner becomes model.keras), and the ONNX and TFLite exports of what ships match Keras."""
     import kiln
     from kiln.tasks.series.synth import hourly
 
@@ -123,7 +124,11 @@ def test_model_auto_is_the_ensemble_and_exports_as_one_model(tmp_path):
     run = kiln.train(data=str(tmp_path / "load.csv"), time="date", target="load", horizon=6, lookback=24, width=16, blocks=1,
                      epochs=2, run_dir=str(tmp_path / "run"), train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
     meta = json.loads((run.path / "run.json").read_text())
-    assert meta["model"] == "ensemble" and [m.name for m in run.model.members] == ["linear", "dense"]
+    sel = meta["selection"]
+    assert sel["val_mase"][sel["chosen"]] == min(sel["val_mase"].values()) and {"kiln", "ar", "seasonal_naive"} <= set(sel["val_mase"])
+    assert sel.get("trained_model", meta["model"]) == "ensemble"
+    if sel["chosen"] == "kiln":
+        assert [m.name for m in run.model.members] == ["linear", "dense"]
     assert "mean forecast of linear + dense" in json.dumps(meta["auto"])
     for fmt in ("onnx", "tflite"):
         e = kiln.export_run(run.path, fmt, out=str(tmp_path / fmt), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})

@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     hourly(n=600, seed=1).to_csv(root / "load.csv", index=False)
     return kiln.train(data=str(root / "load.csv"), time="date", target="load", horizon=12, lookback=48, quantiles=[0.1, 0.9],
                       model="nbeats", width=64, blocks=2, epochs=40, run_dir=str(root / "run"), seed=0,
-                      train={"verbose": 0, "tensorboard": False}, evaluate={"report": False})
+                      train={"verbose": 0, "tensorboard": False, "export_on_finish": "none"}, evaluate={"report": False})
 
 
 def _cli(*args) -> tuple[int, str]:
@@ -44,7 +44,8 @@ def _cli(*args) -> tuple[int, str]:
 def test_beats_seasonal_naive_with_calibrated_intervals(run):
     m = json.loads((run.path / "metrics.json").read_text())
     test = m["test"]
-    assert set(m["baselines"]["test"]) == {"naive", "seasonal_naive", "drift", "holt_winters"}
+    assert set(m["baselines"]["test"]) == {"naive", "seasonal_naive", "drift", "holt_winters", "theta", "ar", "mean"}
+    assert test["winner"]["name"] in {"kiln", *m["baselines"]["test"]}
     assert test["mase"] < m["baselines"]["test"]["seasonal_naive"]["mase"] and test["skill_vs_seasonal_naive"] > 0
     assert test["mase"] < m["baselines"]["test"]["naive"]["mase"] / 2
     assert 0.5 <= test["coverage"] <= 1.0 and test["nominal_coverage"] == pytest.approx(0.8)
@@ -70,6 +71,8 @@ def test_evaluate_backtests_another_file(run, tmp_path):
     hourly(n=300, seed=7).to_csv(other, index=False)
     m = run.evaluate(data=str(other))
     assert m["windows"] > 0 and m["mase"] < m["baselines"]["naive"]["mase"]
+    assert len(m["mase_by_step"]) == len(m["smape_by_step"]) == 12 and np.mean(m["mase_by_step"]) == pytest.approx(m["mase"])
+    assert 0.0 <= m["coverage"] <= 1.0  # the quantile run's interval, on the other file's origins
 
 
 @pytest.mark.parametrize("rows, why", [
@@ -143,13 +146,44 @@ def test_serves_forecasts_with_timestamps_over_both_protocols(run):
         daily = pd.date_range("2024-01-01", periods=60, freq="D").strftime("%Y-%m-%d").tolist()
         code, body = post(f"{url}/v1/models/{name}:predict", {"instances": [{"history": f["load"].tolist(), "timestamps": daily}]})
         assert code == 400 and "steps by D" in body["error"]
+        # /predict and a page, as tables and text have: one history in, its forecast out
+        code, one = post(f"{url}/predict", {"history": f["load"].tolist(), "timestamps": f["date"].iloc[-1]})
+        assert code == 200 and one["timestamps"] == p["timestamps"]
+        np.testing.assert_allclose(one["forecast"], p["forecast"], rtol=1e-5)
+        code, bare = post(f"{url}/predict", f["load"].tolist())
+        assert code == 200 and len(bare["forecast"]) == 12 and "timestamps" not in bare
+        code, many = post(f"{url}/predict", [{"history": f["load"].tolist()}] * 2)
+        assert code == 200 and len(many) == 2
+        code, body = post(f"{url}/predict", f["load"].tolist()[:10])
+        assert code == 400 and "lookback=48" in body["error"]
+        with urllib.request.urlopen(url + "/", timeout=30) as r:
+            page = r.read().decode()
+        assert "fetch('/predict'" in page and "<svg" in page and "48" in page
 
 
-def test_onnx_export_of_quantiles_matches_keras(run, tmp_path):
-    import kiln
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+    """A copy of the run with its verified ONNX export in exports/onnx (the shared run stays without)."""
+    from runtime_checks import exported_copy
 
-    m = kiln.export_run(run.path, "onnx", out=str(tmp_path / "onnx"), timing={"latency_runs": 2, "batch_runs": 1, "batch_size": 4})
+    return exported_copy(run.path, tmp_path_factory.mktemp("series-rt") / "run")
+
+
+def test_onnx_export_of_quantiles_matches_keras(exported):
+    m = json.loads((exported / "exports" / "onnx" / "export.json").read_text())
     assert m["passed"] and m["max_abs_diff"] < 1e-3
-    manifest = json.loads((tmp_path / "onnx" / "export.json").read_text())
-    assert manifest["output"]["name"] == "quantiles" and manifest["output"]["shape"] == [None, 12, 3]
-    assert manifest["series"]["lookback"] == 48 and m["score"] == pytest.approx(m["keras_score"], rel=1e-4) and m["metric"] == "MAE"
+    assert m["output"]["name"] == "quantiles" and m["output"]["shape"] == [None, 12, 3]
+    assert m["series"]["lookback"] == 48 and m["score"] == pytest.approx(m["keras_score"], rel=1e-4) and m["metric"] == "MAE"
+
+
+def test_predict_through_the_export_answers_as_keras_without_tensorflow(exported, tmp_path):
+    from runtime_checks import predict_without_tensorflow
+
+    hist = tmp_path / "history.csv"
+    hourly(n=600, seed=1).iloc[-100:].to_csv(hist, index=False)
+    predict_without_tensorflow(exported, hist, f"out={tmp_path / 'onnx.csv'}")
+    code, err = _cli("predict", str(exported), str(hist), f"out={tmp_path / 'keras.csv'}", "runtime=keras")
+    assert code in (0, None) and "(keras)" in err
+    a, b = pd.read_csv(tmp_path / "onnx.csv"), pd.read_csv(tmp_path / "keras.csv")
+    assert list(a.columns) == list(b.columns) and len(a) == 12 and (a["date"] == b["date"]).all()
+    np.testing.assert_allclose(a[["forecast", "q0.1", "q0.9"]], b[["forecast", "q0.1", "q0.9"]], rtol=1e-4, atol=1e-3)

@@ -22,12 +22,33 @@ def _csv(tmp_path, rows, name="s.csv"):
     (["2024/01/01 10:00", "2024/01/01 11:00", "2024/01/01 12:00"], None, "2024-01-01 10:00"),
     (["19580329", "19580405", "19580412"], None, "1958-03-29"),
     (["01.02.2024 10:00", "01.02.2024 11:00", "01.02.2024 12:00"], "%d.%m.%Y %H:%M", "2024-02-01 10:00"),
+    (["1700", "1701", "1702"], None, "1700-01-01"),  # plain years (issue 32: needed time_format=%Y)
+    (["1950-01", "1950-02", "1950-03"], None, "1950-01-01"),  # year-months
+    (["1959Q1", "1959Q2", "1959Q3"], None, "1959-01-01"),  # year-quarters
+    (["1959-Q4", "1960-Q1", "1960 q2"], None, "1959-10-01"),
 ])
 def test_time_formats_parse(tmp_path, cells, fmt, first):
     path = _csv(tmp_path, ["t,y"] + [f"{c},{i}" for i, c in enumerate(cells)])
     sf = read_series(path, "t", "y", time_format=fmt)
     assert sf.frame["time"].iloc[0] == pd.Timestamp(first)
     assert len(sf.frame) == 3 and not len(sf.unparsed)
+
+
+def test_years_and_quarters_give_their_frequency_and_round_trip_the_format(tmp_path):
+    from kiln.tasks.series.source import QUARTER, parse_times
+
+    years = read_series(_csv(tmp_path, ["year,y"] + [f"{1700 + i},{i}" for i in range(30)], "y.csv"), "year", "y")
+    assert years.time_format == "%Y" and infer_freq(years.frame["time"]) == "YS"
+    quarters = read_series(_csv(tmp_path, ["q,y"] + [f"{1959 + i // 4}Q{i % 4 + 1},{i}" for i in range(30)], "q.csv"), "q", "y")
+    assert quarters.time_format == QUARTER and infer_freq(quarters.frame["time"]) == "QS"
+    again, _ = parse_times(pd.Series(["1961Q3", "1961Q4", "bad"]), QUARTER, "predict", "q")  # a run's stored format reads it back
+    assert list(again[:2]) == [pd.Timestamp("1961-07-01"), pd.Timestamp("1961-10-01")] and pd.isna(again[2])
+
+
+def test_unparsed_numbers_get_a_numeric_hint(tmp_path):
+    with pytest.raises(DataError) as err:
+        read_series(_csv(tmp_path, ["t,y", "17000,1", "17010,2", "17020,3"]), "t", "y")
+    assert "time_format=%Y" in str(err.value) and "%d.%m" not in str(err.value)
 
 
 @pytest.mark.parametrize("freq, alias, season", [("h", "h", 24), ("D", "D", 7), ("W-SAT", "7D", 52), ("MS", "MS", 12), ("15min", "15min", 96)])
@@ -112,3 +133,13 @@ def test_typed_reader_leaves_odd_files_to_the_string_reader(tmp_path):
     assert read_typed(_csv(tmp_path, ["date,load", "2024-01-01,1", "2024-01-02,x"]), "date", "load") is None  # the exact error is the string reader's
     with pytest.raises(DataError, match=r"time=dat; the file has no such column. Did you mean date\?"):
         read_typed(_csv(tmp_path, ["date,load", "2024-01-01,1"], "n.csv"), "dat", "load")
+
+
+def test_audit_page_is_styled_with_a_plot(tmp_path):
+    from kiln.tasks.series.report import audit_file
+
+    times = pd.date_range("2024-01-01", periods=48, freq="h").strftime("%Y-%m-%d %H:%M")
+    path = _csv(tmp_path, ["when,load"] + [f"{t},{10 + np.sin(i / 3):.3f}" for i, t in enumerate(times)])
+    audit_file(path, tmp_path / "audit", "when", "load")
+    page = (tmp_path / "audit" / "audit.html").read_text()
+    assert "<style>" in page and "data:image/png;base64," in page and "Timestamp audit" in page and "s.csv" in page

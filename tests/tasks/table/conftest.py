@@ -22,7 +22,7 @@ def table_run(tmp_path_factory, table_csv):
 
     run_dir = tmp_path_factory.mktemp("truns") / "cls"
     cfg = load_config(None, [f"data={table_csv}", "target=label", f"run_dir={run_dir}", "epochs=15", "verbose=0",
-                             "tensorboard=false", "model=dnn", "lr=3e-3"])
+                             "tensorboard=false", "model=dnn", "lr=3e-3", "export_on_finish=none"])
     return train(cfg)
 
 
@@ -37,5 +37,5 @@ def regress_run(tmp_path_factory):
     # 60 epochs of 10 steps: at 20 val loss was still falling, and test R² was 0.49 with oneDNN's kernels on
     # one CPU (AVX-512 FP16) and 0.75 without them; at 60 it is 0.95 (linear 0.85, HistGB 0.94)
     cfg = load_config(None, [f"data={path}", "target=label", f"run_dir={root / 'run'}", "epochs=60", "verbose=0",
-                             "tensorboard=false", "model=resnet_plr", "lr=3e-3", "importance=false", "evaluate.report=false", "cv=2", "drop=id"])
+                             "tensorboard=false", "model=resnet_plr", "lr=3e-3", "importance=false", "evaluate.report=false", "cv=2", "drop=id", "export_on_finish=none"])
     return train(cfg)

@@ -84,5 +84,5 @@ def test_bad_runtime_is_one_line(table_run, tiny_run, rows_csv, tmp_path, capsys
     rc, out = _predict(capsys, table_run.path, rows_csv, "runtime=tensorrt")
     assert rc == 2 and out.err.strip() == ("predict received runtime=tensorrt; table runs predict with runtime auto, keras, onnx. "
                                            "Leave runtime out, or serve the run's export with kiln serve.")
-    rc, out = _predict(capsys, tiny_run.path, rows_csv, "runtime=onnx")
-    assert rc == 2 and "image runs predict with runtime auto, keras." in out.err
+    rc, out = _predict(capsys, tiny_run.path, rows_csv, "runtime=tflite")
+    assert rc == 2 and "image runs predict with runtime auto, keras, onnx." in out.err

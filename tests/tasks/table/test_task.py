@@ -49,7 +49,7 @@ def test_predict_keeps_every_column_and_evaluate(table_run, table_csv, tmp_path,
     out = tmp_path / "pred.csv"
     assert main(["predict", str(table_run.path), str(src), f"out={out}"]) in (0, None)
     pred = pd.read_csv(out, keep_default_na=False)
-    assert list(pred.columns) == list(rows.columns) + ["prediction", "proba_c0", "proba_c1"]
+    assert list(pred.columns) == list(rows.columns) + ["prediction", "threshold", "proba_c0", "proba_c1"]  # the cut its label came from
     assert len(pred) == 25 and set(pred["prediction"]) <= {"c0", "c1"}
     np.testing.assert_allclose(pred["proba_c0"] + pred["proba_c1"], 1, atol=1e-5)
     ev = tmp_path / "ev.json"

@@ -25,5 +25,5 @@ def text_run(tmp_path_factory, reviews_csv):
 
     run_dir = tmp_path_factory.mktemp("xruns") / "bow"
     cfg = load_config(None, [f"data={reviews_csv}", "text=review", "target=sentiment", f"run_dir={run_dir}", "epochs=12",
-                             "verbose=0", "tensorboard=false", "report=false", "model=auto"])
+                             "verbose=0", "tensorboard=false", "report=false", "model=auto", "export_on_finish=none"])
     return train(cfg)

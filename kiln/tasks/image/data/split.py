@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from kiln.errors import DataError, received
 
@@ -26,6 +25,8 @@ def _carve(frame: pd.DataFrame, fraction: float, seed: int, name: str, component
     if len(frame) - n_hold < len(counts):
         raise DataError(received(component, f"{name}_split", fraction, f"too few images ({len(frame)}) to keep every class on both sides",
                                  f"Lower {name}_split or add images"))
+    from sklearn.model_selection import train_test_split  # here: reading a run's spec must not pay for scikit-learn
+
     keep, hold = train_test_split(frame, test_size=n_hold, stratify=frame["label"], random_state=seed)
     return keep, hold
 

@@ -252,6 +252,6 @@ async def predict(request: Request):
     reply = {"model": served.name, "label": label, "score": float(probs[served.classes.index(label)]),
              "top_k": [{"label": served.classes[i], "score": float(probs[i])} for i in order],
              "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
-    if served.threshold is not None:
-        reply["threshold"] = served.threshold
+    if len(served.classes) == 2:  # the cut the label came from (0.5: argmax)
+        reply["threshold"] = 0.5 if served.threshold is None else served.threshold
     return JSONResponse(reply)
