@@ -63,6 +63,8 @@ def test_predict_writes_score_and_flag_per_window_and_evaluate_tries_another_rul
     code, out, _ = _cli("evaluate", str(series_run.path), "rule=fpr<=0.2")
     r = json.loads(out)
     assert code == 0 and r["threshold_from"] == "rule=fpr<=0.2" and r["threshold"] != series_run.meta["threshold"]
+    code, out, _ = _cli("evaluate", str(series_run.path), "threshold=0.25")  # kiln evaluate's threshold=: a score here
+    assert code == 0 and json.loads(out)["threshold"] == 0.25
 
 
 def test_export_and_serve_answer_score_and_flag(series_run, tmp_path):
