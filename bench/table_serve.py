@@ -5,7 +5,8 @@
 The model: Kiln's table defaults (model=auto -> resnet_plr, its preprocessing inside: imputation,
 scaling, vocabularies, date parts) trained for 3 epochs on bench/tables.py's generated table of 20
 numbers (5% missing), 8 categories and one date column (`--rows` rows); the weights do not change
-the work per row, which is all this measures. `--run`: any table run or export folder instead.
+the work per row, which is all this measures. `--run`: any table run or export folder instead (an anomaly run of
+a table too: its rows are served the same way and answered with a score and a flag).
 
 Starts `kiln serve RUN` in its own process (bench/serve.py's harness), batching on (max_batch_size=32,
 max_delay_ms=2) and off (max_batch_size=1: one decode and one model call per request, same code),
@@ -59,7 +60,8 @@ def bodies_of(run: Path) -> list[bytes]:
     meta = json.loads((source / "run.json").read_text())
     frame = pd.read_csv(meta["source"]["path"], dtype=str, keep_default_na=False)
     splits = pd.read_csv(source / "splits.csv")
-    test = frame.iloc[splits[splits["split"] == "test"]["row"].to_numpy()[:64]].drop(columns=[meta["table"]["target"]])
+    target = (meta.get("table") or {}).get("target") or (meta.get("anomaly") or {}).get("label")  # a table or an anomaly run
+    test = frame.iloc[splits[splits["split"] == "test"]["row"].to_numpy()[:64]].drop(columns=[c for c in (target,) if c in frame.columns])
     out = []
     for row in test.to_dict(orient="records"):
         row = {k: (float(v) if _number(v) else (None if v == "" else v)) for k, v in row.items()}

@@ -87,7 +87,7 @@ def evaluate(args: Optional[List[str]] = ARGS):
 
     words, pairs = _split(args)
     _one(words, "evaluate", "kiln evaluate runs/train", "RUN_DIR", "run folder")
-    opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int, "threshold": str}, "evaluate")
+    opts = _options(pairs, {"data": str, "split": str, "out": str, "top_k": int, "threshold": str, "rule": str, "label": str}, "evaluate")
     if opts.get("split", "test") not in ("train", "val", "test"):
         raise ConfigError(received("evaluate", "split", opts["split"], "no such split", "Use split=test, split=val or split=train"))
     result = load_run(words[0]).evaluate(**opts)

@@ -119,9 +119,10 @@ class Run:
     def evaluate(self, data: str | None = None, split: str = "test", out: str | None = None, **options) -> dict:
         """Metrics for one split of this run's data, or for every example of another labelled source.
 
-        Two-class runs decide with the threshold stored in run.json; `threshold=` overrides it here.
+        Two-class runs decide with the threshold stored in run.json; `threshold=` overrides it here. A run whose model
+        returns a score and a flag (TaskInfo returns "score_flag") reads its own `threshold=` (a score or its rules).
         """
-        if options.get("threshold") is not None:
+        if options.get("threshold") is not None and self.task.returns(self.meta) != "score_flag":
             options["threshold"] = self.evaluation_threshold(options["threshold"])
         return self.task.evaluate_run(self, data=data, split=split, out=out, **options)
 

@@ -39,6 +39,7 @@ BUILTIN: dict[str, str] = {
     "table": "kiln.tasks.table.task",
     "text": "kiln.tasks.text.task",
     "series": "kiln.tasks.series.task",
+    "anomaly": "kiln.tasks.anomaly.task",
 }
 
 
@@ -49,6 +50,7 @@ LAYERS: dict[str, str] = {
     "table": "kiln.tasks.table.layers",
     "text": "kiln.tasks.text.layers",
     "series": "kiln.tasks.series.layers",
+    "anomaly": "kiln.tasks.anomaly.layers",
 }
 
 

@@ -1,0 +1,1 @@
+"""Anomaly detection with autoencoders (task=anomaly): tables and sensor-series windows, trained on normal data."""
