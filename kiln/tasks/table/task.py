@@ -145,7 +145,8 @@ class TableTask(Task):
         units = m.units if m.units != [128] else [256, 128]
         return self.models.create(name, spec, k, units=units, batchnorm=m.batchnorm, activation=m.activation, dropout=min(m.dropout, 0.5)
                                   if m.dropout != 0.25 else 0.1, l1=m.l1, l2=m.l2, initializer=m.initializer, prior=prior,
-                                  width=t.width, blocks=t.blocks, frequencies=t.frequencies, embed_dim=t.embed_dim, sigma=t.sigma)
+                                  width=t.width, blocks=t.blocks, frequencies=t.frequencies, embed_dim=t.embed_dim, sigma=t.sigma,
+                                  ensemble_size=t.ensemble_size)
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras
