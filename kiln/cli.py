@@ -373,6 +373,9 @@ def _summary(run) -> None:
         key = next((k for k in ("accuracy", "r2", "mase") if b.get(k) is not None), None)
         if key:
             print(f"kiln: baseline {name:<24} test {key} {b[key]:.4f}")
+    if m.get("verdict"):
+        v = m["verdict"]
+        print(f"kiln: verdict: {v['line']}" + (f". {v['advice']}." if v.get("advice") else ""))
     print(f"kiln: run folder {run.path}")
 
 

@@ -75,6 +75,8 @@ class TaskInfo:
     aliases: tuple[str, ...] = ()  # other values of `task=` that name this task (e.g. "classify", "regress")
     resume_keys: tuple[str, ...] = ()  # task config keys whose change makes a checkpoint unusable (prefixes allowed)
     runtimes: tuple[str, ...] = ("keras",)  # what `kiln predict runtime=` may name (besides auto); with more than one, predict gets `runtime=`
+    headline: tuple[tuple[str, str], ...] = ()  # (metric in metrics.json, "min" | "max") a person reads first; the first a split holds
+    # is the one the verdict against the baselines uses (kiln/evaluate/verdict.py); empty: `monitor` without its "val_"
 
 
 class Adapter(abc.ABC):
@@ -202,6 +204,11 @@ class Task(abc.ABC):
 
     def after_fit(self, run, data: Prepared, cfg) -> None:
         """Called by the trainer after the model is saved, before `evaluate` (thresholds, calibration)."""
+
+    def verdict_advice(self, verdict: dict) -> str:
+        """What to try when the model loses to `verdict["baseline"]` (kiln/evaluate/verdict.py); one sentence."""
+        return (f"Try another model (kiln models) or a longer run, or use the {verdict['baseline']} baseline, "
+                "which scored better on the same split")
 
     # --- run folder ------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -22,6 +22,17 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
+def add_verdict(task, metrics: dict) -> None:
+    """metrics["verdict"]: the model against the best baseline on val (kiln/evaluate/verdict.py), with the task's advice."""
+    from kiln.evaluate.verdict import verdict
+
+    v = verdict(metrics, task.info.headline, task.info.monitor, task.info.mode)
+    if v:
+        if v["loses"]:
+            v["advice"] = task.verdict_advice(v)
+        metrics["verdict"] = v
+
+
 def train(cfg: Config):
     """Run one training job end to end and return its `Run` (None on a multi-worker process that is not the chief).
 
@@ -127,6 +138,7 @@ def _train(cfg: Config, task, strategy, folder):
     run = Run(run_dir)
     task.after_fit(run, data, cfg)
     metrics = task.evaluate(run, data, cfg)
+    add_verdict(task, metrics)
     write_json(run_dir / "metrics.json", metrics)
     plot_history(run.history, run_dir / "plots")
     if cfg.evaluate.report:

@@ -26,7 +26,8 @@ class TableTask(Task):
         sources=("CSV (comma, semicolon or tab; UTF-8, UTF-8 BOM, Latin-1)", "TSV", "Parquet"),
         label_kinds=("classification", "regression"), default_model="auto", monitor="val_loss", mode="min",
         export_formats=("keras", "savedmodel", "tflite", "onnx"), aliases=("classify", "regress", "tabular"),
-        resume_keys=("table.target", "table.drop", "table.id", "table.loss"), runtimes=RUNTIMES[1:])
+        resume_keys=("table.target", "table.drop", "table.id", "table.loss"), runtimes=RUNTIMES[1:],
+        headline=(("accuracy", "max"), ("rmse", "min")))
     models = MODELS
     config_section = TableConfig
 
@@ -193,6 +194,15 @@ class TableTask(Task):
 
             val = data.split("val")
             store_threshold(run, self.targets(val, data.spec), self.predict_outputs(run, val), cfg.evaluate.threshold)
+
+    def verdict_advice(self, verdict: dict) -> str:
+        """What to try when the run loses to a baseline (kiln/evaluate/verdict.py)."""
+        if verdict["baseline"] == "hist_gradient_boosting":
+            return ("Try model=tabm (or resnet_plr) with a longer run (epochs=, patience=), or use scikit-learn's "
+                    "HistGradientBoosting for this table: on this split trees fit it better")
+        if verdict["baseline"] == "linear":
+            return "Try model=linear: on this split a linear model fits the table as well or better"
+        return "The model has learned less than predicting the training mean or the majority class: check the target and the audit (kiln audit)"
 
     def evaluate(self, run, data: Prepared, cfg) -> dict:
         from kiln.tasks.table.evaluate import cross_validate, evaluate_fresh
