@@ -122,4 +122,4 @@ class VocabLookup(keras.layers.Layer):
         return {**super().get_config(), "vocabulary": self.vocabulary, "one_hot": self.one_hot}
 
 
-from kiln.tasks.table.tabm import MemberDense, MemberMean, MemberScale  # noqa: E402,F401  (registered for loading model.keras)
+from kiln.tasks.table.tabm import MemberDense, MemberMean, MemberScale, SmoothClip  # noqa: E402,F401  (registered for loading model.keras)

@@ -26,6 +26,21 @@ def _signs(shape, dtype=None):
 
 
 @keras.saving.register_keras_serializable("kiln_table")
+class SmoothClip(keras.layers.Layer):
+    """x / sqrt(1 + (x / bound)^2): RealMLP's smooth clipping of scaled numbers (outliers pulled in towards +-bound)."""
+
+    def __init__(self, bound: float = 3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.bound = float(bound)
+
+    def call(self, x):
+        return x / ops.sqrt(1.0 + ops.square(x / self.bound))
+
+    def get_config(self):
+        return {**super().get_config(), "bound": self.bound}
+
+
+@keras.saving.register_keras_serializable("kiln_table")
 class MemberScale(keras.layers.Layer):
     """(N, D) -> (N, k, D): k copies of the features, copy i multiplied elementwise by a trained vector r_i."""
 
@@ -114,7 +129,7 @@ class MemberMean(keras.Model):
 
 def build_tabm(spec, num_outputs: int, k: int = 16, width: int = 256, blocks: int = 2, dropout: float = 0.1,
                frequencies: int = 16, embed_dim: int = 8, sigma: float = 0.1, l1: float = 0.0, l2: float = 0.0, prior=None,
-               embed: bool = True):
+               embed: bool = True, clip: bool = False):
     """The `tabm` model (see the module docstring); registered in models.py."""
     import numpy as np
 
@@ -123,6 +138,8 @@ def build_tabm(spec, num_outputs: int, k: int = 16, width: int = 256, blocks: in
     from kiln.tasks.table.models import _body_input, _regularizer
 
     inputs, num, cat = build_features(spec)
+    if num is not None and clip:
+        num = SmoothClip(3.0, name="smooth_clip")(num)
     if num is not None and embed:
         num = PeriodicEmbedding(frequencies, embed_dim, sigma, name="plr")(num)
     reg = _regularizer(l1, l2)
@@ -141,4 +158,4 @@ def build_tabm(spec, num_outputs: int, k: int = 16, width: int = 256, blocks: in
     return MemberMean(keras.Model(inputs, z, name="tabm_body"), name="tabm")
 
 
-__all__ = ["MemberDense", "MemberMean", "MemberScale", "build_tabm"]
+__all__ = ["MemberDense", "MemberMean", "MemberScale", "SmoothClip", "build_tabm"]
