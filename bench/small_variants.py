@@ -163,6 +163,7 @@ def main(seeds, only, variants):
                     else:
                         row[v] = float(np.sqrt(np.mean((out.ravel() - yt) ** 2)))
                     row[v + "_cpu"] = round(time.process_time() - started, 1)
+                    print(json.dumps({"table": tname, "seed": seed, "variant": v, "score": row[v], "cpu_s": row[v + "_cpu"]}), flush=True)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     df = pd.DataFrame(rows)
