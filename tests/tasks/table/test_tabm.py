@@ -110,3 +110,16 @@ def test_model_auto_picks_tabm_for_a_small_curved_table_and_it_exports_and_serve
         thread.join(10)
     assert r.status_code == 200, r.text
     np.testing.assert_allclose(np.asarray(r.json()["predictions"]).reshape(-1), expected.reshape(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_verdict_in_metrics_summary_and_report(table_run, capsys):
+    """The verdict against the best baseline on val reaches metrics.json, `kiln train`'s summary and the report's summary."""
+    from kiln.cli import _summary
+
+    v = table_run.metrics["verdict"]
+    assert v["split"] == "val" and v["metric"] == "accuracy" and v["baseline"] in ("dummy", "linear", "hist_gradient_boosting")
+    assert v["loses"] == (v["baseline_score"] > v["model"]) and ("advice" in v) == v["loses"]
+    _summary(table_run)
+    assert f"kiln: verdict: {v['line']}" in capsys.readouterr().out
+    page = (table_run.path / "report.html").read_text()
+    assert "<b>Verdict:</b>" in page and page.index("<b>Verdict:</b>") < page.index('id="curves"')  # in the first section
