@@ -417,6 +417,9 @@ def _summary(run) -> None:
         shown = [(label, v) for label, v in task.headline(b) if v is not None]
         if shown:
             print(f"kiln: baseline {name:<24} test {_figures(shown)}")
+    if m.get("verdict"):
+        v = m["verdict"]
+        print(f"kiln: verdict: {v['line']}" + (f". {v['advice']}." if v.get("advice") else ""))
     print(f"kiln: run folder {run.path}")
 
 

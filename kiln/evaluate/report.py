@@ -165,7 +165,14 @@ def build_report(run, split: str | None = None, **options) -> str:
     gradcam_samples, audit)."""
     from kiln.tasks.base import ReportSection
 
+    from dataclasses import replace
+
+    from kiln.evaluate.verdict import verdict_html
+
     parts = [p for p in run.task.report_sections(run, split, **options) if p.html]
+    verdict = verdict_html(run.metrics.get("verdict"))
+    if verdict:  # the first section says plainly whether the model loses to a baseline
+        parts = [replace(parts[0], html=parts[0].html + verdict)] + parts[1:] if parts else [ReportSection("verdict", "verdict", verdict)]
     curves = _curves_section(run)
     if curves:
         parts.insert(min(1, len(parts)), ReportSection("curves", "training", curves))

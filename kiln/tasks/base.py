@@ -230,6 +230,11 @@ class Task(abc.ABC):
         (a task may set another model there, e.g. one chosen against classical forecasters), then calls `evaluate`."""
         return {}
 
+    def verdict_advice(self, verdict: dict) -> str:
+        """What to try when the model loses to `verdict["baseline"]` (kiln/evaluate/verdict.py); one sentence."""
+        return (f"Try another model (kiln models) or a longer run, or use the {verdict['baseline']} baseline, "
+                "which scored better on the same split")
+
     # --- run folder ------------------------------------------------------------------------------
     @abc.abstractmethod
     def run_meta(self, data: Prepared) -> dict:

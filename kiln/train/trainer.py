@@ -22,6 +22,19 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
+def add_verdict(task, metrics: dict, meta: dict | None = None) -> None:
+    """metrics["verdict"]: the model against the best baseline on val (kiln/evaluate/verdict.py) on the run's headline
+    metrics (TaskInfo.headline for what the run returns), with the task's advice."""
+    from kiln.evaluate.verdict import verdict
+
+    headline = [(m.key, m.direction) for m in task.headline_metrics(meta or {})]
+    v = verdict(metrics, headline, task.info.monitor, task.info.mode)
+    if v:
+        if v["loses"]:
+            v["advice"] = task.verdict_advice(v)
+        metrics["verdict"] = v
+
+
 def train(cfg: Config):
     """Run one training job end to end and return its `Run` (None on a multi-worker process that is not the chief).
 
@@ -182,6 +195,7 @@ def _train(cfg: Config, task, strategy, folder):
 
     run = Run(run_dir)
     metrics = task.evaluate(run, data, cfg)
+    add_verdict(task, metrics, meta)
     write_json(run_dir / "metrics.json", metrics)
     from kiln.evaluate.headline import history_metrics
 

@@ -24,8 +24,9 @@ run.json "auto". The rules look only at the size of the training split, never at
   mean test score of diabetes 0.397 -> 0.476 R², penguins 0.962 -> 0.981, weather 0.757 -> 0.762 and
   cars 0.854 -> 0.855, and lowered breast cancer 0.947 -> 0.936 (three test rows on one seed); a large
   table has data enough.
-- `model.name` (model=auto): `linear` or `resnet_plr`, chosen in kiln/tasks/table/choose.py by cross-validating
-  the linear and HistGB baselines on the training rows (the decision is made in `analyse`, recorded here).
+- `model.name` (model=auto): `linear`, `tabm` or `resnet_plr`, chosen in kiln/tasks/table/choose.py by
+  cross-validating the linear and HistGB baselines on the training rows (the decision is made in `analyse`,
+  recorded here).
 - `model.l2` for `linear` classification, when l1 and l2 are left at 0: 1 / (2 x training rows), scikit-learn
   LogisticRegression's C=1. Unpenalised, softmax regression on penguins (seed 1) stopped at 0.943 test
   accuracy (two rows of 35) while scikit-learn had 1.000; with the penalty it has 1.000 too.

@@ -24,6 +24,7 @@ class TableConfig(BaseModel):
     frequencies: int = Field(16, ge=1, le=256, description="table resnet_plr: periodic embedding frequencies per number")
     embed_dim: int = Field(8, ge=1, le=256, description="table resnet_plr: embedding size per number")
     sigma: float = Field(0.1, gt=0.0, le=100.0, description="table resnet_plr: scale of the initial frequencies")
+    ensemble_size: int = Field(16, ge=1, le=64, description="table tabm: members sharing one MLP (k of TabM)")
 
 
     @field_validator("drop", "id", mode="before")

@@ -120,3 +120,6 @@ class VocabLookup(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "one_hot": self.one_hot}
+
+
+from kiln.tasks.table.tabm import MemberDense, MemberMean, MemberScale, SmoothClip  # noqa: E402,F401  (registered for loading model.keras)

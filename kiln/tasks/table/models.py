@@ -1,4 +1,4 @@
-"""Table models: `linear`, `dnn` and `resnet_plr`, all on the same in-model preprocessing.
+"""Table models: `linear`, `dnn`, `resnet_plr` and `tabm` (kiln/tasks/table/tabm.py), all on the same in-model preprocessing.
 
 Builders take `(spec, num_outputs, **model keys)` and return an uncompiled keras.Model with one
 named input per column and one output: `probabilities` (N, K) or `prediction` (N, 1) in the target's
@@ -114,9 +114,20 @@ def resnet_plr(spec, num_outputs: int, width: int = 128, blocks: int = 2, dropou
     return keras.Model(inputs, _head(x, spec, num_outputs, reg, prior), name="resnet_plr")
 
 
+@MODELS.register("tabm", family="table")
+def tabm(spec, num_outputs: int, ensemble_size: int = 16, width: int = 128, blocks: int = 2, dropout: float = 0.1, frequencies: int = 16,
+         embed_dim: int = 8, sigma: float = 0.1, l1: float = 0.0, l2: float = 0.0, prior=None, **_):
+    """TabM-mini: k MLPs sharing their weights in one model, over PLR numeric embeddings (kiln/tasks/table/tabm.py)."""
+    from kiln.tasks.table.tabm import build_tabm
+
+    return build_tabm(spec, num_outputs, ensemble_size, width, blocks, dropout, frequencies, embed_dim, sigma, l1, l2, prior)
+
+
 def auto_model(n_train: int) -> str:
-    """model=auto: a linear model for very small tables, else resnet_plr."""
-    return "linear" if n_train < 200 else "resnet_plr"
+    """model=auto without the data to cross-validate (kiln/tasks/table/choose.py decides with it): by size alone."""
+    from kiln.tasks.table.choose import MIN_CV_ROWS, NETWORK_ROWS, SMALL_NETWORK
+
+    return "linear" if n_train < MIN_CV_ROWS else ("resnet_plr" if n_train >= NETWORK_ROWS else SMALL_NETWORK)
 
 
-__all__ = ["MODELS", "auto_model", "bn_momentum", "dnn", "linear", "resnet_plr"]
+__all__ = ["MODELS", "auto_model", "bn_momentum", "dnn", "linear", "resnet_plr", "tabm"]

@@ -150,7 +150,8 @@ class TableTask(Task):
         m, t = cfg.model, cfg.table
         units = [256, 128] if m.units == "auto" else m.units
         return self.models.create(name, spec, k, units=units, batchnorm=m.batchnorm, activation=m.activation, dropout=0.1 if m.dropout == "auto" else m.dropout, l1=m.l1, l2=m.l2, initializer=m.initializer, prior=prior,
-                                  width=t.width, blocks=t.blocks, frequencies=t.frequencies, embed_dim=t.embed_dim, sigma=t.sigma)
+                                  width=t.width, blocks=t.blocks, frequencies=t.frequencies, embed_dim=t.embed_dim, sigma=t.sigma,
+                                  ensemble_size=t.ensemble_size)
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras
@@ -202,6 +203,15 @@ class TableTask(Task):
             return learned_threshold(data.spec.classes, self.targets(val, data.spec), self.predict_outputs(run, val),
                                      cfg.evaluate.threshold, y_train=data.extra["y"][(data.rows["split"] == "train").to_numpy()])
         return {}
+
+    def verdict_advice(self, verdict: dict) -> str:
+        """What to try when the run loses to a baseline (kiln/evaluate/verdict.py)."""
+        if verdict["baseline"] == "hist_gradient_boosting":
+            return ("Try model=tabm (or resnet_plr) with a longer run (epochs=, patience=), or use scikit-learn's "
+                    "HistGradientBoosting for this table: on this split trees fit it better")
+        if verdict["baseline"] == "linear":
+            return "Try model=linear: on this split a linear model fits the table as well or better"
+        return "The model has learned less than predicting the training mean or the majority class: check the target and the audit (kiln audit)"
 
     def evaluate(self, run, data: Prepared, cfg) -> dict:
         from kiln.tasks.table.evaluate import cross_validate, evaluate_fresh

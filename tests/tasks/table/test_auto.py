@@ -40,7 +40,7 @@ def test_resolve_auto_records_and_keeps_user_values():
     lr = {d.key: d.value for d in resolve_auto(None, load_config(None, ["target=y"]), _data(150), "linear")[1]}.get("train.lr")
     kept = resolve_auto(None, load_config(None, ["target=y", "lr=0.003"]), _data(150), "linear")[0].train.lr
     assert lr == 0.01 and kept == 0.003 and "train.lr" not in {d.key for d in decisions}
-    small = resolve_auto(None, load_config(None, ["target=y"]), _data(1000), "auto")
+    small = resolve_auto(None, load_config(None, ["target=y"]), _data(1000), "resnet_plr")
     assert small[0].model.dropout == 0.3 and "model.dropout" in {d.key for d in small[1]}
     assert resolve_auto(None, load_config(None, ["target=y", "dropout=0.05"]), _data(1000), "dnn")[0].model.dropout == 0.05
     assert resolve_auto(None, load_config(None, ["target=y", "epochs=20"]), _data(1000), "dnn")[0].model.dropout == "auto"  # left to the table default
@@ -78,8 +78,9 @@ def _numeric_table(n: int, target: str, seed: int = 0):
 
 
 def test_model_auto_chooses_linear_only_where_trees_gain_nothing():
-    """Cross-validation on the training rows: a half-plane gets `linear`, quadrants (xor) get the network; below
-    200 rows `linear` and from 20,000 `resnet_plr` without any fit; the one-standard-error rule keeps ties linear."""
+    """Cross-validation on the training rows, at every size from 30 rows: a half-plane gets `linear`, quadrants (xor)
+    get `tabm`; below 30 rows `linear` and from 20,000 `resnet_plr` without any fit; the one-standard-error rule
+    keeps ties linear."""
     from kiln.tasks.table.choose import choose_model, linear_is_enough
 
     spec, x, y = _numeric_table(400, "linear")
@@ -87,8 +88,12 @@ def test_model_auto_chooses_linear_only_where_trees_gain_nothing():
     assert name == "linear" and "5-fold accuracy on the 400 training rows" in why
     spec, x, y = _numeric_table(400, "xor")
     name, why = choose_model(spec, x, y, seed=0)
-    assert name == "resnet_plr" and "trees fit better" in why
-    assert choose_model(spec, x, y[:150], seed=0)[0] == "linear"
+    assert name == "tabm" and "trees fit better" in why
+    spec, x, y = _numeric_table(150, "xor", seed=1)  # under the old 200-row floor: chosen on evidence too
+    name, why = choose_model(spec, x, y, seed=0)
+    assert name == "tabm" and "on the 150 training rows" in why
+    name, why = choose_model(spec, {k: v[:25] for k, v in x.items()}, y[:25], seed=0)
+    assert name == "linear" and "too few to cross-validate" in why
     assert choose_model(spec, {}, np.zeros(20_000, int), seed=0)[0] == "resnet_plr"  # no CV: the inputs are never read
     one_fold = {"linear": np.array([1.0, 1.0, 1.0, 1.0, 0.98]), "hist_gradient_boosting": np.ones(5)}
     assert linear_is_enough(one_fold)[0]  # one row of one fold: noise

@@ -68,7 +68,7 @@ def test_cli_models_and_convert_go_through_the_registry(tmp_path, table_csv, cap
     r = _cli(capsys, "models")
     lines = r.stdout.splitlines()
     table_models = {line.split()[0] for line in lines if line.split()[1] == "table"}
-    assert table_models == {"dnn", "linear", "resnet_plr"} and any(line.split()[1] == "image" for line in lines)
+    assert table_models == {"dnn", "linear", "resnet_plr", "tabm"} and any(line.split()[1] == "image" for line in lines)
     assert _cli(capsys, "models", "resnet_p*").stdout.split()[0] == "resnet_plr"
     r = _cli(capsys, "convert", str(table_csv), "target=label", f"out={tmp_path / 'shards'}")
     assert r.returncode == 2 and "the table task does not support convert" in r.stderr and not (tmp_path / "shards").exists()
