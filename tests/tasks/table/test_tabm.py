@@ -72,7 +72,7 @@ def test_model_auto_picks_tabm_for_a_small_curved_table_and_it_exports_and_serve
     assert run.meta["model"] == "tabm" and "trees fit better" in run.meta["auto"]["model.name"]["why"]
     m = run.metrics
     assert m["test"]["r2"] > 0.6 and m["test"]["r2"] > m["baselines"]["test"]["linear"]["r2"]
-    assert "verdict" in m and m["verdict"]["metric"] == "rmse" and m["verdict"]["split"] == "val"
+    assert "verdict" in m and m["verdict"]["metric"] == "r2" and m["verdict"]["split"] == "val"
     for fmt in ("savedmodel", "tflite", "onnx"):
         out = tmp_path / fmt
         assert main(["export", str(run.path), f"format={fmt}", f"out={out}"]) in (0, None)
