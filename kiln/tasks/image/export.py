@@ -80,16 +80,3 @@ def decode(run, paths: list[str], use_pil=None) -> np.ndarray:
 
     ds = dataset(run, paths, batch_size=64, use_pil=use_pil).map(lambda x, y: x)
     return np.concatenate([b.numpy() for b in ds])
-
-
-def agreement(ref: np.ndarray, got: np.ndarray, y) -> dict:
-    """Top-1 agreement, probability differences and accuracy of the export (`got`) against Keras (`ref`)."""
-    y = np.asarray(y, dtype=int)
-    diff = np.abs(got - ref)
-    return {
-        "agreement": float(np.mean(got.argmax(1) == ref.argmax(1))),
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-        "accuracy": float(np.mean(got.argmax(1) == y)),
-        "keras_accuracy": float(np.mean(ref.argmax(1) == y)),
-    }

@@ -299,7 +299,7 @@ class ImageTask(Task):
         return calibration_images(run, n)
 
     def parity(self, reference, candidate, y) -> dict:
-        from kiln.tasks.image.export import agreement
+        from kiln.tasks.common.parity import agreement
 
         return agreement(reference, candidate, y)
 

@@ -329,7 +329,7 @@ class TextTask(Task):
         return np.asarray(split_rows(run, "train")["text"].head(n).tolist(), dtype=object)
 
     def parity(self, reference, candidate, y) -> dict:
-        from kiln.tasks.image.export import agreement
+        from kiln.tasks.common.parity import agreement
 
         return agreement(reference, candidate, y)
 
