@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kiln.cli_options import TEXT_TABLE
 from kiln.errors import ConfigError, received
 from kiln.io import read_csv, read_json, read_yaml
 
@@ -130,7 +131,7 @@ LIST_COLUMNS = ["run", "status", "model", "classes", "input", "epochs", "optimiz
                 "test_macro_f1", "train_seconds", "created"]
 
 
-def list_runs(root: str | Path = "runs", format: str = "table") -> str:
+def list_runs(root: str | Path = "runs", format: str = TEXT_TABLE) -> str:
     """The runs under `root` as a text table or JSON."""
     rows = [run_summary(f) for f in find_runs(root)]
     if format == "json":
@@ -150,7 +151,7 @@ COMPARE_ROWS = ["status", "model", "classes", "input", "train_images", "epochs",
                 "val_accuracy", "test_accuracy", "test_macro_f1", "test_roc_auc", "threshold", "train_seconds"]
 
 
-def compare_runs(paths, out: str | Path | None = None, format: str = "table") -> tuple[str, Path | None]:
+def compare_runs(paths, out: str | Path | None = None, format: str = TEXT_TABLE) -> tuple[str, Path | None]:
     """(side-by-side text or JSON, path of the overlaid learning curves PNG)."""
     folders = [Path(p) for p in paths]
     if len(folders) < 2:
