@@ -1,4 +1,7 @@
-"""`kiln inspect MODEL|RUN_DIR|FILE.keras [input_shape=H,W,C] [format=table|json]`: what each layer costs.
+"""`kiln inspect MODEL|RUN_DIR|FILE.keras [task=NAME] [input_shape=H,W,C] [format=table|json]`: what each layer costs.
+
+MODEL is a registered model of any task (`kiln models`), built by its task (`Task.inspect_model`): for `input_shape` and
+`classes` where the task's models take them, else for the task's own example data, as a run of that task builds it.
 
 Per layer: output shape, parameters (trainable and not), multiply-accumulates (MACs), and along
 convolution / pooling paths the receptive field and cumulative stride. Nested models (a "backbone")
@@ -173,15 +176,18 @@ def model_task(name: str, task: str | None = None):
 
     if task is not None:
         chosen = get_task(task)
-        chosen.models.get(name)  # an unknown name fails with the closest of that task's models
-        return chosen
-    found = model_tasks(name)
+        if name in chosen.models:
+            return chosen
+        near = difflib.get_close_matches(name, chosen.models.names(), n=3, cutoff=0.4)
+        raise ConfigError(received("inspect", "MODEL", name, f"the {chosen.info.name} task registers no model of that name",
+                                   f"Did you mean {', '.join(near)}?" if near else "Run kiln models to list them"))
+    found = [t.info.name for t in model_tasks(name)]
     if len(found) == 1:
-        return found[0]
+        return get_task(found[0])
     if found:
-        names = [t.info.name for t in found]
-        raise ConfigError(received("inspect", "MODEL", name, f"the {', '.join(names)} tasks each register a model of that name",
-                                   f"Add task={names[0]} (or {' or '.join(f'task={n}' for n in names[1:])})"))
+        both = "both" if len(found) == 2 else "each"
+        raise ConfigError(received("inspect", "MODEL", name, f"the {', '.join(found[:-1])} and {found[-1]} tasks {both} register "
+                                   "a model of that name", f"Add {' or '.join(f'task={n}' for n in found)}"))
     _load()
     every = sorted({n for t in TASKS.values() for n in t.models.names()})
     near = difflib.get_close_matches(name, every, n=3, cutoff=0.4)
