@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kiln.run import Run, load_run
 
@@ -31,43 +31,71 @@ def train(config: str | Path | None = None, **overrides) -> Run:
     return run_training(cfg)
 
 
+def data_task(data: str | Path, keys: Mapping[str, Any] | None = None):
+    """The task whose data `data` is, judged from the path and the config keys among `keys` as a user types them (bare
+    or dotted: task=, target=, time=, text=); other keys (out=, strict=, a task's own audit limits) are passed over."""
+    from kiln.config.load import _set_dotted, resolve_keys
+    from kiln.config.schema import config_model
+    from kiln.errors import KilnError
+    from kiln.tasks.base import get_task, infer_task
+
+    tree: dict = {}
+    for key, value in (keys or {}).items():
+        try:
+            for dotted in resolve_keys(str(key).strip(), config_model(), "cli"):
+                _set_dotted(tree, dotted, value)
+        except KilnError:  # a mode option, not a config key
+            continue
+    if tree.get("task", "auto") not in (None, "auto"):
+        return get_task(tree["task"])
+    return infer_task(str(data), tree)
+
+
 def augment_preview(config: str | Path | None = None, out: str | Path | None = None, samples: int = 8, variants: int = 5,
                     **overrides) -> Path:
-    """Write a PNG grid of augmented training images (the `augment` section applied); returns its path."""
+    """Write a PNG grid of augmented training examples (the config's augmentation applied, through the data's task);
+    returns its path."""
     from kiln.config import load_config
-    from kiln.tasks.image.data.augment import augment_preview as preview
+    from kiln.tasks.base import resolve_task
 
     cfg = load_config(config, overrides=_flatten_kwargs(overrides))
-    return preview(cfg, out=out, samples=samples, variants=variants)
+    return resolve_task(cfg).augment_preview(cfg, out=out, samples=samples, variants=variants)
 
 
 def audit(data: str | Path, out: str | Path | None = None, fix: str | None = None, progress: bool = True, **options) -> dict:
-    """Audit a dataset (kiln/tasks/image/data/audit.py): the report dict, also written as out/audit.json and audit.html.
+    """Audit a dataset through its task (`Task.audit`): the report dict, also written as out/audit.json and audit.html.
 
-    `options` are `AuditOptions` fields (min_side, max_aspect, near_distance, near_difference,
-    alpha_background, max_pixels, workers, thumbnails). `fix="quarantine"` moves problem files beside DATA; the report gains `"manifest"`.
+    `options` are the task's own audit keys and the config keys that pick the task (task=, target=, time=, text=):
+    for images the `AuditOptions` fields (min_side, max_aspect, near_distance, near_difference, alpha_background,
+    max_pixels, workers, thumbnails). `fix="quarantine"` moves problem files beside DATA (tasks that support it);
+    the report gains `"manifest"`.
     """
-    from kiln.tasks.image.data.audit import audit as run_audit
     from kiln.errors import ConfigError, received
+    from kiln.tasks.base import Task
 
     if fix not in (None, "quarantine"):
         raise ConfigError(received("audit", "fix", fix, "the only fix is quarantine (move problem files aside)", "Use fix='quarantine'"))
-    report = run_audit(data, out=out, options=options, progress=progress)
-    if fix == "quarantine" and report["quarantine"]:
-        from kiln.tasks.image.data.quarantine import quarantine
-
-        report["manifest"] = str(quarantine(report))
+    task = data_task(data, options)
+    if fix == "quarantine" and type(task).quarantine is Task.quarantine:
+        raise task.unsupported("audit fix=quarantine")  # before the audit runs, not after
+    report = task.audit(str(data), out=None if out is None else str(out), progress=progress, **options)
+    if fix == "quarantine":
+        manifest = task.quarantine(report)
+        if manifest is not None:
+            report["manifest"] = str(manifest)
     return report
 
 
 def convert(data: str | Path, out: str | Path, config: str | Path | None = None, shard_mb: int = 100, shard_images: int = 5000,
             workers: int = 0, progress: bool = True, **overrides) -> dict:
-    """Write TFRecord shards of a dataset (kiln/tasks/image/data/records.py); overrides are config keys (val_split, seed, ...)."""
+    """Pack a dataset into its task's shards (`Task.convert`; images: TFRecord shards); overrides are config keys
+    (val_split, seed, task=, ...). Returns the manifest."""
     from kiln.config import load_config
-    from kiln.tasks.image.data.records import convert as run_convert
+    from kiln.tasks.base import resolve_task
 
     cfg = load_config(config, overrides=_flatten_kwargs(overrides))
-    return run_convert(data, out, cfg, shard_mb=shard_mb, shard_images=shard_images, workers=workers, progress=progress)
+    return resolve_task(cfg, data).convert(str(data), str(out), cfg, progress=progress, shard_mb=shard_mb,
+                                           shard_images=shard_images, workers=workers)
 
 
 def export_run(run_dir: str | Path, format: str, quantize: str = "none", out: str | Path | None = None, force: bool = False,
@@ -98,19 +126,18 @@ def report(run: str | Path | Run, out: str | Path | None = None, split: str | No
 
 
 def label_issues(run: str | Path | Run, method: str = "cv", folds: int = 5, epochs: int | None = None, **options):
-    """Training images whose label is probably wrong (cleanlab on out-of-sample probabilities), as a DataFrame."""
-    from kiln.tasks.image.label_issues import find_label_issues
+    """Training examples whose label is probably wrong, as a DataFrame, worst first (the run's task's
+    `label_issues`; images: cleanlab on out-of-sample probabilities)."""
+    run = run if isinstance(run, Run) else load_run(run)
+    return run.task.label_issues(run, method=method, folds=folds, epochs=epochs, **options)
 
-    return find_label_issues(run if isinstance(run, Run) else load_run(run), method=method, folds=folds, epochs=epochs,
-                             **options)
 
-
-def inspect_model(model, input_shape=None, classes: int = 10) -> dict:
-    """Per-layer output shapes, parameters, MACs and receptive fields of a model name, run folder, .keras file
-    or keras.Model (kiln/inspect.py)."""
+def inspect_model(model, input_shape=None, classes: int | None = None, task: str | None = None) -> dict:
+    """Per-layer output shapes, parameters, MACs and receptive fields of a registered model name (of any task; `task=`
+    picks one when several register the name), run folder, .keras file or keras.Model (kiln/inspect.py)."""
     from kiln.inspect import inspect_model as inspect
 
-    return inspect(model, input_shape=input_shape, classes=classes)
+    return inspect(model, input_shape=input_shape, classes=classes, task=task)
 
 
 def list_runs(root: str | Path = "runs") -> list[dict]:

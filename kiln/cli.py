@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from kiln import quiet  # noqa: E402
 from kiln.cli_errors import KilnGroup, print_version, run_app  # noqa: E402
+from kiln.cli_options import OUTPUT_FORMATS, TEXT_TABLE  # noqa: E402
 from kiln.cli_options import mode_options as _options  # noqa: E402
 from kiln.errors import ConfigError, received  # noqa: E402
 
@@ -150,25 +151,10 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
 
 
 def _data_task(path: str, pairs: list[str]):
-    """The task whose data `path` is, judged from the path and the config keys among `pairs` (target= ...)."""
-    from kiln.config.load import _set_dotted, resolve_keys
-    from kiln.config.schema import config_model
-    from kiln.errors import KilnError
-    from kiln.tasks.base import infer_task
+    """The task whose data `path` is, judged from the path and the config keys among `pairs` (task=, target= ...)."""
+    from kiln.api import data_task
 
-    keys: dict = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            for dotted in resolve_keys(key.strip(), config_model(), "cli"):  # a bare key several tasks share sets each
-                _set_dotted(keys, dotted, value)
-        except KilnError:  # a mode option (out=, strict=), not a config key
-            continue
-    if keys.get("task", "auto") != "auto":
-        from kiln.tasks.base import get_task
-
-        return get_task(keys["task"])
-    return infer_task(path, keys)
+    return data_task(path, {key.strip(): value for key, _, value in (p.partition("=") for p in pairs)})
 
 
 def _file_task(path: Path):
@@ -249,8 +235,8 @@ def _one(words: list[str], component: str, example: str, key: str = "RUN_DIR", w
 
 
 def _format(opts: dict, component: str) -> str:
-    fmt = opts.pop("format", "table")
-    if fmt not in ("table", "json"):
+    fmt = opts.pop("format", TEXT_TABLE)
+    if fmt not in OUTPUT_FORMATS:
         raise ConfigError(received(component, "format", fmt, "no such format", "Use format=table or format=json"))
     return fmt
 
@@ -293,32 +279,26 @@ def doctor(args: Optional[List[str]] = ARGS):
 
 @app.command(name="label-issues")
 def label_issues(args: Optional[List[str]] = ARGS):
-    """Likely label errors in the training split: kiln label-issues RUN_DIR [method=cv|fast] [folds=5] [epochs=N]."""
-    from kiln.tasks.image.label_issues import find_label_issues
+    """Likely label errors in the training split, through the run's task: kiln label-issues RUN_DIR [the task's keys, e.g. method=cv|fast folds=5 epochs=N]."""
     from kiln.run import load_run
 
     words, pairs = _split(args)
     run_dir = _one(words, "label-issues", "kiln label-issues runs/train method=fast")
-    opts = _options(pairs, {"method": str, "folds": int, "epochs": int, "batch_size": int, "top": int}, "label-issues")
-    top = opts.pop("top", 20)
-    table = find_label_issues(load_run(run_dir), **opts)
-    issues = table[table["is_issue"]].head(top)
-    if len(issues):
-        print(issues[["rank", "path", "label", "suggested", "label_quality"]].to_string(index=False))
+    raise SystemExit(load_run(run_dir).task.command("label-issues")(words, pairs, None))
 
 
 @app.command(name="inspect")
 def inspect_cmd(args: Optional[List[str]] = ARGS):
-    """Per-layer shapes, parameters, MACs, receptive field: kiln inspect MODEL|RUN_DIR|FILE.keras [input_shape=H,W,C] [format=table|json]."""
+    """Per-layer shapes, parameters, MACs, receptive field: kiln inspect MODEL|RUN_DIR|FILE.keras [task=NAME] [input_shape=H,W,C] [classes=N] [format=table|json]."""
     from kiln.inspect import format_table, inspect_model
 
     words, pairs = _split(args)
     if len(words) != 1:
         raise ConfigError(received("inspect", "MODEL", " ".join(words) or "<none>", "pass one model name, run folder or .keras file",
                                    "Example: kiln inspect resnet50 input_shape=224,224,3"))
-    opts = _options(pairs, {"input_shape": object, "format": str, "classes": int}, "inspect")
+    opts = _options(pairs, {"input_shape": object, "format": str, "classes": int, "task": str}, "inspect")
     fmt = _format(opts, "inspect")
-    info = inspect_model(words[0], input_shape=opts.get("input_shape"), classes=opts.get("classes", 10))
+    info = inspect_model(words[0], input_shape=opts.get("input_shape"), classes=opts.get("classes"), task=opts.get("task"))
     print(json.dumps(info, indent=2) if fmt == "json" else format_table(info))
 
 

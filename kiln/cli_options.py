@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from kiln.errors import ConfigError, received
 
+# `format=` of kiln runs, compare and inspect: a text table or JSON. The word "table" names a layout here, not the table
+# task; this constant is the one place the spine spells it (tests/tasks/test_spine_blind.py allows exactly this name).
+TEXT_TABLE = "table"
+OUTPUT_FORMATS = (TEXT_TABLE, "json")
+
 
 def mode_options(pairs: list[str], allowed: dict[str, type], component: str) -> dict:
     """Mode options (out=, split=, ...) that are not training config keys."""
@@ -36,4 +41,4 @@ def ignore_kinds(value, kinds, component: str = "audit") -> list[str]:
     return ignore
 
 
-__all__ = ["ignore_kinds", "mode_options"]
+__all__ = ["OUTPUT_FORMATS", "TEXT_TABLE", "ignore_kinds", "mode_options"]

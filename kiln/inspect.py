@@ -1,4 +1,7 @@
-"""`kiln inspect MODEL|RUN_DIR|FILE.keras [input_shape=H,W,C] [format=table|json]`: what each layer costs.
+"""`kiln inspect MODEL|RUN_DIR|FILE.keras [task=NAME] [input_shape=H,W,C] [format=table|json]`: what each layer costs.
+
+MODEL is a registered model of any task (`kiln models`), built by its task (`Task.inspect_model`): for `input_shape` and
+`classes` where the task's models take them, else for the task's own example data, as a run of that task builds it.
 
 Per layer: output shape, parameters (trainable and not), multiply-accumulates (MACs), and along
 convolution / pooling paths the receptive field and cumulative stride. Nested models (a "backbone")
@@ -165,8 +168,36 @@ def parse_input_shape(value) -> tuple[int, int, int] | None:
     return tuple(vals)
 
 
-def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
-    """A registered model name (built without downloading weights), a run folder or a .keras file -> (model, label)."""
+def model_task(name: str, task: str | None = None):
+    """The registered task whose model registry holds `name` (`task=` names it; needed when several tasks do)."""
+    import difflib
+
+    from kiln.tasks.base import TASKS, _load, get_task, model_tasks
+
+    if task is not None:
+        chosen = get_task(task)
+        if name in chosen.models:
+            return chosen
+        near = difflib.get_close_matches(name, chosen.models.names(), n=3, cutoff=0.4)
+        raise ConfigError(received("inspect", "MODEL", name, f"the {chosen.info.name} task registers no model of that name",
+                                   f"Did you mean {', '.join(near)}?" if near else "Run kiln models to list them"))
+    found = [t.info.name for t in model_tasks(name)]
+    if len(found) == 1:
+        return get_task(found[0])
+    if found:
+        both = "both" if len(found) == 2 else "each"
+        raise ConfigError(received("inspect", "MODEL", name, f"the {', '.join(found[:-1])} and {found[-1]} tasks {both} register "
+                                   "a model of that name", f"Add {' or '.join(f'task={n}' for n in found)}"))
+    _load()
+    every = sorted({n for t in TASKS.values() for n in t.models.names()})
+    near = difflib.get_close_matches(name, every, n=3, cutoff=0.4)
+    raise ConfigError(received("inspect", "MODEL", name, "no task registers a model of that name, and it is no run folder or "
+                               ".keras file", f"Did you mean {', '.join(near)}?" if near else "Run kiln models to list them"))
+
+
+def load_model_for_inspection(source: str, input_shape=None, classes: int | None = None, task: str | None = None):
+    """A registered model name of any task (built without downloading weights; `input_shape` as typed, read by the
+    task), a run folder or a .keras file -> (model, label)."""
     path = Path(source)
     if path.is_dir() and (path / "model.keras").is_file():
         path = path / "model.keras"
@@ -177,6 +208,7 @@ def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
         from kiln.io import load_keras
 
         model = load_keras(path, fix="Pass another .keras file, or train the run again")
+        input_shape = parse_input_shape(input_shape)
         if input_shape is not None and getattr(model, "inputs", None) and tuple(_dims(model.inputs[0].shape)) != tuple(input_shape):
             log.warning("inspect: %s has input %s; input_shape=%s ignored", source, tuple(_dims(model.inputs[0].shape)),
                         ",".join(map(str, input_shape)))
@@ -184,20 +216,14 @@ def load_model_for_inspection(source: str, input_shape=None, classes: int = 10):
     if path.exists() or "/" in source or source.endswith(".keras"):
         raise ConfigError(received("inspect", "MODEL", source, "it is neither a run folder with model.keras nor a .keras file",
                                    "Pass a registered model name (kiln models), a run folder or a .keras file"))
-    from kiln.tasks.image.models import create_model, get_entry
-
-    entry = get_entry(source)
-    if input_shape is None:
-        side = entry.default_size or 224
-        input_shape = (side, side, 3)
-    return create_model(source, input_shape, classes, weights="none"), source
+    return model_task(source, task).inspect_model(source, input_shape=input_shape, classes=classes), source
 
 
-def inspect_model(source, input_shape=None, classes: int = 10) -> dict:
-    """Per-layer costs and totals of a registered model name, run folder, .keras file or Keras model."""
+def inspect_model(source, input_shape=None, classes: int | None = None, task: str | None = None) -> dict:
+    """Per-layer costs and totals of a registered model name (of any task), run folder, .keras file or Keras model."""
     if not isinstance(source, (str, Path)):  # a Keras model (not imported for a name or path: a damaged file fails fast)
         return inspect_keras_model(source)
-    model, label = load_model_for_inspection(str(source), parse_input_shape(input_shape), classes)
+    model, label = load_model_for_inspection(str(source), input_shape, classes, task)
     info = inspect_keras_model(model)
     info["source"] = label
     return info
@@ -210,6 +236,13 @@ def human(n: float, unit: str = "") -> str:
         if abs(n) >= size:
             return f"{n / size:.2f} {suffix}{unit}"
     return f"{int(n)} {unit}".strip()
+
+
+def _shape_text(shape: list) -> str:
+    """[32, 32, 3] -> "32x32x3"; several inputs [[1], [1]] -> "1, 1"; a scalar input (one string per example) [] -> "scalar"."""
+    if shape and isinstance(shape[0], list):
+        return ", ".join(_shape_text(s) for s in shape)
+    return "x".join(map(str, shape)) or "scalar"
 
 
 def format_table(info: dict) -> str:
@@ -230,7 +263,7 @@ def format_table(info: dict) -> str:
 
     out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
     out.append(line(["-" * w for w in widths]))
-    out.append(f"{info['model']}: input {'x'.join(map(str, info['input_shape']))}, {len(info['layers'])} layers")
+    out.append(f"{info['model']}: input {_shape_text(info['input_shape'])}, {len(info['layers'])} layers")
     out.append(f"total params {info['total_params']:,}  (trainable {info['trainable_params']:,}, "
                f"non-trainable {info['non_trainable_params']:,})")
     out.append(f"MACs {info['macs']:,}  ({human(info['macs'])}; about {human(2 * info['macs'], 'FLOPs')})")

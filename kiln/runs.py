@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kiln.cli_options import TEXT_TABLE
 from kiln.errors import ConfigError, received
 from kiln.io import read_csv, read_json, read_yaml
 
@@ -143,7 +144,7 @@ LIST_COLUMNS = ["run", "status", "task", "model", "classes", "input", "epochs", 
                 "train_seconds", "created"]
 
 
-def list_runs(root: str | Path = "runs", format: str = "table") -> str:
+def list_runs(root: str | Path = "runs", format: str = TEXT_TABLE) -> str:
     """The runs under `root` as a text table or JSON."""
     rows = [run_summary(f) for f in find_runs(root)]
     if format == "json":
@@ -163,7 +164,7 @@ COMPARE_ROWS = ["status", "task", "model", "classes", "input", "train_images", "
                 "metrics", "val", "test", "threshold", "train_seconds"]
 
 
-def compare_runs(paths, out: str | Path | None = None, format: str = "table") -> tuple[str, Path | None]:
+def compare_runs(paths, out: str | Path | None = None, format: str = TEXT_TABLE) -> tuple[str, Path | None]:
     """(side-by-side text or JSON, path of the overlaid learning curves PNG)."""
     folders = [Path(p) for p in paths]
     if len(folders) < 2:

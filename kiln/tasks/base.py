@@ -302,8 +302,34 @@ class Task(abc.ABC):
 
     def command(self, name: str):
         """The task's own handler for a CLI mode whose options are the task's: "audit", "audit restore", "convert",
-        "convert verify". A callable `(words, pairs, config) -> exit code`; a mode the task lacks is `unsupported`."""
+        "convert verify", "label-issues". A callable `(words, pairs, config) -> exit code`; a mode the task lacks is
+        `unsupported`."""
         raise self.unsupported(name)
+
+    # --- tools on a dataset or a run: kiln.audit(fix=), kiln.convert, augment-preview, label-issues, inspect ----------
+    def quarantine(self, report: dict) -> Path | None:
+        """`audit` with fix=quarantine: move the files the report flagged aside; the manifest (None: nothing moved)."""
+        raise self.unsupported("audit fix=quarantine")
+
+    def convert(self, data: str, out: str, cfg, progress: bool = True, **options) -> dict:
+        """`kiln.convert`: the source packed into the task's shards, split as `cfg` says; the manifest."""
+        raise self.unsupported("convert")
+
+    def augment_preview(self, cfg, out: str | Path | None = None, samples: int = 8, variants: int = 5) -> Path:
+        """A PNG grid of training examples, each beside copies with the config's augmentation applied; its path."""
+        raise self.unsupported("augment-preview")
+
+    def label_issues(self, run, **options) -> "pd.DataFrame":
+        """Training examples whose label is probably wrong, worst first, flagged in an `is_issue` column."""
+        raise self.unsupported("label-issues")
+
+    def inspect_model(self, name: str, input_shape=None, classes: int | None = None):
+        """The registered model `name` as `kiln inspect NAME` builds it (no weights loaded). Default: built for the
+        task's own `example` data, the way the trainer builds it; `input_shape` and `classes` are for tasks whose
+        models are built for a given input and class count (images)."""
+        from kiln.tasks.models import build_for_inspection
+
+        return build_for_inspection(self, name, input_shape, classes)
 
     # --- export and serve --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -408,12 +434,19 @@ def infer_task(path: str | None, keys: Mapping[str, Any] | None = None) -> Task:
     return TASKS[scores[0][1]]
 
 
-def resolve_task(cfg) -> Task:
-    """`cfg.task` when it names a task, else the task inferred from `cfg.data.path` and the config."""
+def resolve_task(cfg, path: str | Path | None = None) -> Task:
+    """`cfg.task` when it names a task, else the task inferred from the data (`path`, default `cfg.data.path`) and
+    the config."""
     name = getattr(cfg, "task", "auto") or "auto"
     if name != "auto":
         return get_task(name)
-    return infer_task(cfg.data.path, cfg.model_dump())
+    return infer_task(str(path) if path is not None else cfg.data.path, cfg.model_dump())
+
+
+def model_tasks(name: str) -> list[Task]:
+    """The registered tasks whose model registry holds `name` (`kiln inspect NAME`, `kiln models`)."""
+    _load()
+    return [TASKS[t] for t in sorted(TASKS) if name in TASKS[t].models]
 
 
 def task_of(meta: Mapping) -> Task:
@@ -422,5 +455,5 @@ def task_of(meta: Mapping) -> Task:
 
 
 __all__ = ["Adapter", "BUILTIN", "CompileSpec", "Example", "ModelEntry", "ModelRegistry", "Prepared", "ReportSection", "Signature",
-           "Source", "TASKS", "Task", "TaskError", "TaskInfo", "TensorSpec", "get_task", "infer_task", "register_task",
-           "resolve_task", "task_names", "task_of"]
+           "Source", "TASKS", "Task", "TaskError", "TaskInfo", "TensorSpec", "get_task", "infer_task", "model_tasks",
+           "register_task", "resolve_task", "task_names", "task_of"]

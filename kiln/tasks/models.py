@@ -78,3 +78,25 @@ class ModelRegistry:
     def __contains__(self, name: str) -> bool:
         self._load()
         return name in self._entries
+
+
+def build_for_inspection(task, name: str, input_shape=None, classes: int | None = None):
+    """`Task.inspect_model`'s default: the registered model `name` built as the trainer builds it, for the task's own
+    generated example data (`Task.example`), so its inputs and outputs are the ones a real run of the task has."""
+    import tempfile
+    from pathlib import Path
+
+    from kiln.config import load_config
+
+    for key, value in (("input_shape", input_shape), ("classes", classes)):
+        if value is not None:
+            shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            raise ConfigError(received("inspect", key, shown, f"a {task.info.name} model's inputs and outputs come from its data",
+                                       f"Leave {key} out, or inspect a trained run folder"))
+    task.models.get(name)
+    with tempfile.TemporaryDirectory(prefix="kiln-inspect-") as root:
+        example = task.example(Path(root), seed=0)
+        cfg = load_config(overrides={**example.overrides, "task": task.info.name, "model": name})
+        data = task.analyse(task.read_source(cfg), cfg, name)
+        cfg = task.resolve_auto(cfg, data, name)[0]
+        return task.build_model(name, data, cfg)

@@ -216,6 +216,20 @@ def test_quarantine_moves_and_restore_refuses_to_overwrite(mixed, tmp_path, caps
     assert json.loads((quarantine / "manifest.json").read_text())["restored"]
 
 
+def test_api_quarantine_goes_through_the_task(mixed, tmp_path):
+    """kiln.audit(fix="quarantine") reaches the image task's quarantine (Task.quarantine), as kiln audit does."""
+    import kiln
+
+    root, _ = mixed
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    report = kiln.audit(data, out=tmp_path / "audit", fix="quarantine", progress=False, workers=1)
+    manifest = json.loads(Path(report["manifest"]).read_text())
+    assert Path(report["manifest"]).parent == tmp_path / "data.quarantine" and report["quarantine"]
+    assert {str(Path(m["from"]).resolve()) for m in manifest["files"]} == {str(Path(p).resolve()) for p in report["quarantine"]}
+    assert all(not Path(m["from"]).exists() for m in manifest["files"])
+
+
 def test_training_on_the_mixed_folder_finishes(mixed, tmp_path, caplog):
     import kiln
 

@@ -163,3 +163,54 @@ def test_cli_json_and_run_folder(tiny_run, capsys):
     assert "total params" in out and f"{tiny_run.model.count_params():,}" in out
     assert main(["inspect", "cnn", "input_shape=a,b"]) == 2
     assert "input_shape=a,b" in capsys.readouterr().err
+
+
+def _one_model_per_task() -> dict[str, str]:
+    """Each registered task's first model name that no other task registers."""
+    from kiln.tasks.base import TASKS, _load, model_tasks
+
+    _load()
+    return {task: next(n for n in t.models.names() if len(model_tasks(n)) == 1) for task, t in sorted(TASKS.items())}
+
+
+def test_every_task_model_by_name(capsys):
+    """kiln inspect NAME finds the models of every task (`resnet_plr` failed when only the image registry was asked);
+    a task builds its own for its example data, so the walk has real inputs and its totals are Keras's."""
+    import keras
+
+    from kiln.cli import main
+    from kiln.tasks.base import get_task
+
+    names = _one_model_per_task()
+    names.pop("image")  # built for input_shape, not example data: test_cli_json_and_run_folder covers it
+    assert "resnet_plr" in get_task("table").models
+    names["table"] = "resnet_plr"
+    for task, name in names.items():
+        keras.backend.clear_session()
+        assert main(["inspect", name, "format=json"]) == 0, (task, name, capsys.readouterr().err)
+        info = json.loads(capsys.readouterr().out)
+        assert info["source"] == name and info["layers"] and info["mismatches"] == [], (task, name)
+        assert info["total_params"] == sum(r["params"] for r in info["layers"]) > 0, (task, name)
+    keras.backend.clear_session()
+
+
+def test_names_several_tasks_register_and_bad_names(capsys):
+    from kiln.cli import main
+    from kiln.tasks.base import TASKS, model_tasks
+
+    shared = next(n for t in TASKS.values() for n in t.models.names() if len(model_tasks(n)) > 1)
+    owners = [t.info.name for t in model_tasks(shared)]
+    assert main(["inspect", shared]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"received MODEL={shared};" in err and all(f"task={o}" in err for o in owners), err
+    owner = next(o for o in owners if o != "image")  # built from that task's example data
+    assert main(["inspect", shared, f"task={owner}", "format=json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == shared
+    assert main(["inspect", "resnet_pl"]) == 2
+    assert "Did you mean resnet_plr" in capsys.readouterr().err
+    other = next(t for t in TASKS if t != owner and shared not in TASKS[t].models)
+    assert main(["inspect", shared, f"task={other}"]) == 2
+    assert f"the {other} task registers no model of that name" in capsys.readouterr().err
+    assert main(["inspect", "resnet_plr", "input_shape=8"]) == 2  # a table model's inputs come from its data
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "input_shape=8" in err

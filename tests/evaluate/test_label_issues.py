@@ -68,10 +68,10 @@ def test_cv_method_retrains_per_fold(noisy_run):
 
 
 def test_bad_options(noisy_run):
-    from kiln.tasks.image.label_issues import find_label_issues
+    import kiln
 
     run, _ = noisy_run
-    with pytest.raises(ConfigError, match="method"):
-        find_label_issues(run, method="magic")
+    with pytest.raises(ConfigError, match="method"):  # kiln.label_issues reaches the image task's through the run's task
+        kiln.label_issues(run.path, method="magic")
     with pytest.raises(ConfigError, match="folds"):
-        find_label_issues(run, folds=1)
+        kiln.label_issues(run, folds=1)

@@ -99,3 +99,21 @@ def test_serves_one_request_over_loopback(trained):
             raise AssertionError("version 2 must be a 404")
         except urllib.error.HTTPError as err:
             assert err.code == 404
+
+
+def test_label_issues_go_through_the_run_task(trained, capsys):
+    """`kiln label-issues` and `kiln.label_issues` dispatch on the run's task; one that lacks it says so in one line
+    (exit 2) before any work. The image task's own label issues: tests/evaluate/test_label_issues.py."""
+    import kiln
+    from kiln.cli import main
+    from kiln.tasks.base import Task, TaskError
+
+    task, _, run, _ = trained
+    if type(task).label_issues is not Task.label_issues:
+        pytest.skip(f"the {task.info.name} task finds label issues; its own tests cover them")
+    assert main(["label-issues", str(run.path), "method=fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the {task.info.name} task does not support label-issues" in err, err
+    with pytest.raises(TaskError):
+        kiln.label_issues(run.path)
+    assert not (run.path / "label_issues.csv").exists()

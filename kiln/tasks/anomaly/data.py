@@ -58,7 +58,7 @@ class AnomalySpec:
 
 def flags(values: pd.Series, column: str, anomaly_label: str | None, component: str) -> np.ndarray:
     """1 anomaly, 0 normal, -1 missing, for each cell of the label column."""
-    from kiln.tasks.table.source import missing_mask
+    from kiln.tasks.common.tabular import missing_mask
 
     missing = missing_mask(values)
     text = values.astype(str).str.strip().str.lower()
@@ -126,7 +126,7 @@ def check_train(y: np.ndarray, split: np.ndarray, path, component: str) -> None:
 def prepare_table(cfg, component: str = "train"):
     """(rows with _row, split, _anomaly; AnomalySpec) from the training file."""
     from kiln.tasks.table.prepare import find_column, infer_feature_columns
-    from kiln.tasks.table.source import read_table
+    from kiln.tasks.common.tabular import read_table
     from kiln.tasks.table.spec import build_spec
 
     a = cfg.anomaly
@@ -191,7 +191,7 @@ def read_series_frame(path, spec_or_cfg, component: str) -> pd.DataFrame:
     """time (datetime64), the value columns as floats (gaps interpolated), and the label column as read."""
     from kiln.tasks.series.source import parse_times
     from kiln.tasks.table.prepare import find_column
-    from kiln.tasks.table.source import missing_mask, read_table
+    from kiln.tasks.common.tabular import missing_mask, read_table
 
     frame = read_table(path, component).frame
     time = spec_or_cfg.time

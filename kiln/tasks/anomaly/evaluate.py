@@ -78,7 +78,7 @@ def run_split(run, split: str):
     splits = pd.read_csv(run.path / "splits.csv")
     if spec.kind == "table":
         from kiln.tasks.anomaly.data import table_inputs
-        from kiln.tasks.table.source import read_table
+        from kiln.tasks.common.tabular import read_table
 
         frame = read_table(run.meta["source"]["path"], "evaluate").frame
         keep = splits[splits["split"] == split]
@@ -234,7 +234,7 @@ def read_file(run, path, component: str, label: str | None = None):
     spec = run.spec
     label = label or spec.label
     if spec.kind == "table":
-        from kiln.tasks.table.source import read_table
+        from kiln.tasks.common.tabular import read_table
 
         frame = read_table(path, component).frame
         missing = [f.column for f in spec.table_spec.used if f.column not in frame.columns]

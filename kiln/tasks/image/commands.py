@@ -1,6 +1,6 @@
 """The image task's own CLI modes (Task.command): `kiln audit` with its limits and fix=quarantine, `kiln audit
-restore`, `kiln convert` into TFRecord shards and `kiln convert verify` (moved here from kiln/cli.py, which
-knows no task). Each returns the exit code."""
+restore`, `kiln convert` into TFRecord shards, `kiln convert verify` and `kiln label-issues RUN` (moved here from
+kiln/cli.py, which knows no task). Each returns the exit code."""
 
 from __future__ import annotations
 
@@ -82,4 +82,18 @@ def convert_verify(words: list[str], pairs: list[str], config=None) -> int:
     return 0
 
 
-COMMANDS = {"audit": audit, "audit restore": audit_restore, "convert": convert, "convert verify": convert_verify}
+def label_issues(words: list[str], pairs: list[str], config=None) -> int:
+    from kiln.run import load_run
+    from kiln.tasks.image.label_issues import find_label_issues
+
+    opts = mode_options(pairs, {"method": str, "folds": int, "epochs": int, "batch_size": int, "top": int}, "label-issues")
+    top = opts.pop("top", 20)
+    table = find_label_issues(load_run(words[0]), **opts)
+    issues = table[table["is_issue"]].head(top)
+    if len(issues):
+        print(issues[["rank", "path", "label", "suggested", "label_quality"]].to_string(index=False))
+    return 0
+
+
+COMMANDS = {"audit": audit, "audit restore": audit_restore, "convert": convert, "convert verify": convert_verify,
+            "label-issues": label_issues}

@@ -80,10 +80,3 @@ def decode(run, paths: list[str], use_pil=None) -> np.ndarray:
 
     ds = dataset(run, paths, batch_size=64, use_pil=use_pil).map(lambda x, y: x)
     return np.concatenate([b.numpy() for b in ds])
-
-
-def agreement(ref: np.ndarray, got: np.ndarray, y) -> dict:
-    """Top-1 agreement, probability differences and accuracy of the export (`got`) against Keras (`ref`)."""
-    from kiln.export.parity import class_parity
-
-    return class_parity(ref, got, y)

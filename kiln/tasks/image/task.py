@@ -296,12 +296,43 @@ class ImageTask(Task):
         return audit(data, out=out, options=options, progress=progress)
 
     def command(self, name: str):
-        """audit (limits, fix=quarantine), audit restore, convert (TFRecord shards), convert verify."""
+        """audit (limits, fix=quarantine), audit restore, convert (TFRecord shards), convert verify, label-issues."""
         from kiln.tasks.image.commands import COMMANDS
 
         if name not in COMMANDS:
             raise self.unsupported(name)
         return COMMANDS[name]
+
+    def quarantine(self, report: dict):
+        from kiln.tasks.image.data.quarantine import quarantine
+
+        return quarantine(report) if report.get("quarantine") else None
+
+    def convert(self, data, out, cfg, progress=True, **options) -> dict:
+        """TFRecord shards with a manifest (kiln/tasks/image/data/records.py): shard_mb, shard_images, workers."""
+        from kiln.tasks.image.data.records import convert
+
+        return convert(data, out, cfg, progress=progress, **options)
+
+    def augment_preview(self, cfg, out=None, samples=8, variants=5):
+        from kiln.tasks.image.data.augment import augment_preview
+
+        return augment_preview(cfg, out=out, samples=samples, variants=variants)
+
+    def label_issues(self, run, **options):
+        """cleanlab on out-of-sample probabilities (kiln/tasks/image/label_issues.py): method, folds, epochs, batch_size."""
+        from kiln.tasks.image.label_issues import find_label_issues
+
+        return find_label_issues(run, **options)
+
+    def inspect_model(self, name, input_shape=None, classes=None):
+        """Built for `input_shape` (H,W,C or one side; default the family's own size) and `classes` (10), no weights."""
+        from kiln.inspect import parse_input_shape
+        from kiln.tasks.image.models import create_model, get_entry
+
+        entry = get_entry(name)
+        shape = parse_input_shape(input_shape) or (entry.default_size or 224,) * 2 + (3,)
+        return create_model(name, shape, 10 if classes is None else classes, weights="none")
 
     # --- export and serve ---------------------------------------------------------------------------------
     def signature(self, run):
@@ -320,9 +351,9 @@ class ImageTask(Task):
         return calibration_images(run, n)
 
     def parity(self, reference, candidate, y) -> dict:
-        from kiln.tasks.image.export import agreement
+        from kiln.export.parity import class_parity
 
-        return agreement(reference, candidate, y)
+        return class_parity(reference, candidate, y)
 
     def adapter(self, served):
         from kiln.tasks.image.serve.adapter import ImageAdapter

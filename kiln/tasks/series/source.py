@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from kiln.errors import DataError, received
-from kiln.tasks.table.source import MISSING, missing_mask, read_table, sniff_delimiter, sniff_encoding
+from kiln.tasks.common.tabular import MISSING, missing_mask, read_table, sniff_delimiter, sniff_encoding
 
 SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
 # tried in order when time_format is not given; the first that parses (nearly) every cell wins

@@ -39,7 +39,7 @@ def _number(v: str) -> bool:
 
 
 def _missing(v: str) -> bool:
-    from kiln.tasks.table.source import MISSING
+    from kiln.tasks.common.tabular import MISSING
 
     return v.strip().lower() in MISSING
 

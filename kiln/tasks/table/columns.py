@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kiln.tasks.table.source import missing_mask
+from kiln.tasks.common.tabular import missing_mask
 
 KINDS = ("number", "integer", "boolean", "category", "datetime", "text", "identifier")
 BOOL_WORDS = {"true": 1, "false": 0, "yes": 1, "no": 0, "t": 1, "f": 0, "y": 1, "n": 0}

@@ -18,7 +18,7 @@ log = logging.getLogger("kiln.table")
 
 def split_rows(run, name: str | None = None) -> pd.DataFrame:
     """The run's source rows with their split (re-read from the source file)."""
-    from kiln.tasks.table.source import read_table
+    from kiln.tasks.common.tabular import read_table
 
     frame = read_table(run.meta["source"]["path"], "evaluate").frame
     splits = pd.read_csv(run.path / "splits.csv")
@@ -62,7 +62,7 @@ def evaluate_fresh(task, run, data, cfg) -> dict:
 
 
 def _read_labelled(task, run, path, component: str):
-    from kiln.tasks.table.source import read_table
+    from kiln.tasks.common.tabular import read_table
 
     spec = task.load_spec(run.meta)
     frame = read_table(path, component).frame

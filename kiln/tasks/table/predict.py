@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from kiln.tasks.table.source import MISSING
+from kiln.tasks.common.tabular import MISSING
 
 PREDICT_BATCH = 8192  # rows per model call: large enough that per-call overhead is small, small enough for bounded memory
 

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from kiln.errors import DataError, received
 from kiln.tasks.table.columns import Column, category_values, infer_column, infer_columns
-from kiln.tasks.table.source import missing_mask
+from kiln.tasks.common.tabular import missing_mask
 
 log = logging.getLogger("kiln.table")
 

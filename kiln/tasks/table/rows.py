@@ -44,7 +44,7 @@ def encode_cells(rows: list[dict], spec) -> dict[str, np.ndarray]:
     import pandas as pd
 
     from kiln.tasks.table.columns import BOOL_WORDS, parse_days
-    from kiln.tasks.table.source import MISSING
+    from kiln.tasks.common.tabular import MISSING
 
     out = {}
     for f in spec.used:

@@ -33,7 +33,7 @@ class TableTask(Task):
 
     # --- which data -----------------------------------------------------------------------------
     def claims(self, path, keys: Mapping[str, Any]) -> int:
-        from kiln.tasks.table.source import TABLE_SUFFIXES
+        from kiln.tasks.common.tabular import TABLE_SUFFIXES
 
         if not path or Path(str(path)).suffix.lower() not in TABLE_SUFFIXES:
             return 0
@@ -49,7 +49,7 @@ class TableTask(Task):
     # --- data -------------------------------------------------------------------------------------
     def read_source(self, cfg) -> Source:
         from kiln.tasks.table.prepare import check_columns, find_column
-        from kiln.tasks.table.source import read_table
+        from kiln.tasks.common.tabular import read_table
 
         src = read_table(cfg.data.path, "train")
         check_columns(src.frame, "train")
@@ -275,7 +275,7 @@ class TableTask(Task):
               **options) -> dict:
         from kiln.tasks.table.audit import audit_table, write_audit
         from kiln.tasks.table.prepare import check_columns, find_column, resolve_target
-        from kiln.tasks.table.source import read_table
+        from kiln.tasks.common.tabular import read_table
 
         src = read_table(data, "audit")
         frame = src.frame

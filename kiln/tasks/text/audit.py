@@ -106,7 +106,7 @@ def audit_rows(rows: pd.DataFrame, sequence_length="auto", max_chars: int = 100_
 
 
 def _page(report: dict) -> str:
-    from kiln.tasks.table.audit_page import CSS, histogram_png
+    from kiln.tasks.common.audit_page import CSS, histogram_png
 
     rows = "".join(f"<tr><td class='{p['severity']}'>{p['severity']}</td><td>{html.escape(p['kind'])}</td><td>{p['count']}</td>"
                    f"<td>{html.escape(p['detail'])}</td><td>{html.escape('; '.join(p['examples']))}</td></tr>" for p in report["problems"])

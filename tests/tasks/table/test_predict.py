@@ -8,7 +8,7 @@ import pandas as pd
 
 from kiln.tasks.table.columns import category_values, infer_column, infer_columns, parse_days
 from kiln.tasks.table.predict import encode_rows, predict_inputs
-from kiln.tasks.table.source import missing_mask
+from kiln.tasks.common.tabular import missing_mask
 from kiln.tasks.table.spec import build_spec
 from kiln.tasks.table.synth import make_table
 

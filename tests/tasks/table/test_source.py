@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from kiln.errors import DataError
-from kiln.tasks.table.source import missing_mask, read_table
+from kiln.tasks.common.tabular import missing_mask, read_table
 
 ROWS = "name{d}city{d}score\nZoë{d}Köln{d}1.5\nJosé{d}Málaga{d}?\nAnn{d}Nîmes{d}3\n"
 
@@ -56,7 +56,7 @@ TRICKY = {  # what pyarrow's reader must read as pandas does, or leave to pandas
 
 @pytest.mark.parametrize("name", sorted(TRICKY))
 def test_fast_reader_reads_as_pandas_does(tmp_path, name):
-    from kiln.tasks.table.source import _read_csv, sniff_delimiter
+    from kiln.tasks.common.tabular import _read_csv, sniff_delimiter
 
     path = tmp_path / name
     path.write_text(TRICKY[name])

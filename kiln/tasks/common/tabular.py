@@ -1,4 +1,5 @@
-"""Read a table (CSV, TSV, Parquet) as text cells, so the audit sees what the file really holds.
+"""Read a table file (CSV, TSV, Parquet) as text cells, so an audit sees what the file really holds; shared by every
+task whose data comes as a table file (tables, series).
 
 CSV encodings and delimiters are sniffed rather than asked for: UTF-8 (with or without a BOM), else
 Latin-1 (which decodes any byte); comma, semicolon, tab or pipe. Cells stay strings; `missing_mask`
@@ -8,7 +9,6 @@ knows the spellings people use for "no value". The user's file is only ever read
 from __future__ import annotations
 
 import csv
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,6 @@ import pandas as pd
 
 from kiln.errors import DataError, received
 
-log = logging.getLogger("kiln.table")
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
 MISSING = frozenset({"", "?", "na", "n/a", "nan", "null", "none", "-", "--", "#n/a", "missing", "nil"})
