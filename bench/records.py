@@ -48,7 +48,7 @@ def main():
     one_s, one_cpu = min(r[0] for r in runs)
     all_s, all_cpu = min(r[1] for r in runs)
 
-    from kiln.config import Config
+    from kiln.tasks.image.config import ImageData
     from kiln.tasks.image.data.pipeline import make_dataset
     from kiln.tasks.image.data.prepare import prepare
     from kiln.tasks.image.data.records import ShardSource
@@ -58,7 +58,7 @@ def main():
         shutil.rmtree(out)
     convert_s = timed(lambda: kiln.convert(root, out, shard_images=250, val_split=0, test_split=0))
     src = ShardSource(out)
-    rows = prepare(Config().data.model_copy(update={"path": str(root), "val_split": 0.0, "test_split": 0.0}), 42).split("train")
+    rows = prepare(ImageData(path=str(root), val_split=0.0, test_split=0.0), 42).split("train")
     n = len(rows)
     kw = dict(size=size, channels=3, resize="stretch", batch_size=32, training=True, seed=0, cache="none")
 

@@ -163,12 +163,13 @@ def convert(data: str | Path, out: str | Path, cfg=None, shard_mb: int = 100, sh
     from tqdm import tqdm
 
     from kiln import __version__
-    from kiln.config import Config
+    from kiln.config import load_config
+    from kiln.tasks.image.config import image_data
     from kiln.tasks.image.data import check, sources
     from kiln.tasks.image.data.prepare import auto_channels, prepare, resolve_spec
     from kiln.io import write_json, write_text
 
-    cfg = cfg or Config()
+    cfg = cfg or load_config()  # the defaults, every task's section included
     out = Path(out).expanduser()
     if shard_mb < 1:
         raise KilnError(received("convert", "shard_mb", shard_mb, "a shard needs at least 1 MiB", "Example: shard_mb=100"))
