@@ -60,14 +60,19 @@ def read_target(frame: pd.DataFrame, target: str | None, path: Path, component: 
 
 
 def value_head(model, mean: float, std: float):
-    """`model` with its softmax "predictions" replaced by one linear unit, rescaled to the target's units.
+    """`model` with its softmax "predictions" replaced by one linear unit, rescaled to the target's units (a model
+    without a "predictions" layer, your own, is rescaled as it is).
 
     The new Dense keeps the name "predictions" (weights=RUN reuses what feeds it) and starts at zero, so the
     first prediction is the training mean; "value" multiplies by the std and adds the mean."""
     import keras
 
-    head = model.get_layer("predictions")
-    z = keras.layers.Dense(1, kernel_initializer="zeros", dtype="float32", name="predictions")(head.input)
+    try:
+        head = model.get_layer("predictions")
+    except ValueError:  # your own model (model=FILE.py:build) already ends in one linear unit
+        z = model.outputs[0]
+    else:
+        z = keras.layers.Dense(1, kernel_initializer="zeros", dtype="float32", name="predictions")(head.input)
     out = keras.layers.Rescaling(scale=float(std), offset=float(mean), dtype="float32", name="value")(z)
     return keras.Model(model.inputs, out, name=model.name)
 

@@ -53,12 +53,14 @@ class ImageTask(Task):
             try:
                 with open(p, encoding="utf-8-sig", errors="replace") as f:
                     header = [c.strip().lower() for c in f.readline().replace("\t", ",").split(",")]
+                    first = f.readline().replace("\t", ",").split(",")
             except OSError:
                 return 1
-            target = (keys.get("image") or {}).get("target") if isinstance(keys.get("image"), Mapping) else None
-            if "path" in header and target and target.strip().lower() in header:
-                return 92  # path,<numbers> with target=: image regression, ahead of the table task's CSV + target
-            return 80 if "path" in header else 1
+            if "path" not in header:
+                return 1
+            path_value = first[header.index("path")].strip().strip('"') if len(first) == len(header) else ""
+            # a path column of image files: this task's, with or without target= (ahead of the table task's CSV + target)
+            return 92 if Path(path_value).suffix.lower() in IMAGE_SUFFIXES else 80
         if p.is_dir():
             if (p / "manifest.json").is_file() and any(p.glob("*.tfrecord*")):
                 return 90
@@ -83,7 +85,7 @@ class ImageTask(Task):
         from kiln.tasks.image.data.prepare import resolve_spec
 
         entry = self.models.get(model_name)
-        spec = resolve_spec(image_data(cfg), source.facts, entry.default_size, needs_rgb=entry.family != "simple",
+        spec = resolve_spec(image_data(cfg), source.facts, entry.default_size, needs_rgb=entry.family not in ("simple", "custom"),
                             n_train=int((source.rows["split"] == "train").sum()))
         classes = source.extra["classes"]
         extra = {"shards": source.extra.get("shards")}
@@ -190,6 +192,23 @@ class ImageTask(Task):
             t = data.extra["target"]
             return value_head(create_model(name, data.spec.shape, 1, **model_kwargs(cfg)), t["mean"], t["std"])
         return create_model(name, data.spec.shape, len(data.classes), **model_kwargs(cfg))
+
+    def custom_model(self, body):
+        """`model=FILE.py:build` (kiln/user_model.py): uint8 pixels -> Rescaling(1/255) -> your body -> (N, K) probabilities,
+        or (N, 1) in the target's standardised units for a numeric target (build_model rescales it)."""
+        def build(input_shape, num_classes, **_):
+            import keras
+
+            from kiln.user_model import BuildSpec
+
+            value = num_classes == 1  # build_model asks one unit for a numeric target, two or more for classes
+            spec = BuildSpec("image", tuple(input_shape), "float32", int(num_classes), "value" if value else "probabilities",
+                             "linear" if value else "softmax", extra={"pixels": "RGB or grey, scaled to [0, 1]"})
+            net = body(spec)
+            inputs = keras.Input(shape=tuple(input_shape), name="image")  # (B, H, W, C) raw pixels
+            return keras.Model(inputs, net(keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)), name="custom")
+
+        return build
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras
