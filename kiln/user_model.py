@@ -29,7 +29,7 @@ from kiln.errors import ConfigError, KilnError, received
 
 log = logging.getLogger("kiln.model")
 
-FIX = "Define `def build(spec): return keras.Model(...)` in that file and pass model=FILE.py:build (README: Your own Keras model)"
+FIX = "Define `def build(spec): return keras.Model(...)` in that file and pass model=FILE.py:build (docs/training.md: Your own Keras model)"
 
 
 @dataclass(frozen=True)
