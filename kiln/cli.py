@@ -146,7 +146,7 @@ def show_config(args: Optional[List[str]] = ARGS, config: Optional[str] = CONFIG
 
 def _data_task(path: str, pairs: list[str]):
     """The task whose data `path` is, judged from the path and the config keys among `pairs` (target= ...)."""
-    from kiln.config.load import _set_dotted, resolve_key
+    from kiln.config.load import _set_dotted, resolve_keys
     from kiln.config.schema import config_model
     from kiln.errors import KilnError
     from kiln.tasks.base import infer_task
@@ -155,7 +155,8 @@ def _data_task(path: str, pairs: list[str]):
     for pair in pairs:
         key, _, value = pair.partition("=")
         try:
-            _set_dotted(keys, resolve_key(key.strip(), config_model(), "cli"), value)
+            for dotted in resolve_keys(key.strip(), config_model(), "cli"):  # target= sets each task section's
+                _set_dotted(keys, dotted, value)
         except KilnError:  # a mode option (out=, strict=), not a config key
             continue
     if keys.get("task", "auto") != "auto":
