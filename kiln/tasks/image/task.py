@@ -194,21 +194,10 @@ class ImageTask(Task):
         return create_model(name, data.spec.shape, len(data.classes), **model_kwargs(cfg))
 
     def custom_model(self, body):
-        """`model=FILE.py:build` (kiln/user_model.py): uint8 pixels -> Rescaling(1/255) -> your body -> (N, K) probabilities,
-        or (N, 1) in the target's standardised units for a numeric target (build_model rescales it)."""
-        def build(input_shape, num_classes, **_):
-            import keras
+        """`model=FILE.py:build`: pixels -> Rescaling(1/255) -> your body (kiln/tasks/image/models/custom.py)."""
+        from kiln.tasks.image.models.custom import custom_builder
 
-            from kiln.user_model import BuildSpec
-
-            value = num_classes == 1  # build_model asks one unit for a numeric target, two or more for classes
-            spec = BuildSpec("image", tuple(input_shape), "float32", int(num_classes), "value" if value else "probabilities",
-                             "linear" if value else "softmax", extra={"pixels": "RGB or grey, scaled to [0, 1]"})
-            net = body(spec)
-            inputs = keras.Input(shape=tuple(input_shape), name="image")  # (B, H, W, C) raw pixels
-            return keras.Model(inputs, net(keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)), name="custom")
-
-        return build
+        return custom_builder(body)
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras
