@@ -96,7 +96,11 @@ class Run:
 
     @cached_property
     def model(self):
-        return load_keras(self.path / "model.keras")  # safe mode: Lambda layers and pickled code are refused
+        from kiln.user_model import load_model
+
+        # safe mode: Lambda layers and pickled code are refused; a run trained with model=FILE.py:build imports that
+        # file first (its registered classes), only while the file is the one it trained with
+        return load_model(self.path / "model.keras", self.meta, load_keras)
 
     def check(self) -> None:
         """Read every file of the run far enough to know it is whole (cheaply, before TensorFlow starts),

@@ -75,3 +75,18 @@ def random_shapes(n: int, size: int = 64, seed: int = 0) -> list[Image.Image]:
             pen.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
         out.append(img)
     return out
+
+
+def make_value_images(root: str | Path, n: int = 48, size: int = 16, seed: int = 0, column: str = "brightness") -> Path:
+    """ROOT/img/<i>.png whose mean brightness is the target, and ROOT/data.csv `path,<column>` (image regression)."""
+    root = Path(root)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = [f"path,{column}"]
+    for i in range(n):
+        v = float(rng.uniform(0, 1))
+        pixels = rng.normal(20 + 200 * v, 12, (size, size, 3)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / "img" / f"{i}.png")
+        lines.append(f"img/{i}.png,{10 * v:.4f}")
+    (root / "data.csv").write_text("\n".join(lines) + "\n")
+    return root / "data.csv"

@@ -208,6 +208,7 @@ def _export(run, opts: ExportOptions, out_path: Path, timing: dict | None) -> di
             "threshold": run.meta.get("threshold"),
             "run": str(run.path.resolve()),
             "model_sha256": model_sha256,
+            **({"model_file": run.meta["model_file"]} if run.meta.get("model_file") else {}),  # model=FILE.py:build
             "run_name": run.name,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "kiln_version": kiln.__version__,

@@ -78,4 +78,8 @@ class KerasPredictor:
 
 
 def load(out_dir: str | Path, signature) -> KerasPredictor:
-    return KerasPredictor(load_keras(Path(out_dir) / FILE), signature, exported=True)
+    from kiln.io import read_json
+    from kiln.user_model import load_model
+
+    manifest = read_json(Path(out_dir) / "export.json", "a Kiln export.json") if (Path(out_dir) / "export.json").is_file() else {}
+    return KerasPredictor(load_model(Path(out_dir) / FILE, manifest, load_keras), signature, exported=True)

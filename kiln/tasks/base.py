@@ -203,6 +203,11 @@ class Task(abc.ABC):
     def build_model(self, name: str, data: Prepared, cfg):
         """An uncompiled keras.Model that takes raw inputs (preprocessing inside) for `data.spec`."""
 
+    def custom_model(self, body):
+        """A builder for this task's registry around your model (`model=FILE.py:build`, kiln/user_model.py): it builds
+        the task's front and end and calls `body(BuildSpec)` for what goes between them."""
+        raise self.unsupported("model=FILE.py:build")
+
     @abc.abstractmethod
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         """Loss, metrics, monitored metric and class weights for this data and config."""

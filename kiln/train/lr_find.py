@@ -109,6 +109,9 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, steps: in
     if steps < 10:
         raise ConfigError(received("lr-find", "steps", steps, "a sweep needs at least 10 steps", "Example: steps=100"))
     task = resolve_task(cfg)
+    from kiln import user_model
+
+    user_model.register(task, cfg.model.name)
     model_name = task.choose_model(cfg)
     source = task.read_source(cfg)
     if len(source.skipped):

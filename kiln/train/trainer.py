@@ -94,7 +94,10 @@ def _train(cfg: Config, task, strategy, folder):
     from kiln.train.phases import best_epoch_count, fit_phases
     from kiln.train.resume import check_splits
 
+    from kiln import user_model
+
     started = time.time()
+    user_model.register(task, cfg.model.name)  # model=FILE.py:build: your own body inside the task's preparation
     model_name = task.choose_model(cfg)  # fail on a bad model name before touching data
     data = task.analyse(task.read_source(cfg), cfg, model_name)
     model_name = data.model or model_name  # model=auto decided from the data (e.g. by its size)
@@ -176,7 +179,8 @@ def _train(cfg: Config, task, strategy, folder):
 
     meta = {
         "format_version": FORMAT_VERSION, "kiln_version": __version__, "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__, "task": task.info.name, "model": model_name, **task.run_meta(data),
+        "keras_version": keras.__version__, "task": task.info.name, "model": model_name, **user_model.meta(model_name),
+        **task.run_meta(data),
         "counts": data.counts(), "train_seconds": round(train_seconds, 2), "replicas": replicas,
         "global_batch": global_batch,
         "precision": cfg.train.precision, "auto": auto.record(decisions),

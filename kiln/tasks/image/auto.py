@@ -62,9 +62,11 @@ SPEC_KEYS = ("image.image_size", "image.channels")  # decided into the spec (run
 
 
 def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str, pretrained: bool, facts=None,
-            own_size: int | None = None, rows=None):
+            own_size: int | None = None, rows=None, regression: bool = False):
     """The config with every `auto` of the model, train and augment sections replaced, and the decisions.
-    `rows`: the training split's `path` and `y` (the colour check reads a sample of them)."""
+    `rows`: the training split's `path` and `y` (the colour check reads a sample of them). `regression` (a numeric
+    target): shifts, zooms, turns and colour changes stay off, as they may change the value (a turned photo has
+    another angle)."""
     from kiln.config.load import _flatten, load_config
     from kiln.tasks.image.data.prepare import max_auto_side
 
@@ -97,13 +99,15 @@ def resolve(cfg, *, spec, n_train: int, n_val: int, model_name: str, family: str
     budget = t.epochs == "auto"  # augmentation and the refit belong to Kiln's own training budget
     for key, mild in MILD.items():
         if getattr(a, key) == "auto":
-            on = scratch and budget
+            on = scratch and budget and not regression
             why = ("mild and label-preserving for a model learning from scratch" if on else
+                   "a numeric target may change with the image (a turned photo has another angle)" if regression else
                    "pretrained backbone" if not scratch else "epochs was given: the run trains as asked")
             out.append(Decision(f"image.augment.{key}", mild if on else 0.0, why))
     colour = [k for k in COLOUR if getattr(a, k) == "auto"]
     if colour:
-        on, why = _colour_decision(spec.channels, scratch, budget, rows)
+        on, why = (False, "a numeric target may change with the colours") if regression else \
+            _colour_decision(spec.channels, scratch, budget, rows)
         out.extend(Decision(f"image.augment.{k}", COLOUR[k] if on else 0.0, why) for k in colour)
     if t.refit == "auto":
         one_phase = scratch and t.phases != 2

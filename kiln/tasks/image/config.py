@@ -5,7 +5,7 @@ starting weights and training-only augmentation. Bare keys stay shortcuts: `imag
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
@@ -47,6 +47,7 @@ class ImageDataConfig(Section):
     alpha_background: str = Field("white", description="colour transparent pixels are composited onto, as viewers show them: white, black, any name or #rrggbb (channels=4 keeps alpha instead)")
     resize: Literal["stretch", "pad", "crop"] = Field("stretch", description="stretch to size, pad to keep aspect, or centre crop to keep aspect")
     check_images: bool = Field(True, description="decode every file before training and leave out the ones that fail")
+    target: Optional[str] = Field(None, description="image: a CSV column of numbers to predict (image regression: path,<column>); none: the label column names classes (a label column of decimal numbers regresses too)")
     max_pixels: int = Field(89_478_485, ge=1, description="refuse images with more pixels than this (decompression bombs)")
 
     @model_validator(mode="after")
@@ -65,6 +66,8 @@ class ImageDataConfig(Section):
 
 class ImageConfig(ImageDataConfig):
     """`cfg.image`: the image task's section."""
+
+    loss: Literal["auto", "mse", "mae", "huber", "crossentropy"] = Field("auto", description="image: auto (cross-entropy for classes, mse for a numeric target), or mse, mae or huber (delta: the target's std) for a numeric target")
 
     filters: Union[Literal["auto"], list[int]] = Field("auto", description="cnn: filters of each conv block; auto: a block per halving of the side down to 4-7 px (2-5 blocks), 32 filters doubling to at most 256")
     convs_per_block: Union[Literal["auto"], Annotated[int, Field(ge=1, le=8)]] = Field("auto", description="cnn: conv layers per block; auto: 2 with filters=auto (a VGG-style stack), 1 with filters you chose")

@@ -27,10 +27,11 @@ def _labelled_files(run, data: str | None, split: str):
         return rows["path"].tolist(), rows["label"].tolist(), use_pil
     from kiln.tasks.image.data import check, sources
 
-    frame = sources.discover(data, component="evaluate")
+    target = None if run.classes else (run.meta.get("target") or {}).get("name", "label")
+    frame = sources.discover(data, component="evaluate", target=target)
     if frame["split"].notna().any() and (frame["split"] == split).any():
         frame = frame[frame["split"] == split]
-    unknown = sorted(set(frame["label"]) - set(run.classes))
+    unknown = sorted(set(frame["label"]) - set(run.classes)) if run.classes else []
     if unknown:
         raise DataError(received("evaluate", "data", data, f"it has classes the run never saw ({', '.join(unknown[:5])})",
                                  f"The run knows: {', '.join(run.classes)}"))
@@ -44,6 +45,16 @@ def evaluate_run(run, data: str | None = None, split: str = "test", out: str | N
     """`threshold` (two-class runs) overrides the one stored in run.json for this evaluation only."""
     from kiln.evaluate.threshold import parse_rule, run_threshold
 
+    if not run.classes:  # a numeric target (kiln/tasks/image/regress.py)
+        from kiln.tasks.image.regress import regress_metrics
+
+        paths, labels, use_pil = _labelled_files(run, data, split)
+        result = regress_metrics(np.asarray(labels, np.float64), run.predict_proba(paths, use_pil=use_pil))
+        if out:
+            from kiln.io import write_json
+
+            write_json(Path(out), result)
+        return result
     if threshold is not None:
         kind, threshold = parse_rule(threshold)
         if kind != "fixed":

@@ -14,19 +14,21 @@ log = logging.getLogger("kiln.export")
 
 
 def signature(run):
-    """`image: uint8 (N, H, W, C)` raw pixels -> `probabilities: float32 (N, K)`; rescaling is inside the model."""
+    """`image: uint8 (N, H, W, C)` raw pixels -> `probabilities: float32 (N, K)`, or `value: float32 (N, 1)` for a
+    numeric target; rescaling is inside the model."""
     from kiln.tasks.base import Signature, TensorSpec
 
     spec = run.spec
+    out = TensorSpec("probabilities", "float32", (len(run.classes),)) if run.classes else TensorSpec("value", "float32", (1,))
 
     def call(model, inputs: dict) -> dict:
         import keras
 
-        return {"probabilities": model(keras.ops.cast(inputs["image"], model.inputs[0].dtype), training=False)}
+        return {out.name: model(keras.ops.cast(inputs["image"], model.inputs[0].dtype), training=False)}
 
-    return Signature(inputs=(TensorSpec("image", "uint8", tuple(spec.shape)),),
-                     outputs=(TensorSpec("probabilities", "float32", (len(run.classes),)),),
-                     call=call, labels=list(run.classes), meta={"image": spec.to_dict()})
+    meta = {"image": spec.to_dict(), **({"target": run.meta["target"]} if not run.classes else {})}
+    return Signature(inputs=(TensorSpec("image", "uint8", tuple(spec.shape)),), outputs=(out,),
+                     call=call, labels=list(run.classes) if run.classes else None, meta=meta)
 
 
 def _existing_paths(rows) -> tuple[list[str], list[str], np.ndarray]:
@@ -57,6 +59,8 @@ def parity_images(run, limit: int, seed: int = 0) -> tuple[str, np.ndarray, np.n
     if not paths:
         raise DataError(received("export", "run", run.path, "none of the run's images can be read for the parity check",
                                  "Keep the training data where it was when the run trained"))
+    if not run.classes:  # a numeric target: the values
+        return split, decode(run, paths, use_pil), np.asarray(labels, np.float64)
     index = {c: i for i, c in enumerate(run.classes)}
     return split, decode(run, paths, use_pil), np.array([index[label] for label in labels])
 

@@ -171,6 +171,9 @@ def find_label_issues(run, method: str = "cv", folds: int = 5, epochs: int | Non
     from kiln.run import Run, load_run
 
     run = run if isinstance(run, Run) else load_run(run)
+    if not run.classes:
+        raise ConfigError(received("label-issues", "RUN_DIR", run.path, "it predicts a number (image regression), and label issues "
+                                   "rank class labels", "Look at the largest residuals in its report instead (kiln report RUN_DIR)"))
     if method not in METHODS:
         raise ConfigError(received("label-issues", "method", method, "no such method", "Use method=cv or method=fast"))
     if folds < 2:

@@ -20,7 +20,7 @@ def dataset(run, paths, labels=None, batch_size: int = 64, use_pil=None):
 
     labels = np.zeros(len(paths), int) if labels is None else labels
     spec = run.spec
-    return make_dataset(paths, labels, len(run.classes), size=spec.size, channels=spec.channels, resize=spec.resize,
+    return make_dataset(paths, labels, len(run.classes or []), size=spec.size, channels=spec.channels, resize=spec.resize,
                         batch_size=batch_size, use_pil=use_pil, background=spec.alpha_background)
 
 
@@ -66,6 +66,8 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None, runtime: s
     use_pil = np.asarray(check.needs_pil(good.reset_index(drop=True)), bool)
     probs = run.task.predict_outputs(run, good["path"].tolist(), use_pil=use_pil, model=model)
     announce(run, model, len(probs), "image(s)")
+    if not run.classes:  # a numeric target: one value per image
+        return _values(run, good["path"].tolist(), probs, out)
     k = min(top_k, len(run.classes))
     chosen = apply_threshold(probs, run_threshold(run)) if len(probs) else []  # argmax unless a two-class threshold is stored
     results = []
@@ -82,4 +84,15 @@ def predict_paths(run, paths, top_k: int = 5, out: str | None = None, runtime: s
                                **{f"p_{c}": float(p[i]) for i, c in enumerate(run.classes)}}
                               for r, p in zip(results, probs)])
         write_text(Path(out), table.to_csv(index=False))
+    return results
+
+
+def _values(run, paths: list[str], outputs: np.ndarray, out: str | None) -> list[dict]:
+    """Image regression: {"path", "value"} per image (CSV: path,<target>)."""
+    results = [{"path": p, "value": float(v)} for p, v in zip(paths, np.asarray(outputs).reshape(-1))]
+    if out:
+        from kiln.io import write_text
+
+        target = (run.meta.get("target") or {}).get("name", "value")
+        write_text(Path(out), pd.DataFrame({"path": paths, target: [r["value"] for r in results]}).to_csv(index=False))
     return results

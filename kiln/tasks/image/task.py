@@ -10,7 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from kiln.tasks.base import CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
+from kiln.errors import ConfigError, received
+from kiln.tasks.base import ACCURACY, MACRO_F1, MAE, R2, RMSE, CompileSpec, Example, Prepared, Source, Task, TaskInfo, register_task
 from kiln.tasks.image.config import LEGACY, MODEL_KEYS, ImageConfig, ImageServeOptions, image_data, model_kwargs
 from kiln.tasks.image.models.registry import MODELS
 
@@ -23,16 +24,18 @@ EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 class ImageTask(Task):
     info = TaskInfo(
         name="image",
-        description="image classification: labelled images -> class probabilities",
+        description="image classification or regression: labelled images -> class probabilities, or a value per image",
         sources=("folder per class", "pre-split folder {train,val,test}/<class>", "CSV path,label[,split]",
-                 "TFRecord shard folder (kiln convert)"),
-        label_kinds=("classification",),
+                 "CSV path,<numbers>[,split] with target=<numbers> (regression)", "TFRecord shard folder (kiln convert)"),
+        label_kinds=("classification", "regression"),
         default_model="cnn",
         monitor="val_loss",
         mode="min",
         export_formats=EXPORT_FORMATS,
-        resume_keys=("image.image_size", "image.channels", "image.resize", "image.alpha_background", *(f"image.{k}" for k in sorted(MODEL_KEYS))),
+        resume_keys=("image.image_size", "image.channels", "image.resize", "image.alpha_background", "image.target", "image.loss",
+                     *(f"image.{k}" for k in sorted(MODEL_KEYS))),
         runtimes=("keras", "onnx"),  # kiln/export/runtime.py
+        returns=("probabilities", "value"), headline={"probabilities": (ACCURACY, MACRO_F1), "value": (R2, RMSE, MAE)},
     )
     models = MODELS
     config_section = ImageConfig
@@ -52,9 +55,14 @@ class ImageTask(Task):
             try:
                 with open(p, encoding="utf-8-sig", errors="replace") as f:
                     header = [c.strip().lower() for c in f.readline().replace("\t", ",").split(",")]
+                    first = f.readline().replace("\t", ",").split(",")
             except OSError:
                 return 1
-            return 80 if "path" in header else 1
+            if "path" not in header:
+                return 1
+            path_value = first[header.index("path")].strip().strip('"') if len(first) == len(header) else ""
+            # a path column of image files: this task's, with or without target= (ahead of the table task's CSV + target)
+            return 92 if Path(path_value).suffix.lower() in IMAGE_SUFFIXES else 80
         if p.is_dir():
             if (p / "manifest.json").is_file() and any(p.glob("*.tfrecord*")):
                 return 90
@@ -79,10 +87,15 @@ class ImageTask(Task):
         from kiln.tasks.image.data.prepare import resolve_spec
 
         entry = self.models.get(model_name)
-        spec = resolve_spec(image_data(cfg), source.facts, entry.default_size, needs_rgb=entry.family != "simple",
+        spec = resolve_spec(image_data(cfg), source.facts, entry.default_size, needs_rgb=entry.family not in ("simple", "custom"),
                             n_train=int((source.rows["split"] == "train").sum()))
-        return Prepared(source.rows, spec, source.skipped, list(source.extra["classes"]), source.facts,
-                        extra={"shards": source.extra.get("shards")})
+        classes = source.extra["classes"]
+        extra = {"shards": source.extra.get("shards")}
+        if classes is None:  # a numeric target (kiln/tasks/image/regress.py)
+            from kiln.tasks.image.regress import target_meta
+
+            extra["target"] = target_meta(source.rows, cfg.image.target.strip().lower() if cfg.image.target else "label")
+        return Prepared(source.rows, spec, source.skipped, None if classes is None else list(classes), source.facts, extra=extra)
 
     def write_data(self, data: Prepared, run_dir: Path) -> None:
         from kiln.io import write_text
@@ -122,7 +135,7 @@ class ImageTask(Task):
         if cache == "disk":
             (run_dir / "cache").mkdir(exist_ok=True)
         augment = build_augment(cfg.image.augment, spec.size, spec.channels, cfg.seed)  # None when the section is all off
-        return dict(num_classes=len(data.classes), batch_size=batch_size, cache=cache, augment=augment,
+        return dict(num_classes=len(data.classes or []), batch_size=batch_size, cache=cache, augment=augment,
                     shards=data.extra.get("shards"))
 
     def refit_dataset(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
@@ -141,7 +154,8 @@ class ImageTask(Task):
         entry = self.models.get(model_name)
         return resolve(cfg, spec=data.spec, n_train=len(data.split("train")), n_val=len(data.split("val")),
                        model_name=model_name, family=entry.family, facts=data.facts, own_size=entry.default_size,
-                       pretrained=has_pretrained_weights(cfg, model_name, self.models), rows=data.split("train"))
+                       pretrained=has_pretrained_weights(cfg, model_name, self.models), rows=data.split("train"),
+                       regression=data.classes is None)
 
     def datasets(self, data: Prepared, cfg, run_dir: Path, batch_size: int):
         """Train and val datasets at the global batch, with the cache decided over every image and the
@@ -174,11 +188,32 @@ class ImageTask(Task):
     def build_model(self, name: str, data: Prepared, cfg):
         from kiln.tasks.image.models import create_model
 
+        if data.classes is None:  # a numeric target: the same body, one linear unit in the target's units
+            from kiln.tasks.image.regress import value_head
+
+            t = data.extra["target"]
+            return value_head(create_model(name, data.spec.shape, 1, **model_kwargs(cfg)), t["mean"], t["std"])
         return create_model(name, data.spec.shape, len(data.classes), **model_kwargs(cfg))
+
+    def custom_model(self, body):
+        """`model=FILE.py:build`: pixels -> Rescaling(1/255) -> your body (kiln/tasks/image/models/custom.py)."""
+        from kiln.tasks.image.models.custom import custom_builder
+
+        return custom_builder(body)
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras
 
+        loss = cfg.image.loss
+        if data.classes is None:
+            if loss == "crossentropy":
+                raise ConfigError(received("train", "image.loss", loss, "a numeric target trains with mse, mae or huber", "Use loss=mse"))
+            lossfn = {"auto": "mse", "mse": "mse", "mae": "mae", "huber": keras.losses.Huber(delta=data.extra["target"]["std"])}[loss]
+            return CompileSpec(lossfn, [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")],
+                               cfg.train.monitor, "min" if any(k in cfg.train.monitor for k in ("loss", "rmse", "mae")) else "max")
+        if loss not in ("auto", "crossentropy"):
+            raise ConfigError(received("train", "image.loss", loss, "classes train with cross-entropy",
+                                       "Use loss=auto, or name a column of numbers with target= to regress"))
         k = len(data.classes)
         from kiln.evaluate.metrics import useful_top_k
 
@@ -195,13 +230,14 @@ class ImageTask(Task):
 
     def describe(self, model_name: str, model, data: Prepared) -> str:
         c, spec = data.counts(), data.spec
+        what = f"{len(data.classes)} classes" if data.classes else f"regression of {data.extra['target']['name']}"
         return (f"kiln: training {model_name} ({model.count_params():,} parameters) on {c['train']} images, "
-                f"{len(data.classes)} classes, input {spec.height}x{spec.width}x{spec.channels}, {c['val']} val / {c['test']} test")
+                f"{what}, input {spec.height}x{spec.width}x{spec.channels}, {c['val']} val / {c['test']} test")
 
     def after_fit(self, run, data: Prepared, cfg) -> dict:
         """Two-class runs: the decision threshold chosen on val (cfg.evaluate.threshold), for run.json."""
         rows = data.split("val")
-        if len(data.classes) != 2 or not len(rows):
+        if len(data.classes or []) != 2 or not len(rows):
             return {}
         from kiln.evaluate.threshold import learned_threshold
 
@@ -225,12 +261,17 @@ class ImageTask(Task):
     def run_meta(self, data: Prepared) -> dict:
         shards = data.extra.get("shards")
         return {"classes": data.classes, "image": data.spec.to_dict(), "skipped": int(len(data.skipped)),
+                **({"target": data.extra["target"]} if data.classes is None else {}),
                 **({"shards": shards.describe()} if shards is not None else {})}
 
     def load_spec(self, meta: Mapping):
         from kiln.tasks.image.data.prepare import ImageSpec
 
         return ImageSpec.from_dict(meta["image"])
+
+    def returns(self, meta: Mapping) -> str:
+        """"value" for a run trained on a numeric target (run.json has "target" and no classes)."""
+        return "value" if meta.get("target") and not meta.get("classes") else "probabilities"
 
     def describe_run(self, meta: Mapping) -> dict:
         """`kiln runs` columns: classes and input size."""
@@ -244,6 +285,10 @@ class ImageTask(Task):
         from kiln.evaluate.metrics import classification_metrics
         from kiln.evaluate.plots import plot_confusion
 
+        if data.classes is None:  # metrics, baselines and plots of a numeric target
+            from kiln.tasks.image.regress_report import evaluate
+
+            return evaluate(self, run, data, cfg)
         top_k = min(cfg.train.top_k, len(data.classes))
         metrics = {}
         for split in ("val", "test"):
@@ -275,7 +320,7 @@ class ImageTask(Task):
         from kiln.tasks.image.predict import dataset
 
         if len(inputs) == 0:
-            return np.zeros((0, len(run.classes)), np.float32)
+            return np.zeros((0, len(run.classes or [None])), np.float32)
         if model is not None:
             from kiln.tasks.image.predict import decode_files
 
@@ -285,6 +330,10 @@ class ImageTask(Task):
         return np.asarray(run.model.predict(ds, verbose=0))
 
     def report_sections(self, run, split, **options):
+        if not run.classes:
+            from kiln.tasks.image.regress_report import sections as value_sections
+
+            return value_sections(run, split)
         from kiln.tasks.image.report import sections
 
         return sections(run, split, **options)
@@ -351,8 +400,12 @@ class ImageTask(Task):
         return calibration_images(run, n)
 
     def parity(self, reference, candidate, y) -> dict:
-        from kiln.export.parity import class_parity
+        import numpy as np
 
+        from kiln.export.parity import class_parity, value_parity
+
+        if np.asarray(reference).shape[-1] == 1:  # a numeric target: within 1e-3 of the target's spread
+            return value_parity(reference, candidate, y)
         return class_parity(reference, candidate, y)
 
     def adapter(self, served):

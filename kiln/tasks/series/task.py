@@ -181,6 +181,22 @@ class SeriesTask(Task):
                 log.info("series: %s starts from least squares on %s training windows", done["model"], f"{done['windows']:,}")
         return model
 
+    def custom_model(self, body):
+        """`model=FILE.py:build` (kiln/user_model.py): a raw window (N, lookback, channels) -> scaled and centred as every
+        series model's -> your body -> (N, horizon x quantiles) -> the forecast in the series' units (with series.residual,
+        a correction to the seasonal-naive forecast)."""
+        def build(spec, residual: bool = True, **_):
+            from kiln.tasks.series.models import _frame
+            from kiln.user_model import BuildSpec
+
+            q = max(len(spec.quantiles), 1)
+            net = body(BuildSpec("series", (spec.lookback, spec.channels), "float32", spec.horizon * q, "value", "linear",
+                                 extra={"horizon": spec.horizon, "quantiles": list(spec.quantiles), "lookback": spec.lookback,
+                                        "channels": spec.channels}))
+            return _frame(spec, "custom", net, head=False, residual=residual)
+
+        return build
+
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         from kiln.tasks.series.layers import MedianMAE, Pinball, ScaledMAE
 

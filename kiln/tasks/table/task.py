@@ -153,6 +153,28 @@ class TableTask(Task):
                                   width=t.width, blocks=t.blocks, frequencies=t.frequencies, embed_dim=t.embed_dim, sigma=t.sigma,
                                   ensemble_size=t.ensemble_size)
 
+    def custom_model(self, body):
+        """`model=FILE.py:build` (kiln/user_model.py): one input per column -> the encodings every table model uses,
+        concatenated (N, F) float32 -> your body -> (N, K) probabilities, or (N, 1) standardised then rescaled to the target."""
+        def build(spec, num_outputs, **_):
+            import keras
+
+            from kiln.tasks.table.features import build_features
+            from kiln.tasks.table.models import _body_input
+            from kiln.user_model import BuildSpec
+
+            inputs, num, cat = build_features(spec)
+            x = _body_input(num, cat)
+            value = spec.task == "regression"
+            net = body(BuildSpec("table", tuple(x.shape[1:]), "float32", int(num_outputs), "value" if value else "probabilities",
+                                 "linear" if value else "softmax", spec.classes, {"columns": [f.column for f in spec.used]}))
+            out = net(x)
+            if value:
+                out = keras.layers.Rescaling(scale=spec.target_std, offset=spec.target_mean, name="prediction")(out)
+            return keras.Model(inputs, out, name="custom")
+
+        return build
+
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras
 

@@ -223,7 +223,24 @@ class TextTask(Task):
         token_model = self.models.create(chosen, spec, len(data.classes), idf=data.extra["idf"], hidden=t.bow_hidden, dim=t.embed_size,
                                          units=t.rnn_units, blocks=t.encoder_blocks, heads=t.attention_heads, dropout=dropout,
                                          vectors=vectors, prior=prior, l2=cfg.model.l2)
-        return full_model(spec, token_model, chosen)
+        return full_model(spec, token_model, "custom" if self.models.get(chosen).family == "custom" else chosen)
+
+    def custom_model(self, body):
+        """`model=FILE.py:build` (kiln/user_model.py): strings -> the run's TextVectorization -> (N, sequence_length) int64
+        token ids (0 pads, 1 out of vocabulary) -> your body -> (N, K) probabilities. TFLite and ONNX export the body
+        with the tokenizer files, as for Kiln's sequence models."""
+        def build(spec, num_outputs, **_):
+            import keras
+
+            from kiln.tasks.text.models import TOKEN_MODEL
+            from kiln.user_model import BuildSpec
+
+            net = body(BuildSpec("text", (spec.sequence_length,), "int64", int(num_outputs), "probabilities", "softmax", list(spec.classes or []) or None,
+                                 {"vocabulary_size": spec.vocabulary_size, "sequence_length": spec.sequence_length}))
+            ids = keras.Input(shape=(spec.sequence_length,), dtype="int64", name="token_ids")
+            return keras.Model(ids, net(ids), name=TOKEN_MODEL)
+
+        return build
 
     def compile_spec(self, data: Prepared, cfg) -> CompileSpec:
         import keras

@@ -144,7 +144,7 @@ def augment_preview(cfg: Config, out: str | Path | None = None, samples: int = 8
     classes = sorted(frame["label"].unique())
     y = picked["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     entry = get_entry(cfg.model.name if cfg.model.name != "auto" else auto_model(cfg.image.weights))
-    spec = resolve_spec(image_data(cfg), facts[facts["ok"]], entry.default_size, needs_rgb=entry.family != "simple",
+    spec = resolve_spec(image_data(cfg), facts[facts["ok"]], entry.default_size, needs_rgb=entry.family not in ("simple", "custom"),
                         n_train=len(frame))
     from kiln.tasks.image.auto import resolve
     from kiln.tasks.image.models.weights import has_pretrained_weights

@@ -95,11 +95,12 @@ def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], chan
                  batch_size: int = 32, training: bool = False, seed: int = 0, cache: str = "none",
                  cache_dir: str | None = None, shuffle_buffer: int = 10000, use_pil=None, augment=None,
                  drop_remainder: bool = False, background=alpha.DEFAULT) -> tf.data.Dataset:
-    """Paths and integer labels -> batched `(uint8 images (B,H,W,C), one-hot labels (B,K))`.
+    """Paths and integer labels -> batched `(uint8 images (B,H,W,C), one-hot labels (B,K))`; `num_classes=0`:
+    labels are a numeric target, batched as float32 (B, 1) (image regression).
 
     `background`: the colour transparent pixels are composited onto (the spec's `alpha_background`)."""
     paths = np.asarray(paths, dtype=str)
-    labels = np.asarray(labels, dtype=np.int32)
+    labels = np.asarray(labels, dtype=np.float32 if num_classes == 0 else np.int32)
     use_pil = np.zeros(len(paths), bool) if use_pil is None else np.asarray(use_pil, bool)
     ds = tf.data.Dataset.from_tensor_slices((paths, labels, use_pil))
     if training and not caches(cache, cache_dir):
@@ -108,6 +109,6 @@ def make_dataset(paths, labels, num_classes: int, *, size: tuple[int, int], chan
     return decode_in_batches(
         ds,
         lambda p, y, u: (decode_batch_op(p, u, size, channels, resize, files=True, background=background),
-                         tf.one_hot(y, num_classes)),
+                         tf.one_hot(y, num_classes) if num_classes else tf.expand_dims(y, -1)),
         n=len(paths), batch_size=batch_size, training=training, seed=seed, cache=cache, cache_dir=cache_dir,
         shuffle_buffer=shuffle_buffer, augment=augment, drop_remainder=drop_remainder)

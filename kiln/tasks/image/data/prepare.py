@@ -90,7 +90,7 @@ def resolve_spec(cfg: DataConfig, facts: pd.DataFrame, default_size: int | None 
 @dataclass
 class Prepared:
     table: pd.DataFrame  # path, label, split, y, use_pil
-    classes: list[str]
+    classes: list[str] | None  # None: a numeric target (image regression)
     facts: pd.DataFrame
     skipped: pd.DataFrame  # files left out, with their error
     shards: object = None  # a records.ShardSource when the source is a TFRecord shard folder (pixels stay in the shards)
@@ -109,7 +109,8 @@ def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bo
 
     if records.is_shard_folder(cfg.path):  # splits fixed at conversion; see kiln/tasks/image/data/records.py
         return records.prepare_shards(cfg, seed)
-    frame = sources.discover(cfg.path)
+    frame = sources.discover(cfg.path, target=cfg.target)
+    regression = "value" in frame
     if cfg.check_images:
         facts = check.scan(frame["path"].tolist(), cfg.max_pixels, progress=progress)
         skipped = facts[~facts["ok"]].merge(frame, on="path")
@@ -122,9 +123,13 @@ def prepare(cfg: DataConfig, seed: int, report_path: str | None = None, warn: bo
         sample = frame["path"].sample(min(len(frame), 200), random_state=seed).tolist()
         facts = check.scan(sample, cfg.max_pixels)
         skipped = facts.iloc[0:0]
-    frame = split.assign_splits(frame, cfg.val_split, cfg.test_split, seed)
-    classes = sorted(frame["label"].unique())
-    frame["y"] = frame["label"].map({c: i for i, c in enumerate(classes)}).astype(int)
+    frame = split.assign_splits(frame, cfg.val_split, cfg.test_split, seed, stratify=not regression)
+    if regression:  # a numeric target: no classes; y is the value (kiln/tasks/image/regress.py)
+        classes = None
+        frame["y"] = frame.pop("value").astype(np.float64)
+    else:
+        classes = sorted(frame["label"].unique())
+        frame["y"] = frame["label"].map({c: i for i, c in enumerate(classes)}).astype(int)
     frame["use_pil"] = frame["path"].isin(set(facts.loc[check.needs_pil(facts), "path"]))
     return Prepared(frame, classes, facts, skipped)
 

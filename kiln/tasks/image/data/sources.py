@@ -53,8 +53,12 @@ def source_kind(path: Path) -> str:
     return "folders"
 
 
-def discover(data: str | Path | None, component: str = "data") -> pd.DataFrame:
-    """Read a source into a DataFrame with columns path (absolute), label (str), split (str or None)."""
+def discover(data: str | Path | None, component: str = "data", target: str | None = None) -> pd.DataFrame:
+    """Read a source into a DataFrame with columns path (absolute), label (str), split (str or None).
+
+    `target` (a CSV column of numbers): image regression; the frame then has `value` (float) beside `label` (the
+    number as written), and `frame.attrs["target"]` names the column. A CSV whose label column holds decimal
+    numbers regresses on it too (kiln/tasks/image/regress.py)."""
     if data is None or str(data) == "":
         raise DataError(received(component, "data", "<unset>", "no data path was given",
                                  "Pass data=path/to/images (a folder per class, a pre-split folder or a CSV)"))
@@ -62,8 +66,12 @@ def discover(data: str | Path | None, component: str = "data") -> pd.DataFrame:
     if not path.exists():
         raise DataError(received(component, "data", data, "no such file or folder", "Check the path"))
     kind = source_kind(path)
+    if target is not None and kind != "csv":
+        raise DataError(received(component, "target", target, f"a numeric target is read from a CSV column, and {data} is a "
+                                 f"{'TFRecord shard folder' if kind == 'shards' else 'folder'}",
+                                 "Pass data=FILE.csv with columns path,<target>[,split]"))
     if kind == "csv":
-        frame = _read_csv(path, component)
+        frame = _read_csv(path, component, target)
     elif kind == "shards":
         raise DataError(received(component, "data", data, "this is a TFRecord shard folder",
                                  "Train on it with kiln train data=DIR; kiln audit and predict need image files"))
@@ -83,6 +91,10 @@ def discover(data: str | Path | None, component: str = "data") -> pd.DataFrame:
     if frame.empty:
         raise DataError(received(component, "data", data, "no images were found",
                                  "Put images in one sub-folder per class: DATA/<class>/<image>.jpg"))
+    frame.attrs["kind"] = kind
+    frame.attrs["root"] = str(path.resolve())
+    if "value" in frame:
+        return frame
     classes = frame["label"].unique()
     if len(classes) < 2:
         raise DataError(received(component, "data", data, f"only one class ({classes[0]}) was found",
@@ -92,12 +104,17 @@ def discover(data: str | Path | None, component: str = "data") -> pd.DataFrame:
     return frame
 
 
-def _read_csv(path: Path, component: str) -> pd.DataFrame:
+def _read_csv(path: Path, component: str, target: str | None = None) -> pd.DataFrame:
+    from kiln.tasks.image import regress
+
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as err:  # pandas raises many parser types
         raise DataError(received(component, "data", path, f"the CSV cannot be read ({err})", "Write a CSV with a header: path,label[,split]")) from None
     frame.columns = [c.strip().lower() for c in frame.columns]
+    values, target = regress.read_target(frame, target, path, component)  # None: classes
+    if values is not None:
+        frame["label"] = frame[target].str.strip()
     missing = [c for c in ("path", "label") if c not in frame.columns]
     if missing:
         raise DataError(received(component, "data", path, f"the CSV has no {' or '.join(missing)} column (found {', '.join(frame.columns)})",
@@ -105,6 +122,9 @@ def _read_csv(path: Path, component: str) -> pd.DataFrame:
     if "split" not in frame.columns:
         frame["split"] = None
     frame = frame[["path", "label", "split"]].copy()
+    if values is not None:
+        frame["value"] = values
+        frame.attrs["target"] = target
     empty = frame["label"].str.strip() == ""
     if empty.any():
         rows = ", ".join(str(i + 2) for i in frame.index[empty][:5])

@@ -11,10 +11,17 @@ from kiln.errors import DataError, received
 log = logging.getLogger("kiln.data")
 
 
-def _carve(frame: pd.DataFrame, fraction: float, seed: int, name: str, component: str):
-    """Split `fraction` of `frame` off, stratified by label; every class keeps at least one each side."""
+def _carve(frame: pd.DataFrame, fraction: float, seed: int, name: str, component: str, stratify: bool = True):
+    """Split `fraction` of `frame` off, stratified by label; every class keeps at least one each side.
+    `stratify=False` (a numeric target): a plain seeded split that keeps at least one image each side."""
     if fraction <= 0 or frame.empty:
         return frame, frame.iloc[0:0]
+    if not stratify:
+        n_hold = max(1, int(round(len(frame) * fraction)))
+        if len(frame) - n_hold < 1:
+            raise DataError(received(component, f"{name}_split", fraction, f"too few images ({len(frame)}) to carve a {name} split",
+                                     f"Lower {name}_split or add images"))
+        return train_test_split(frame, test_size=n_hold, random_state=seed)
     counts = frame["label"].value_counts()
     small = counts[counts < 2]
     if len(small):
@@ -31,8 +38,10 @@ def _carve(frame: pd.DataFrame, fraction: float, seed: int, name: str, component
     return keep, hold
 
 
-def assign_splits(frame: pd.DataFrame, val_split: float, test_split: float, seed: int, component: str = "data") -> pd.DataFrame:
-    """Fill the `split` column: keep a source's own split, carve what is missing from train."""
+def assign_splits(frame: pd.DataFrame, val_split: float, test_split: float, seed: int, component: str = "data",
+                  stratify: bool = True) -> pd.DataFrame:
+    """Fill the `split` column: keep a source's own split, carve what is missing from train (by class unless
+    `stratify=False`, for a numeric target)."""
     frame = frame.copy()
     given = frame["split"].notna().all()
     if given:
@@ -40,13 +49,13 @@ def assign_splits(frame: pd.DataFrame, val_split: float, test_split: float, seed
         val = frame[frame["split"] == "val"]
         test = frame[frame["split"] == "test"]
         if val.empty and val_split > 0:
-            train, val = _carve(train, val_split / max(1e-9, 1 - test_split if test.empty else 1), seed, "val", component)
+            train, val = _carve(train, val_split / max(1e-9, 1 - test_split if test.empty else 1), seed, "val", component, stratify)
     else:
-        rest, test = _carve(frame, test_split, seed, "test", component)
+        rest, test = _carve(frame, test_split, seed, "test", component, stratify)
         remaining = 1.0 - test_split
-        train, val = _carve(rest, val_split / remaining if remaining else 0, seed + 1, "val", component)
+        train, val = _carve(rest, val_split / remaining if remaining else 0, seed + 1, "val", component, stratify)
     out = pd.concat([train.assign(split="train"), val.assign(split="val"), test.assign(split="test")])
-    missing = set(frame["label"]) - set(out.loc[out["split"] == "train", "label"])
+    missing = set(frame["label"]) - set(out.loc[out["split"] == "train", "label"]) if stratify else set()
     if missing:
         raise DataError(received(component, "data", f"class {sorted(missing)[0]!r}", "it has no training images",
                                  "Add training images for it or remove the class"))

@@ -54,10 +54,17 @@ class ImageAdapter(Adapter):
         state.batcher.warm_inputs(np.zeros((1, *self.served.spec.shape), np.uint8))
 
     def describe(self) -> str:
-        return f"{len(self.served.classes)} classes, input {'x'.join(map(str, self.served.spec.shape))} uint8"
+        what = f"{len(self.served.classes)} classes" if self.served.classes else f"a value ({target_name(self.served)})"
+        return f"{what}, input {'x'.join(map(str, self.served.spec.shape))} uint8"
 
     def page(self, state) -> str:
         served = self.served
-        config = json.dumps({"model": served.name, "auth": bool(state.api_key), "classes": len(served.classes),
+        config = json.dumps({"model": served.name, "auth": bool(state.api_key), "classes": len(served.classes or []),
+                             "target": None if served.classes else target_name(served),
                              "input": list(served.spec.shape), "platform": served.platform}).replace("<", "\\u003c")
         return (STATIC / "index.html").read_text().replace("__KILN_CONFIG__", config)
+
+
+def target_name(served) -> str:
+    """The column a regression model predicts (run.json / export.json "target")."""
+    return str((served.meta.get("target") or {}).get("name", "value"))

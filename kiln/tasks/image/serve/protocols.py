@@ -24,6 +24,11 @@ from kiln.tasks.image.serve.inputs import b64_bytes, pixels, prepare_images
 
 router = APIRouter()
 OUTPUTS = ("probabilities", "label")
+VALUE_OUTPUTS = ("value",)  # a numeric target (image regression)
+
+
+def _outputs(served) -> tuple[str, ...]:
+    return OUTPUTS if served.classes else VALUE_OUTPUTS
 
 
 INLINE_BYTES = 64 * 1024  # encoded images up to this size in all are checked on the event loop
@@ -43,14 +48,20 @@ async def _prepare(state, blobs: list[bytes]) -> list:
 
 def _v2_metadata(served) -> dict:
     h, w, c = served.spec.shape
+    if served.classes:
+        outputs = [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(served.classes)]},
+                   {"name": "label", "datatype": "BYTES", "shape": [-1]}]
+        about = {"classes": served.classes}
+    else:
+        outputs = [{"name": "value", "datatype": "FP32", "shape": [-1, 1]}]
+        about = {"target": served.meta.get("target")}
     return {
         "name": served.name,
         "versions": ["1"],
         "platform": served.platform,
         "inputs": [{"name": "image", "datatype": "UINT8", "shape": [-1, h, w, c]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(served.classes)]},
-                    {"name": "label", "datatype": "BYTES", "shape": [-1]}],
-        "parameters": {"classes": served.classes, "quantize": served.quantize,
+        "outputs": outputs,
+        "parameters": {**about, "quantize": served.quantize,
                        "input": "UINT8 [N, H, W, C] raw pixels, or BYTES [N] base64-encoded image files"},
     }
 
@@ -95,21 +106,24 @@ async def v2_infer(request: Request, name: str, version: str | None = None):
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise ApiError(400, "inputs must be a list holding one tensor named 'image'")
     wanted = body.get("outputs")
+    known = _outputs(served)
     if wanted is None:
-        names = list(OUTPUTS)
+        names = list(known)
     else:
         if not isinstance(wanted, list) or not all(isinstance(o, dict) for o in wanted):
             raise ApiError(400, "outputs must be a list of objects with a name")
         names = [o.get("name") for o in wanted]
-        unknown = [n for n in names if n not in OUTPUTS]
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise ApiError(400, f"unknown output '{unknown[0]}'; outputs are {', '.join(OUTPUTS)}")
+            raise ApiError(400, f"unknown output '{unknown[0]}'; outputs are {', '.join(known)}")
     images = await _v2_images(state, inputs[0])
     probs = await state.batcher.predict(images)
     n, k = probs.shape
     outputs = []
     for out in names:
-        if out == "probabilities":
+        if out == "value":
+            outputs.append({"name": "value", "datatype": "FP32", "shape": [n, k], "data": probs.reshape(-1).tolist()})
+        elif out == "probabilities":
             outputs.append({"name": "probabilities", "datatype": "FP32", "shape": [n, k], "data": probs.reshape(-1).tolist()})
         else:
             labels = [served.classes[i] for i in decide(probs, served.threshold)]
@@ -142,13 +156,13 @@ async def v1_get(request: Request, target: str):
     if rest == "metadata":
         h, w, c = served.spec.shape
         dims = lambda *d: {"dim": [{"size": str(x)} for x in d]}  # noqa: E731
+        out = "probabilities" if served.classes else "value"
         return {"model_spec": {"name": served.name, "signature_name": "", "version": "1"},
                 "metadata": {"signature_def": {"signature_def": {"serving_default": {
                     "inputs": {"image": {"dtype": "DT_UINT8", "tensor_shape": dims(-1, h, w, c), "name": "image"}},
-                    "outputs": {"probabilities": {"dtype": "DT_FLOAT", "tensor_shape": dims(-1, len(served.classes)),
-                                                  "name": "probabilities"}},
+                    "outputs": {out: {"dtype": "DT_FLOAT", "tensor_shape": dims(-1, len(served.classes or [None])), "name": out}},
                     "method_name": "tensorflow/serving/predict"}}}},
-                "classes": served.classes}
+                **({"classes": served.classes} if served.classes else {"target": served.meta.get("target")})}
     raise ApiError(404, f"no such TF Serving resource: /v1/models/{target}")
 
 
@@ -245,8 +259,11 @@ async def predict(request: Request):
     else:
         raise ApiError(400, f"unsupported content type '{ctype or 'none'}'; send multipart/form-data with a 'file' field "
                             "or a raw image body (image/*)")
-    k = _top_k(top_k if top_k is not None else state.task_opts.top_k, len(served.classes))
     probs = (await state.batcher.predict(await _prepare(state, [data])))[0]
+    if not served.classes:  # a numeric target: the value
+        return JSONResponse({"model": served.name, "value": float(probs[0]), "target": (served.meta.get("target") or {}).get("name"),
+                             "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+    k = _top_k(top_k if top_k is not None else state.task_opts.top_k, len(served.classes))
     order = np.argsort(-probs)[:k]
     label = served.classes[int(decide(probs[None], served.threshold)[0])]
     reply = {"model": served.name, "label": label, "score": float(probs[served.classes.index(label)]),
