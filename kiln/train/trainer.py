@@ -226,7 +226,7 @@ def export_on_finish(run, choice: str, formats: tuple[str, ...], train_seconds: 
     if choice == "none" or "onnx" not in formats:
         return None
     if choice == "auto" and train_seconds < EXPORT_MIN_TRAIN_SECONDS:
-        print(f"kiln: auto: train.export_on_finish=none (trained in {train_seconds:.0f} s, under {EXPORT_MIN_TRAIN_SECONDS} s: "
+        print(f"kiln: export_on_finish=auto: no export (trained in {train_seconds:.0f} s, under {EXPORT_MIN_TRAIN_SECONDS} s: "
               f"the export would be a large share; kiln export {run.path} format=onnx writes it)", flush=True)
         return None
     started = time.time()

@@ -41,8 +41,8 @@ def test_run_names_its_task_and_evaluates(trained):
     split = "test" if "test" in metrics else "val"
     assert set(run.evaluate(split=split)) == set(metrics[split])  # kiln evaluate gives the keys metrics.json has
     kind = task.returns(meta)  # the tags the spine reads: what the run returns and the metrics it leads with
-    assert kind in task.info.returns and task.headline(meta)
-    assert all(m.key in metrics[split] for m in task.headline(meta)), (kind, [m.key for m in task.headline(meta)])
+    assert kind in task.info.returns and task.headline_metrics(meta)
+    assert all(m.key in metrics[split] for m in task.headline_metrics(meta)), (kind, [m.key for m in task.headline_metrics(meta)])
     assert len(run.predict(example.predict_inputs)) == len(example.predict_inputs)
     assert (run.path / "splits.csv").is_file()
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import KILN
 from kiln.errors import ConfigError, KilnError
-from kiln.tasks.base import TASKS, _load
+from kiln.tasks.base import TASKS, Task, _load
 
 _load()
 
@@ -92,7 +92,14 @@ def _train(task, root: Path, model: str, **extra):
                       train={"verbose": 0, "tensorboard": False}, evaluate={"report": False}), example
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+CUSTOM = sorted(n for n, t in TASKS.items() if type(t).custom_model is not Task.custom_model)  # tasks that take model=FILE.py:build
+
+
+def test_the_tasks_that_take_your_model():
+    assert {"image", "table", "text", "series"} <= set(CUSTOM)
+
+
+@pytest.mark.parametrize("name", CUSTOM)
 def test_a_sequential_body_trains_predicts_and_records_its_file(name, models_file, tmp_path):
     from kiln.run import Run
 

@@ -9,7 +9,7 @@ from kiln.train.trainer import EXPORT_MIN_TRAIN_SECONDS, export_on_finish
 def test_auto_skips_a_short_run_and_says_why(tiny_run, capsys):
     assert export_on_finish(tiny_run, "auto", ("keras", "onnx"), EXPORT_MIN_TRAIN_SECONDS - 1) is None
     line = capsys.readouterr().out.strip()
-    assert line.startswith("kiln: auto: train.export_on_finish=none (trained in") and "kiln export" in line
+    assert line.startswith("kiln: export_on_finish=auto: no export (trained in") and "kiln export" in line
     assert not (tiny_run.path / "exports").exists()
 
 

@@ -16,6 +16,8 @@ def _carve(frame: pd.DataFrame, fraction: float, seed: int, name: str, component
     `stratify=False` (a numeric target): a plain seeded split that keeps at least one image each side."""
     if fraction <= 0 or frame.empty:
         return frame, frame.iloc[0:0]
+    from sklearn.model_selection import train_test_split  # here: reading a run's spec must not pay for scikit-learn
+
     if not stratify:
         n_hold = max(1, int(round(len(frame) * fraction)))
         if len(frame) - n_hold < 1:
@@ -32,8 +34,6 @@ def _carve(frame: pd.DataFrame, fraction: float, seed: int, name: str, component
     if len(frame) - n_hold < len(counts):
         raise DataError(received(component, f"{name}_split", fraction, f"too few images ({len(frame)}) to keep every class on both sides",
                                  f"Lower {name}_split or add images"))
-    from sklearn.model_selection import train_test_split  # here: reading a run's spec must not pay for scikit-learn
-
     keep, hold = train_test_split(frame, test_size=n_hold, stratify=frame["label"], random_state=seed)
     return keep, hold
 
