@@ -3,9 +3,9 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The suite's time budget (tests/budget.py): the goal is 15 minutes on 2 cores; this session measured more (BENCHMARKS.md),
-# so the budget is set above that figure to catch drift until the suite is made cheaper again.
-SUITE_BUDGET_S ?= 3600
+# The suite's time budget (tests/budget.py): the goal is 15 minutes on 2 cores (846 s measured from a fresh clone on 2026-12-08);
+# CI fails a run past twice that, so a doubling is caught while a slower CI machine is not failed for its speed.
+SUITE_BUDGET_S ?= 1800
 
 .PHONY: install demo test docs bench clean-venv
 

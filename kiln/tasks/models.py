@@ -56,8 +56,9 @@ class ModelRegistry:
             self._loader()
 
     def names(self, pattern: str = "*") -> list[str]:
+        """The registered families (a user's `model=FILE.py:build`, registered while a run uses it, is not listed)."""
         self._load()
-        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern) and self._entries[n].family != "custom")
 
     def get(self, name: str):
         self._load()

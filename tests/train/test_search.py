@@ -51,12 +51,12 @@ def test_tune_writes_results_and_a_best_config_kiln_train_accepts(tmp_path, shap
     results = pd.read_csv(out["results"])
     assert len(results) == 2 and results["val_accuracy"].notna().all()
     assert results["val_accuracy"].iloc[0] == results["val_accuracy"].max() == out["best"]["score"]
-    assert results["train.lr"].between(1e-3, 1e-2).all() and results["model.filters"].isin(["[8]", "[16, 32]"]).all()
+    assert results["train.lr"].between(1e-3, 1e-2).all() and results["image.filters"].isin(["[8]", "[16, 32]"]).all()
     for run_dir in results["run_dir"]:
         assert len(pd.read_csv(f"{run_dir}/history.csv")) <= 2  # each trial is a kiln run of trial_epochs
     best = yaml.safe_load(open(out["best_config"]))
     assert best["train"]["lr"] == out["best"]["values"]["train.lr"]
-    assert best["image"]["filters"] == out["best"]["values"]["model.filters"]
+    assert best["image"]["filters"] == out["best"]["values"]["image.filters"]
     assert best["train"]["epochs"] == 30 and "tune" not in best and "run_dir" not in best
     from kiln.cli import main  # the console script's body, in this process (one TensorFlow import saved)
 
