@@ -14,8 +14,8 @@ loses much and often wins); another candidate replaces it only when its val MASE
 bench/series.py --late): at 6 late origins never trained on, kiln+ar beat the trained model alone on all 7 series
 (e.g. sunspots 0.592 against 0.929, inflation 1.492 against 1.585), while val preferred the trained model alone on
 3 of 6, and seasonal naive on sunspots (val 1.135 against kiln+ar's 1.182; late 1.417 against 0.592). The winner
-becomes model.keras, so what the report scores, `kiln predict` forecasts and every export computes is the same model; the choice and every candidate's val MASE are printed and kept in run.json
-under "selection". Why: on a few hundred yearly or monthly points a network trained on one stretch can lose to a
+becomes model.keras, so what the report scores, `kiln predict` forecasts and every export computes is the same
+model; the choice and every candidate's val MASE are printed and kept in run.json under "selection". Why: on a few hundred yearly or monthly points a network trained on one stretch can lose to a
 one-line method (issue 33: sunspots, Kiln 1.17 against an AR's 0.98); Kiln should then ship the one-line method
 and say so. Not for many series (one AR per series is not one global model) or quantile models (the classical
 maps have no intervals): those keep the trained model, and the run says why.
@@ -89,7 +89,8 @@ def pick(scores: dict, default: str = DEFAULT, margin: float = MARGIN) -> str:
 
 
 def choose(run, frame, spec, train_windows: int = 0) -> dict:
-    """Score the candidates on val; the default combination, or the candidate that beats it by `MARGIN` (`pick`), becomes the run's model (`run.model`, which
+    """Score the candidates on val; the default combination, or the candidate that beats it by `MARGIN` (`pick`),
+    becomes the run's model (`run.model`, which
     the trainer saves as model.keras). Returns the run.json keys to add ({"selection": record, and "model" when
     another model ships}; {} when there is nothing to choose: no val window)."""
     from kiln.tasks.series.evaluate import backtest
@@ -115,7 +116,8 @@ def choose(run, frame, spec, train_windows: int = 0) -> dict:
     record = {"chosen": best, "val_mase": scores, "val_windows": windows}
     meta, learned = run.meta, {}
     lowest = min(scores, key=scores.get)
-    because = (f"no candidate's val MASE is {MARGIN:.0%} below it on {windows} rolling origins ({listed}), too few to overturn the combination"
+    because = (f"no candidate's val MASE is {MARGIN:.0%} below it on {windows} rolling origins ({listed}), "
+               "too few to overturn the combination"
                if best == DEFAULT and lowest != DEFAULT else
                f"it is the default combination and has the lowest val MASE on {windows} rolling origins ({listed})" if best == DEFAULT else
                f"its val MASE is the lowest on {windows} rolling origins ({listed})" + (
