@@ -212,7 +212,8 @@ class SeriesTask(Task):
 
     def after_fit(self, run, data: Prepared, cfg) -> dict:
         """model=auto on a short series: the trained model against an AR and seasonal naive computed inside a Keras
-        model (and their means with it), on val's rolling origins; the winner becomes the run's model (choice.py)."""
+        model (and their means with it), on val's rolling origins; the trained model averaged with the AR ships unless another
+        candidate is clearly better on val (choice.py)."""
         if cfg.model.name == "auto" and data.extra["windows"].get("val"):
             from kiln.tasks.series.choice import choose
 

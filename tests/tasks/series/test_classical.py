@@ -159,3 +159,13 @@ def test_choice_keeps_the_trained_model_on_a_long_history(tmp_path):
     frame, spec, _ = _windows(_cycle(200, 11, 10))
     record = choose(_Run(tmp_path, fixed_model(spec, *seasonal_naive_map(11, 10), "m")), frame, spec, MAX_WINDOWS + 1)["selection"]
     assert record["chosen"] == "kiln" and "long history" in record["why"]
+
+
+def test_pick_keeps_the_combination_unless_val_beats_it_clearly():
+    from kiln.tasks.series.choice import DEFAULT, MARGIN, pick
+
+    close = {"kiln": 1.0, DEFAULT: 1.0 / (1 - MARGIN / 2), "seasonal_naive": 1.2}  # the trained model 5 % lower: noise
+    assert pick(close) == DEFAULT
+    clear = {"kiln": 1.0, DEFAULT: 1.0 / (1 - 2 * MARGIN), "seasonal_naive": 1.2}  # 20 % lower: it ships
+    assert pick(clear) == "kiln"
+    assert pick({"kiln": 1.0, "seasonal_naive": 0.95}) == "seasonal_naive"  # no AR (no default): the lowest
