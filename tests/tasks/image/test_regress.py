@@ -33,7 +33,7 @@ def test_trains_a_value_head_with_metrics_baselines_and_plots(value_run):
     meta = json.loads((run.path / "run.json").read_text())
     assert meta["task"] == "image" and meta["classes"] is None and meta["target"]["name"] == "brightness"
     assert run.task.returns(meta) == "value"
-    assert [m.key for m in run.task.headline(meta)] == ["r2", "rmse", "mae"]
+    assert [m.key for m in run.task.headline_metrics(meta)] == ["r2", "rmse", "mae"]
     metrics = run.metrics
     assert set(metrics["test"]) >= {"r2", "rmse", "mae", "bias", "n"}
     assert set(metrics["baselines"]["test"]) == {"mean", "ridge_pixels", "gradient_boosting_pixels"}
